@@ -1,0 +1,30 @@
+# Everything runs inside .venv, created and kept in sync with setup.cfg by the first target that needs it.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test test-slow bench demo clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+# pytest exits 5 when it collected no test: that is a failure too, said plainly.
+test: $(STAMP)
+	$(PY) -m pytest -q || { status=$$?; [ $$status -ne 5 ] || echo "make test: no test was collected" >&2; exit $$status; }
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run
+
+demo: $(STAMP)
+	@echo "make demo: the end-to-end demo (videos -> detections -> training -> export -> evaluation) is not built yet; see the README." >&2
+	@exit 2
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,97 @@
+"""Semi-hard triplet loss, forward + backward: O(N²) implementation vs the N²×N tiling.
+
+Each (implementation, N) runs in its own process so its peak memory is its own.
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+TITLE = "Semi-hard triplet loss (forward + backward, D = 128, 8 items per label)"
+RATIO_SIZES = (256, 512, 1024)
+SCALING_SIZES = (2048, 4096, 8192, 16384)
+DIM = 128
+
+
+def _measure(impl, n, repeats):
+  """Runs in the child: median seconds per step and peak RSS above the idle process."""
+  import numpy as np
+  import tensorflow as tf
+  from benchmarks.triplet_tiled import tiled_semi_hard_triplet_loss
+  from keras_vivi.losses import semi_hard_triplet_loss
+  loss_fn = {"o_n2": semi_hard_triplet_loss, "tiled": tiled_semi_hard_triplet_loss}[impl]
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(n, DIM)).astype(np.float32)
+  x /= np.linalg.norm(x, axis=1, keepdims=True)
+  emb = tf.Variable(x)
+  labels = tf.constant(np.arange(n) // 8, tf.int32)
+
+  @tf.function
+  def step():
+    with tf.GradientTape() as tape:
+      loss = loss_fn(emb, labels, 0.2)
+    return loss, tape.gradient(loss, emb)
+
+  idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  loss, _ = step()  # trace + warm-up
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    out = step()
+    out[1].numpy()
+    times.append(time.perf_counter() - start)
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  return {"seconds": float(np.median(times)), "peak_mib": (peak - idle) / 1024,
+          "loss": float(loss)}
+
+
+def _run(impl, n, repeats, timeout=1800):
+  proc = subprocess.run([sys.executable, "-m", "benchmarks.triplet", impl, str(n), str(repeats)],
+                        capture_output=True, text=True, timeout=timeout,
+                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+  if proc.returncode != 0:
+    reason = "killed (out of memory)" if proc.returncode in (-9, 137) else \
+        proc.stderr.strip().splitlines()[-1][:120]
+    return {"error": reason}
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run(quick=False):
+  """Returns the markdown section for RESULTS.md."""
+  ratio_sizes = RATIO_SIZES[:2] if quick else RATIO_SIZES
+  scaling_sizes = SCALING_SIZES[:1] if quick else SCALING_SIZES
+  lines = ["| N | O(N²) s/step | O(N²) peak MiB | tiled s/step | tiled peak MiB | speed-up | "
+           "same loss |", "|---|---|---|---|---|---|---|"]
+  for n in ratio_sizes:
+    ours = _run("o_n2", n, 5)
+    tiled = _run("tiled", n, 3 if n < 1024 else 1)
+    if "error" in tiled:
+      lines.append(f"| {n} | {ours['seconds']:.4f} | {ours['peak_mib']:.0f} | "
+                   f"{tiled['error']} | – | – | – |")
+    else:
+      same = abs(ours["loss"] - tiled["loss"]) <= 1e-5 * max(1.0, abs(tiled["loss"]))
+      lines.append(f"| {n} | {ours['seconds']:.4f} | {ours['peak_mib']:.0f} | "
+                   f"{tiled['seconds']:.3f} | {tiled['peak_mib']:.0f} | "
+                   f"{tiled['seconds'] / ours['seconds']:.1f}× | {'yes' if same else 'NO'} |")
+    print(lines[-1], flush=True)
+  lines += ["", "O(N²) implementation alone:", "",
+            "| N | s/step | peak MiB | peak ÷ previous |", "|---|---|---|---|"]
+  previous = None
+  for n in scaling_sizes:
+    ours = _run("o_n2", n, 3 if n <= 4096 else 1)
+    if "error" in ours:
+      lines.append(f"| {n} | {ours['error']} | – | – |")
+    else:
+      growth = f"{ours['peak_mib'] / previous:.2f}" if previous else "–"
+      lines.append(f"| {n} | {ours['seconds']:.3f} | {ours['peak_mib']:.0f} | {growth} |")
+      previous = ours["peak_mib"]
+    print(lines[-1], flush=True)
+  return "\n".join(lines)
+
+
+if __name__ == "__main__":
+  impl, n, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+  print(json.dumps(_measure(impl, n, repeats)))

@@ -1,0 +1,1 @@
+"""Exporters of keras_vivi backbones as TF-Hub SavedModels, and their consumer-side plug-ins."""

@@ -1,0 +1,1 @@
+"""keras_vivi: image representations learned from videos in the wild."""

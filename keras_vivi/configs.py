@@ -1,0 +1,146 @@
+"""Frozen configuration dataclasses and the registry of named experiments.
+
+Every experiment of the paper is a named `ExperimentConfig`; `get_experiment(name)` returns it
+and `apply_overrides(config, ["train.steps=100"])` derives a variant.
+"""
+
+import dataclasses
+import typing
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """What a training example holds (paper §4.1)."""
+  shots_per_video: int = 4       # K consecutive shots
+  frames_per_shot: int = 8       # F, sampled with replacement when a shot has fewer
+  max_objects: int = 5           # M boxes per frame
+  image_size: int = 224
+  batch_size: int = 512          # videos per global batch
+  min_score: float = 0.05        # detections below are dropped
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Backbone and heads."""
+  depth: int = 50
+  width: int = 1                 # 1× or 3× ResNet
+  normalization: str = "batch"   # "batch", or "group" (with weight standardisation)
+  groups: int = 32
+  embedding_dim: int = 128       # frame and object embeddings
+  projection_hidden_dims: tuple = (512,)
+  shot_dim: int = 512            # projected shot representation
+  lstm_units: int = 256
+  prediction_steps: int = 1      # shots predicted ahead from each context
+  num_box_classes: int = 600     # Open Images V4 label space of the box classifier
+  num_supervised_classes: int = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  """Which levels are trained and how they are weighted: ω·L_object + L_frame + β·L_shot."""
+  frame: bool = True
+  shot: bool = True
+  object: bool = False
+  box_classifier: bool = False   # the 600-way sigmoid classifier on r_b ("also predict CE")
+  supervised: bool = False       # co-training on labelled images
+  omega: float = 5.0
+  beta: float = 0.04
+  gamma: float = 1.0
+  box_classifier_weight: float = 1.0
+  margin: float = 0.2
+  shot_negatives: str = "batch"  # "batch" (whole global batch) or "same_position" (strict eq. 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Optimiser and schedule (paper: SGD momentum 0.9, batch 512, lr 0.8, ×0.1 at 90k and 110k)."""
+  steps: int = 120_000
+  base_learning_rate: float = 0.8
+  base_batch_size: int = 512     # lr = base_learning_rate · batch_size / base_batch_size
+  decay_steps: tuple = (90_000, 110_000)
+  decay_factor: float = 0.1
+  momentum: float = 0.9
+  weight_decay: float = 1e-4
+  mixed_precision: typing.Optional[str] = None  # None, "mixed_float16" or "mixed_bfloat16"
+  jit_compile: bool = False      # XLA is slower for ResNet training on CPU
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+  name: str
+  description: str
+  data: DataConfig = DataConfig()
+  model: ModelConfig = ModelConfig()
+  loss: LossConfig = LossConfig()
+  train: TrainConfig = TrainConfig()
+
+
+_EXPERIMENTS = {}
+
+
+def register_experiment(config):
+  """Adds `config` to the registry under `config.name`; returns it."""
+  if config.name in _EXPERIMENTS:
+    raise ValueError(f"Experiment {config.name!r} is already registered.")
+  _EXPERIMENTS[config.name] = config
+  return config
+
+
+def get_experiment(name):
+  """The registered `ExperimentConfig` called `name`."""
+  try:
+    return _EXPERIMENTS[name]
+  except KeyError:
+    raise KeyError(f"Unknown experiment {name!r}; known: {', '.join(sorted(_EXPERIMENTS))}.")
+
+
+def list_experiments():
+  return sorted(_EXPERIMENTS)
+
+
+def _parse_value(text, current, where):
+  if isinstance(current, bool):
+    if text.lower() in ("true", "1", "yes"):
+      return True
+    if text.lower() in ("false", "0", "no"):
+      return False
+    raise ValueError(f"{where} expects true/false, got {text!r}.")
+  if isinstance(current, tuple):
+    items = [t for t in text.strip("()[] ").split(",") if t.strip()]
+    kind = type(current[0]) if current else float
+    return tuple(_parse_value(t.strip(), kind(), where) for t in items)
+  if current is None or isinstance(current, str):
+    return None if text.lower() == "none" else text
+  try:
+    value = float(text)
+  except ValueError:
+    value = None
+  if value is None or (isinstance(current, int) and not value.is_integer()):
+    raise ValueError(f"{where} expects a {type(current).__name__}, got {text!r}.")
+  return type(current)(value)
+
+
+def apply_overrides(config, overrides):
+  """Returns `config` with `section.field=value` strings applied (e.g. `train.steps=100`)."""
+  for item in overrides:
+    key, sep, text = item.partition("=")
+    section, _, field = key.strip().partition(".")
+    sub = getattr(config, section, None) if sep else None
+    if not dataclasses.is_dataclass(sub) or field not in {f.name for f in
+                                                          dataclasses.fields(sub)}:
+      raise ValueError(f"Override {item!r} must look like section.field=value with a field of "
+                       f"{[f.name for f in dataclasses.fields(config) if f.name not in ('name', 'description')]}.")
+    value = _parse_value(text.strip(), getattr(sub, field), key)
+    config = dataclasses.replace(config, **{section: dataclasses.replace(sub, **{field: value})})
+  return config
+
+
+register_experiment(ExperimentConfig(
+    name="vivi",
+    description="VIVI baseline: frame triplet loss + β·shot InfoNCE (Tschannen et al., 2020).",
+    loss=LossConfig(frame=True, shot=True, object=False)))
+
+register_experiment(ExperimentConfig(
+    name="vivi_objects",
+    description="Ours: ω·object triplet loss + frame triplet loss + β·shot InfoNCE (eq. 3).",
+    loss=LossConfig(frame=True, shot=True, object=True)))

@@ -1,0 +1,1 @@
+"""Turning videos into training data and feeding it to the model."""

@@ -1,0 +1,107 @@
+"""InfoNCE (eq. 1 of the paper) and the shot-prediction loss built on it."""
+
+import tensorflow as tf
+
+
+def info_nce(scores, positive_index, candidate_mask=None, query_mask=None):
+  """Mean over queries of `−s_pos + logsumexp(s) − log K` (eq. 1).
+
+  Args:
+    scores: `[Q, K]` critic scores of every query against its K candidates.
+    positive_index: `[Q]` int, column of the true candidate.
+    candidate_mask: optional `[Q, K]` or `[K]` bool; masked candidates are left out of the
+      log-sum-exp and K counts only valid ones.
+    query_mask: optional `[Q]` bool; masked queries contribute nothing.
+
+  Returns:
+    Scalar float32; 0 when no query is valid.
+  """
+  scores = tf.cast(scores, tf.float32)
+  q, k = tf.shape(scores)[0], tf.shape(scores)[1]
+  if candidate_mask is None:
+    candidate_mask = tf.ones([q, k], tf.bool)
+  candidate_mask = tf.broadcast_to(tf.cast(candidate_mask, tf.bool), [q, k])
+  valid = tf.ones([q], tf.bool) if query_mask is None else tf.cast(query_mask, tf.bool)
+  positive = tf.gather(scores, positive_index, batch_dims=1)
+  # The positive always counts as a candidate, masked or not.
+  candidate_mask |= tf.one_hot(positive_index, k, on_value=True, off_value=False)
+  masked = tf.where(candidate_mask, scores, tf.constant(-1e9, tf.float32))
+  count = tf.reduce_sum(tf.cast(candidate_mask, tf.float32), axis=1)
+  per_query = -positive + tf.reduce_logsumexp(masked, axis=1) - tf.math.log(count)
+  num = tf.reduce_sum(tf.cast(valid, tf.float32))
+  return tf.reduce_sum(tf.where(valid, per_query, 0.0)) / tf.maximum(num, 1.0)
+
+
+def info_nce_accuracy(scores, positive_index, candidate_mask=None, query_mask=None):
+  """Fraction of valid queries whose best-scoring valid candidate is the positive.
+
+  Shapes as in `info_nce`; returns a scalar float32 (0 when no query is valid).
+  """
+  scores = tf.cast(scores, tf.float32)
+  if candidate_mask is not None:
+    scores = tf.where(tf.broadcast_to(tf.cast(candidate_mask, tf.bool), tf.shape(scores)),
+                      scores, -float("inf"))
+  hit = tf.equal(tf.argmax(scores, axis=1, output_type=tf.int32),
+                 tf.cast(positive_index, tf.int32))
+  valid = (tf.ones_like(hit) if query_mask is None else tf.cast(query_mask, tf.bool))
+  num = tf.reduce_sum(tf.cast(valid, tf.float32))
+  return tf.reduce_sum(tf.cast(hit & valid, tf.float32)) / tf.maximum(num, 1.0)
+
+
+def shot_prediction_scores(predictions, shot_mask, candidates=None, candidate_mask=None,
+                           batch_offset=0, same_position=False):
+  """Critic scores of every shot prediction against the candidate shots.
+
+  Query `(i, l, m)` predicts shot `l + m` of local video `i` from the context up to `l`; it is
+  valid when both shots exist. By default the candidates are all shots of all videos (the
+  paper's "contrasting against the entire batch"); `same_position=True` is the strict eq. 1,
+  contrasting only against shot `l + m` of every video.
+
+  Args:
+    predictions: `[B, K, S, D]` from `ShotPredictor` (S prediction steps).
+    shot_mask: `[B, K]` bool, true for real shots (a valid prefix per video).
+    candidates: `[G, K, D]` shot representations of the global batch (G ≥ B videos); the local
+      shots when not distributed.
+    candidate_mask: `[G, K]` bool for `candidates`.
+    batch_offset: index in `candidates` of local video 0 (replica id × B under a strategy).
+    same_position: use the strict same-position negatives of eq. 1.
+
+  Returns:
+    `(scores [Q, C], positive_index [Q], candidate_mask [Q, C] or [C], query_mask [Q])` with
+    `Q = B·K·S` and `C = G·K` (or `G` with `same_position`); feed them to `info_nce`.
+  """
+  predictions = tf.cast(predictions, tf.float32)
+  candidates = tf.cast(candidates, tf.float32)
+  b, k, s = tf.shape(predictions)[0], tf.shape(predictions)[1], tf.shape(predictions)[2]
+  g = tf.shape(candidates)[0]
+  shot_mask = tf.cast(shot_mask, tf.bool)
+  candidate_mask = tf.cast(candidate_mask, tf.bool)
+
+  target = tf.range(k)[:, None] + tf.range(1, s + 1)[None, :]  # [K, S]
+  target_c = tf.minimum(target, k - 1)
+  query_mask = (shot_mask[:, :, None] & (target < k)[None]
+                & tf.gather(shot_mask, target_c, axis=1))           # [B, K, S]
+  video = tf.broadcast_to(tf.range(b)[:, None, None] + batch_offset, [b, k, s])
+  target_c = tf.broadcast_to(target_c[None], [b, k, s])
+  flat_pred = tf.reshape(predictions, [-1, tf.shape(predictions)[-1]])
+
+  if same_position:
+    # Candidates for target position t: shot t of every video.
+    per_target = tf.gather(candidates, target_c, axis=1)  # [G, B, K, S, D]
+    scores = tf.einsum("qd,gqd->qg", flat_pred,
+                       tf.reshape(per_target, [g, -1, tf.shape(candidates)[-1]]))
+    positive = tf.reshape(video, [-1])
+    cmask = tf.transpose(tf.reshape(tf.gather(candidate_mask, target_c, axis=1), [g, -1]))
+  else:
+    scores = tf.matmul(flat_pred, tf.reshape(candidates, [-1, tf.shape(candidates)[-1]]),
+                       transpose_b=True)
+    positive = tf.reshape(video * k + target_c, [-1])
+    cmask = tf.reshape(candidate_mask, [-1])
+  return scores, positive, cmask, tf.reshape(query_mask, [-1])
+
+
+def shot_loss(predictions, shot_mask, candidates, candidate_mask, batch_offset=0,
+              same_position=False):
+  """Shot-level InfoNCE loss (eq. 1); arguments as in `shot_prediction_scores`. Scalar float32."""
+  return info_nce(*shot_prediction_scores(predictions, shot_mask, candidates, candidate_mask,
+                                          batch_offset, same_position))

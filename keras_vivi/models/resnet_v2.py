@@ -1,0 +1,128 @@
+"""ResNet v2 (pre-activation) backbone with endpoints at strides 4..32."""
+
+import tensorflow as tf
+import tf_keras
+
+from keras_vivi.models.standardized_conv2d import StandardizedConv2D
+
+# Bottleneck units per stage, by depth.
+BLOCKS_BY_DEPTH = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+NORMALIZATIONS = ("batch", "group")
+ENDPOINT_LEVELS = (2, 3, 4, 5)
+
+
+def _check_choice(name, value, choices):
+  if value not in choices:
+    raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}.")
+
+
+@tf_keras.utils.register_keras_serializable(package="keras_vivi")
+class ResNetV2(tf_keras.Model):
+  """Pre-activation ResNet (He et al., 2016, "Identity mappings") as a functional model.
+
+  Input: float images `[B, H, W, 3]` in [0, 1] (mapped to [-1, 1] inside).
+  Output: a dict with endpoints `'2'..'5'` (`[B, H/2^l, W/2^l, C_l]`, C_l = 256·2^(l-2)·width)
+  and `'pre_logits'` (`[B, 2048·width]`, the global average of the normalised endpoint '5').
+
+  Stages downsample in their first unit, so endpoint l sits at stride 2^l as Model Garden's
+  FPN expects. Endpoints '2'..'4' are the raw residual streams; '5' carries the final
+  normalisation and ReLU that pre-activation networks apply before pooling.
+  """
+
+  def __init__(self,
+               depth=50,
+               width=1,
+               normalization="batch",
+               groups=32,
+               norm_momentum=0.9,
+               norm_epsilon=1e-5,
+               kernel_regularizer=None,
+               input_specs=None,
+               **kwargs):
+    _check_choice("depth", depth, BLOCKS_BY_DEPTH)
+    _check_choice("normalization", normalization, NORMALIZATIONS)
+    if not isinstance(width, int) or width < 1:
+      raise ValueError(f"width must be a positive integer multiplier, got {width!r}.")
+    if input_specs is None:
+      input_specs = tf_keras.layers.InputSpec(shape=[None, None, None, 3])
+    regularizer = tf_keras.regularizers.get(kernel_regularizer)
+    self._config = dict(depth=depth, width=width, normalization=normalization, groups=groups,
+                        norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
+                        kernel_regularizer=tf_keras.regularizers.serialize(regularizer)
+                        if regularizer is not None else None,
+                        input_specs=input_specs.shape)
+
+    def conv(filters, kernel_size, strides=1, use_bias=False, name=None):
+      cls = StandardizedConv2D if normalization == "group" else tf_keras.layers.Conv2D
+      return cls(filters, kernel_size, strides=strides, use_bias=use_bias,
+                 padding="same" if strides == 1 else "valid",
+                 kernel_initializer="he_normal", kernel_regularizer=regularizer, name=name)
+
+    def norm_relu(x, name):
+      if normalization == "batch":
+        x = tf_keras.layers.BatchNormalization(momentum=norm_momentum, epsilon=norm_epsilon,
+                                               name=name + "_bn")(x)
+      else:
+        x = tf_keras.layers.GroupNormalization(groups=groups, epsilon=norm_epsilon,
+                                               name=name + "_gn")(x)
+      return tf_keras.layers.Activation("relu", name=name + "_relu")(x)
+
+    def strided_conv(x, filters, kernel_size, strides, name, use_bias=False):
+      # Explicit symmetric padding: TF's 'same' pads asymmetrically for even inputs.
+      if strides > 1 and kernel_size > 1:
+        x = tf_keras.layers.ZeroPadding2D(kernel_size // 2, name=name + "_pad")(x)
+      return conv(filters, kernel_size, strides=strides, use_bias=use_bias, name=name)(x)
+
+    def unit(x, filters, strides, project, name):
+      preact = norm_relu(x, name + "_preact")
+      # Projection shortcuts carry a bias, as in Keras' ResNet50V2.
+      shortcut = (strided_conv(preact, 4 * filters, 1, strides, name + "_shortcut", use_bias=True)
+                  if project else x)
+      y = conv(filters, 1, name=name + "_1_conv")(preact)
+      y = norm_relu(y, name + "_1")
+      y = strided_conv(y, filters, 3, strides, name + "_2_conv")
+      y = norm_relu(y, name + "_2")
+      y = conv(4 * filters, 1, use_bias=True, name=name + "_3_conv")(y)
+      return tf_keras.layers.Add(name=name + "_out")([shortcut, y])
+
+    inputs = tf_keras.Input(shape=input_specs.shape[1:], name="images")
+    x = tf_keras.layers.Rescaling(2.0, offset=-1.0, name="to_symmetric_range")(inputs)
+    # The stem conv carries a bias, as in Keras' ResNet50V2.
+    x = strided_conv(x, 64 * width, 7, 2, "stem_conv", use_bias=True)
+    x = tf_keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
+    x = tf_keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
+    endpoints = {}
+    for level, num_units in zip(ENDPOINT_LEVELS, BLOCKS_BY_DEPTH[depth]):
+      filters = 64 * width * 2 ** (level - 2)
+      for i in range(num_units):
+        strides = 2 if (i == 0 and level > 2) else 1
+        x = unit(x, filters, strides, project=(i == 0), name=f"stage{level}_unit{i + 1}")
+      endpoints[str(level)] = x
+    endpoints["5"] = norm_relu(x, "post")
+    endpoints["pre_logits"] = tf_keras.layers.GlobalAveragePooling2D(name="pre_logits")(
+        endpoints["5"])
+    # Endpoints leave in float32 whatever the mixed-precision policy.
+    outputs = {k: tf_keras.layers.Activation("linear", dtype="float32", name=f"endpoint_{k}")(v)
+               for k, v in endpoints.items()}
+    super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+    self._output_specs = {k: v.get_shape() for k, v in outputs.items() if k != "pre_logits"}
+
+  @property
+  def output_specs(self):
+    """`{str(level): TensorShape}` of the feature maps (Model Garden's backbone contract)."""
+    return self._output_specs
+
+  @property
+  def representation_dim(self):
+    return 2048 * self._config["width"]
+
+  def get_config(self):
+    return dict(self._config)
+
+  @classmethod
+  def from_config(cls, config, custom_objects=None):
+    config = dict(config)
+    shape = config.pop("input_specs", None)
+    if shape is not None:
+      config["input_specs"] = tf_keras.layers.InputSpec(shape=shape)
+    return cls(**config)

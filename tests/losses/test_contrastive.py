@@ -1,0 +1,144 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_vivi.losses import (gather_shots, info_nce, info_nce_accuracy, shot_loss,
+                               shot_prediction_scores)
+
+
+def np_info_nce(scores, pos, cmask=None, qmask=None):
+  q, k = scores.shape
+  cmask = np.ones((q, k), bool) if cmask is None else np.broadcast_to(cmask, (q, k))
+  qmask = np.ones(q, bool) if qmask is None else qmask
+  terms = []
+  for i in range(q):
+    if not qmask[i]:
+      continue
+    s = scores[i][cmask[i]].astype(np.float64)
+    terms.append(-scores[i, pos[i]] + np.log(np.sum(np.exp(s))) - np.log(len(s)))
+  return np.mean(terms) if terms else 0.0
+
+
+def test_info_nce_matches_equation_1():
+  rng = np.random.default_rng(0)
+  scores = rng.normal(size=(6, 9)).astype(np.float32) * 3
+  pos = rng.integers(0, 9, size=6)
+  np.testing.assert_allclose(info_nce(scores, pos).numpy(), np_info_nce(scores, pos), rtol=1e-5)
+
+
+def test_info_nce_hand_computed():
+  # Two candidates with equal scores: −s + log(2 e^s) − log 2 = 0.
+  assert abs(info_nce(np.array([[1.5, 1.5]]), np.array([0])).numpy()) < 1e-6
+  # Scores (2, 0), positive 0: −2 + log(e² + 1) − log 2.
+  want = -2 + np.log(np.exp(2) + 1) - np.log(2)
+  np.testing.assert_allclose(info_nce(np.array([[2.0, 0.0]]), np.array([0])).numpy(), want,
+                             rtol=1e-6)
+
+
+def test_info_nce_masks():
+  rng = np.random.default_rng(1)
+  scores = rng.normal(size=(5, 7)).astype(np.float32)
+  pos = np.array([0, 3, 6, 2, 1])
+  cmask = rng.random((5, 7)) > 0.3
+  cmask[np.arange(5), pos] = True
+  qmask = np.array([True, False, True, True, False])
+  np.testing.assert_allclose(info_nce(scores, pos, cmask, qmask).numpy(),
+                             np_info_nce(scores, pos, cmask, qmask), rtol=1e-5)
+  assert info_nce(scores, pos, cmask, np.zeros(5, bool)).numpy() == 0.0
+
+
+def test_info_nce_accuracy():
+  scores = np.array([[3.0, 1.0, 0.0], [0.0, 1.0, 2.0], [5.0, 4.0, 0.0]])
+  pos = np.array([0, 1, 1])
+  assert info_nce_accuracy(scores, pos).numpy() == pytest.approx(1 / 3)
+  # Masking the stronger wrong candidate of the last query makes it a hit.
+  cmask = np.array([[1, 1, 1], [1, 1, 1], [0, 1, 1]], bool)
+  assert info_nce_accuracy(scores, pos, cmask).numpy() == pytest.approx(2 / 3)
+
+
+def np_shot_loss(pred, shot_mask, cands, cand_mask, offset, same_position):
+  b, k, s, _ = pred.shape
+  g = cands.shape[0]
+  terms = []
+  for i in range(b):
+    for l in range(k):
+      for m in range(1, s + 1):
+        t = l + m
+        if t >= k or not (shot_mask[i, l] and shot_mask[i, t]):
+          continue
+        p = pred[i, l, m - 1].astype(np.float64)
+        if same_position:
+          keys = [(j, t) for j in range(g) if cand_mask[j, t] or j == offset + i]
+        else:
+          keys = [(j, u) for j in range(g) for u in range(k)
+                  if cand_mask[j, u] or (j, u) == (offset + i, t)]
+        sc = np.array([p @ cands[j, u] for j, u in keys])
+        pos = p @ cands[offset + i, t]
+        terms.append(-pos + np.log(np.sum(np.exp(sc))) - np.log(len(keys)))
+  return np.mean(terms) if terms else 0.0
+
+
+@pytest.mark.parametrize("same_position", [False, True])
+@pytest.mark.parametrize("steps", [1, 2])
+def test_shot_loss_matches_numpy(same_position, steps):
+  rng = np.random.default_rng(steps + 10 * same_position)
+  b, g, k, d = 2, 5, 4, 6
+  cands = rng.normal(size=(g, k, d)).astype(np.float32)
+  cand_mask = np.ones((g, k), bool)
+  cand_mask[1, 3:] = False   # a video with 3 shots
+  cand_mask[4, 1:] = False   # a video with one shot
+  offset = 1
+  shots_mask = cand_mask[offset:offset + b]
+  pred = rng.normal(size=(b, k, steps, d)).astype(np.float32)
+  got = shot_loss(pred, shots_mask, cands, cand_mask, offset, same_position).numpy()
+  want = np_shot_loss(pred, shots_mask, cands, cand_mask, offset, same_position)
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_shot_scores_shapes_and_positive_is_the_target_shot():
+  b, k, s, d = 3, 4, 2, 5
+  pred = np.zeros((b, k, s, d), np.float32)
+  cands = np.eye(b * k, d * 3)[:, :d].reshape(b, k, d).astype(np.float32)
+  scores, pos, cmask, qmask = shot_prediction_scores(pred, np.ones((b, k), bool), cands,
+                                                     np.ones((b, k), bool))
+  assert scores.shape == (b * k * s, b * k)
+  # Query (i=1, l=0, m=2) targets shot 2 of video 1: flat candidate 1·4 + 2.
+  assert pos.numpy()[(1 * k + 0) * s + 1] == 6
+  # Queries whose target runs past the last shot are masked: l + m >= K.
+  assert qmask.numpy().reshape(b, k, s)[:, 3].sum() == 0
+  assert qmask.numpy().reshape(b, k, s)[:, 2, 1].sum() == 0
+
+
+def test_video_with_single_shot_gives_zero_finite_loss():
+  pred = tf.Variable(np.ones((1, 4, 1, 3), np.float32))
+  mask = np.array([[True, False, False, False]])
+  with tf.GradientTape() as tape:
+    loss = shot_loss(pred, mask, np.ones((1, 4, 3), np.float32), mask)
+  assert loss.numpy() == 0.0
+  np.testing.assert_array_equal(tape.gradient(loss, pred).numpy(), 0.0)
+
+
+def test_cross_replica_negatives_equal_the_global_batch():
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  rng = np.random.default_rng(4)
+  b, k, d = 2, 3, 4  # per replica
+  shots = rng.normal(size=(2 * b, k, d)).astype(np.float32)
+  pred = rng.normal(size=(2 * b, k, 1, d)).astype(np.float32)
+  mask = np.ones((2 * b, k), bool)
+  want = shot_loss(pred, mask, shots, mask).numpy()
+
+  def replica_fn(s, p, m):
+    cands, cmask, offset = gather_shots(s, m)
+    return shot_loss(p, m, cands, cmask, offset)
+
+  ds = tf.data.Dataset.from_tensor_slices((shots, pred, mask)).batch(2 * b)
+  batch = next(iter(strategy.experimental_distribute_dataset(ds)))
+  per_replica = strategy.run(tf.function(replica_fn), args=batch)
+  got = strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None).numpy()
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_gather_shots_outside_a_strategy_is_identity():
+  shots = tf.ones((2, 3, 4))
+  cands, cmask, offset = gather_shots(shots, tf.ones((2, 3), tf.bool))
+  assert cands is shots and offset == 0

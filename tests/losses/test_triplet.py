@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_vivi.losses import semi_hard_triplet_loss
+from keras_vivi.losses.triplet import semi_hard_triplet_loss_and_pairs
+
+
+def reference_semi_hard(embeddings, labels, margin, mask=None):
+  """Loop-by-loop transcription of the FaceNet semi-hard rule (DESIGN.md §3)."""
+  x = embeddings.astype(np.float64)
+  n = len(labels)
+  valid = np.ones(n, bool) if mask is None else mask
+  losses = []
+  for a in range(n):
+    if not valid[a]:
+      continue
+    negs = [j for j in range(n) if valid[j] and labels[j] != labels[a]]
+    if not negs:
+      continue
+    for p in range(n):
+      if p == a or not valid[p] or labels[p] != labels[a]:
+        continue
+      d_ap = np.sum((x[a] - x[p]) ** 2)
+      d_neg = [np.sum((x[a] - x[j]) ** 2) for j in negs]
+      farther = [d for d in d_neg if d > d_ap]
+      d_an = min(farther) if farther else max(d_neg)
+      losses.append(max(d_ap - d_an + margin, 0.0))
+  return (float(np.mean(losses)) if losses else 0.0), len(losses)
+
+
+def random_case(rng, n, d, num_labels, masked_fraction=0.0):
+  emb = rng.normal(size=(n, d))
+  emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+  labels = rng.integers(0, num_labels, size=n)
+  mask = rng.random(n) >= masked_fraction
+  return emb.astype(np.float32), labels.astype(np.int32), mask
+
+
+@pytest.mark.parametrize("n,d,num_labels,masked", [
+    (2, 3, 2, 0.0), (7, 4, 2, 0.0), (16, 8, 3, 0.0), (33, 5, 5, 0.3), (64, 16, 10, 0.2),
+    (48, 2, 24, 0.0)])
+def test_matches_numpy_loop(n, d, num_labels, masked):
+  rng = np.random.default_rng(n * 100 + d)
+  emb, labels, mask = random_case(rng, n, d, num_labels, masked)
+  for margin in (0.2, 1.0):
+    want, want_pairs = reference_semi_hard(emb, labels, margin, mask)
+    got, got_pairs = semi_hard_triplet_loss_and_pairs(emb, labels, margin, mask)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+    assert got_pairs.numpy() == want_pairs
+
+
+def test_ties_with_the_positive_are_not_semi_hard():
+  # One-dimensional points: anchor 0, positive at distance 1, negatives at exactly 1 and 2.
+  emb = np.array([[0.0], [1.0], [1.0], [-np.sqrt(2.0)]], np.float32)
+  labels = np.array([0, 0, 1, 1])
+  want, _ = reference_semi_hard(emb, labels, 0.5)
+  got = semi_hard_triplet_loss(emb, labels, 0.5)
+  np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
+  # Anchor 0, positive 1 (d=1): the tie at d=1 is not farther, so n* is the one at d=2:
+  # max(1 - 2 + 0.5, 0) = 0. Hand-check the full mean too.
+  d = lambda i, j: float(np.sum((emb[i] - emb[j]) ** 2))
+  pairs = []
+  for a, p in ((0, 1), (1, 0), (2, 3), (3, 2)):
+    negs = [j for j in range(4) if labels[j] != labels[a]]
+    farther = [d(a, j) for j in negs if d(a, j) > d(a, p)]
+    pairs.append(max(d(a, p) - (min(farther) if farther else max(d(a, j) for j in negs)) + 0.5,
+                     0))
+  np.testing.assert_allclose(got.numpy(), np.mean(pairs), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [tf.float16, tf.bfloat16])
+def test_half_precision_inputs_are_computed_in_float32(dtype):
+  rng = np.random.default_rng(3)
+  emb, labels, mask = random_case(rng, 40, 8, 4, 0.1)
+  half = tf.cast(emb, dtype)
+  want, _ = reference_semi_hard(tf.cast(half, tf.float32).numpy(), labels, 0.2, mask)
+  got = semi_hard_triplet_loss(half, labels, 0.2, mask)
+  assert got.dtype == tf.float32
+  np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("labels,mask", [
+    ([0, 1, 2, 3], None),              # no positives
+    ([5, 5, 5, 5], None),              # no negatives: all one class
+    ([0, 0, 1, 1], [False] * 4),       # everything masked
+    ([0, 0, 1, 1], [True, True, False, False]),  # positives left but no negative
+])
+def test_no_valid_pair_gives_zero_loss_and_zero_gradient(labels, mask):
+  emb = tf.Variable(np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32))
+  with tf.GradientTape() as tape:
+    loss = semi_hard_triplet_loss(emb, tf.constant(labels), 0.2, mask)
+  grad = tape.gradient(loss, emb)
+  assert loss.numpy() == 0.0
+  np.testing.assert_array_equal(grad.numpy(), 0.0)
+
+
+def test_gradient_matches_finite_differences_and_is_finite():
+  rng = np.random.default_rng(7)
+  emb, labels, mask = random_case(rng, 20, 4, 3, 0.2)
+  x = tf.Variable(emb.astype(np.float64))
+  with tf.GradientTape() as tape:
+    loss = semi_hard_triplet_loss(x, labels, 0.5, mask)
+  grad = tape.gradient(loss, x).numpy()
+  assert np.all(np.isfinite(grad))
+  # Central differences on the float64 reference (the loss is piecewise smooth; a small step
+  # stays inside one piece for random points).
+  eps = 1e-4
+  for i, j in [(0, 0), (3, 1), (11, 2), (19, 3)]:
+    plus, minus = emb.astype(np.float64).copy(), emb.astype(np.float64).copy()
+    plus[i, j] += eps
+    minus[i, j] -= eps
+    numeric = (reference_semi_hard(plus, labels, 0.5, mask)[0]
+               - reference_semi_hard(minus, labels, 0.5, mask)[0]) / (2 * eps)
+    np.testing.assert_allclose(grad[i, j], numeric, rtol=1e-3, atol=1e-4)
+
+
+def test_masked_entries_do_not_change_the_loss():
+  rng = np.random.default_rng(11)
+  emb, labels, _ = random_case(rng, 30, 6, 4)
+  mask = np.arange(30) < 20
+  padded = emb.copy()
+  padded[20:] = 1e3  # garbage in padding must be ignored
+  np.testing.assert_allclose(semi_hard_triplet_loss(padded, labels, 0.2, mask).numpy(),
+                             semi_hard_triplet_loss(emb[:20], labels[:20], 0.2).numpy(),
+                             rtol=1e-6)
+
+
+def test_runs_inside_tf_function_with_dynamic_batch():
+  fn = tf.function(semi_hard_triplet_loss, input_signature=[
+      tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)])
+  rng = np.random.default_rng(5)
+  for n in (9, 17):
+    emb, labels, _ = random_case(rng, n, 3, 3)
+    np.testing.assert_allclose(fn(emb, labels).numpy(), reference_semi_hard(emb, labels, 0.2)[0],
+                               rtol=1e-5, atol=1e-6)

@@ -1,0 +1,53 @@
+import dataclasses
+
+import pytest
+
+from keras_vivi import configs
+
+
+def test_registered_experiments():
+  assert {"vivi", "vivi_objects"} <= set(configs.list_experiments())
+  vivi = configs.get_experiment("vivi")
+  ours = configs.get_experiment("vivi_objects")
+  assert vivi.loss.frame and vivi.loss.shot and not vivi.loss.object
+  assert ours.loss.frame and ours.loss.shot and ours.loss.object
+  # Paper defaults (§4.1).
+  assert (ours.loss.omega, ours.loss.beta) == (5.0, 0.04)
+  assert (ours.data.shots_per_video, ours.data.frames_per_shot, ours.data.max_objects) == (4, 8, 5)
+  assert ours.train.decay_steps == (90_000, 110_000) and ours.train.base_learning_rate == 0.8
+  assert ours.model.lstm_units == 256
+
+
+def test_configs_are_frozen():
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    configs.get_experiment("vivi").train.steps = 5
+
+
+def test_unknown_experiment_lists_known_ones():
+  with pytest.raises(KeyError, match="vivi_objects"):
+    configs.get_experiment("nope")
+
+
+def test_duplicate_registration_is_refused():
+  with pytest.raises(ValueError, match="already registered"):
+    configs.register_experiment(configs.get_experiment("vivi"))
+
+
+def test_overrides():
+  base = configs.get_experiment("vivi_objects")
+  cfg = configs.apply_overrides(base, [
+      "train.steps=300", "data.image_size=96", "loss.object=false", "train.decay_steps=100,200",
+      "train.mixed_precision=mixed_bfloat16", "loss.omega=2.5"])
+  assert cfg.train.steps == 300 and cfg.data.image_size == 96 and not cfg.loss.object
+  assert cfg.train.decay_steps == (100, 200) and cfg.train.mixed_precision == "mixed_bfloat16"
+  assert cfg.loss.omega == 2.5
+  assert base.train.steps == 120_000  # the registered config is untouched
+
+
+@pytest.mark.parametrize("override,match", [
+    ("train.stepz=3", "section.field=value"), ("steps=3", "section.field=value"),
+    ("train.steps", "section.field=value"), ("train.steps=1.5", "expects a int"),
+    ("loss.object=maybe", "true/false"), ("loss.omega=abc", "expects a float")])
+def test_bad_overrides_name_the_value(override, match):
+  with pytest.raises(ValueError, match=match):
+    configs.apply_overrides(configs.get_experiment("vivi"), [override])
