@@ -7,3 +7,12 @@ import tensorflow as tf  # noqa: E402
 # Two logical CPUs so MirroredStrategy tests have two replicas; must precede any TF op.
 tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mediapipe_detector():
+  """The real MediaPipe OIDv4 detector, fetched through npm once per machine and cached."""
+  from keras_vivi.detector import mediapipe_oidv4_detector
+  return mediapipe_oidv4_detector()

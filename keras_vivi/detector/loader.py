@@ -1,0 +1,77 @@
+"""`load_detector`: one entry point for every detector spec."""
+
+import os
+from typing import Optional, Union
+
+from keras_vivi.detector import mediapipe_assets
+from keras_vivi.detector import oidv4
+from keras_vivi.detector.detector import Detector, DetectorLoadError
+from keras_vivi.detector.saved_model_detector import SavedModelDetector
+from keras_vivi.detector.tflite_ssd_detector import TFLiteSSDDetector
+
+MEDIAPIPE_OIDV4 = "mediapipe_oidv4"
+DEFAULT_SPEC = MEDIAPIPE_OIDV4
+
+
+def mediapipe_oidv4_detector(*, score_threshold: float = 0.05, max_detections: int = 5,
+                             cache_dir: Optional[Union[str, os.PathLike]] = None,
+                             num_threads: Optional[int] = None) -> TFLiteSSDDetector:
+  """MediaPipe's SSD-MobileNetV2 trained on Open Images V4 (23 classes), fetched once and cached.
+
+  Labels are Open Images V4 label-map ids (see `keras_vivi.detector.oidv4`), names are MIDs.
+  `num_threads` None uses every available CPU.
+  """
+  assets = mediapipe_assets.fetch_mediapipe_oidv4(cache_dir)
+  names = mediapipe_assets.read_label_map(assets.labels_path)
+  unknown = [n for n in names[1:] if n not in oidv4.OIDV4_CLASSES]
+  if len(names) != 24 or unknown:
+    raise DetectorLoadError(f"{str(assets.labels_path)!r} lists {len(names)} classes (unknown: {unknown}); "
+                            "expected background + the 23 classes of keras_vivi.detector.oidv4")
+  labels = [0] + [oidv4.OIDV4_CLASSES[n][0] for n in names[1:]]
+  mids = [""] + [oidv4.OIDV4_CLASSES[n][1] for n in names[1:]]
+  detector = TFLiteSSDDetector(
+      assets.model_path, names, class_labels=labels, class_ids=mids, background_classes=(0,),
+      score_threshold=score_threshold, max_detections=max_detections, num_threads=num_threads,
+      spec=MEDIAPIPE_OIDV4,
+      name=f"mediapipe_oidv4_ssd_mobilenetv2_fp16@sha256:{mediapipe_assets.MODEL_SHA256[:12]}")
+  return detector
+
+
+def load_detector(spec: Optional[Union[str, os.PathLike]] = None, *, score_threshold: float = 0.05,
+                  max_detections: int = 5,
+                  cache_dir: Optional[Union[str, os.PathLike]] = None) -> Detector:
+  """Builds the detector `spec` names.
+
+  Args:
+    spec: None or `"mediapipe_oidv4"`: MediaPipe's OIDv4 SSD-MobileNetV2 (TFLite, fetched through npm
+      into `cache_dir` on first use). A SavedModel directory, `file://` path, `http(s)://`/`gs://` URL or
+      TF-Hub handle: a `SavedModelDetector` on its `default` signature (downloads cached in
+      `$TFHUB_CACHE_DIR`).
+    score_threshold: detections with a lower score are dropped.
+    max_detections: at most this many detections per image (highest scores), the padded size M.
+    cache_dir: where the MediaPipe model is cached (default `$KERAS_VIVI_CACHE`,
+      `$XDG_CACHE_HOME/keras_vivi` or `~/.cache/keras_vivi`).
+
+  Returns:
+    A `Detector`: `detector(images [B, H, W, 3] in [0, 1])` → padded dict of numpy arrays.
+
+  Raises:
+    ValueError: `spec` is of no known form.
+    DetectorLoadError: the detector cannot be fetched or loaded.
+  """
+  if spec is None or spec == MEDIAPIPE_OIDV4:
+    return mediapipe_oidv4_detector(score_threshold=score_threshold, max_detections=max_detections,
+                                    cache_dir=cache_dir)
+  if isinstance(spec, os.PathLike):
+    spec = os.fspath(spec)
+  if not isinstance(spec, str) or not spec:
+    raise ValueError(f"detector spec must be None, {MEDIAPIPE_OIDV4!r} or a SavedModel path/URL/TF-Hub "
+                     f"handle, got {spec!r}")
+  is_url = spec.startswith(("http://", "https://", "gs://", "file://"))
+  looks_like_path = os.path.isabs(spec) or spec.startswith((".", "~")) or os.sep in spec
+  if is_url or os.path.isdir(os.path.expanduser(spec)) or looks_like_path:
+    return SavedModelDetector(spec, score_threshold=score_threshold, max_detections=max_detections)
+  raise ValueError(
+      f"unknown detector spec {spec!r}: expected None or {MEDIAPIPE_OIDV4!r} (MediaPipe OIDv4 SSD), an "
+      "existing SavedModel directory, a file:// path, or an http(s):// / gs:// URL or TF-Hub handle "
+      "(e.g. 'https://tfhub.dev/google/openimages_v4/ssd/mobilenet_v2/1')")

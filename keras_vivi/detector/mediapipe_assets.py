@@ -1,0 +1,159 @@
+"""Fetches and caches MediaPipe's OIDv4 SSD-MobileNetV2 (.tflite + label map) from its npm package.
+
+MediaPipe ships the model inside `@mediapipe/objectron` (Apache-2.0), packed together with its label map
+in one data file. `npm pack` is the one way to get it that works wherever the npm registry does.
+"""
+
+import dataclasses
+import hashlib
+import os
+import pathlib
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from typing import Optional, Union
+
+from keras_vivi.detector.detector import DetectorLoadError
+
+NPM_PACKAGE = "@mediapipe/objectron@0.4.1675468480"
+PACKED_MEMBER = "package/objectron_solution_packed_assets.data"
+LABELS_BYTES = (0, 184)  # [start, stop) in the packed data
+MODEL_BYTES = (184, 9987912)
+MODEL_SHA256 = "d0a5255bf8c4f5a0bc4240741a76c41d5e939f7655078f945f50ab53a9375da6"
+LABELS_SHA256 = "c148336a65f673013609a923fdcbdeec0f49df935045029c3746a3828a0e80e0"
+MODEL_FILENAME = "object_detection_ssd_mobilenetv2_oidv4_fp16.tflite"
+LABELS_FILENAME = "object_detection_oidv4_labelmap.txt"
+SUBDIR = "mediapipe_oidv4"
+NPM_TIMEOUT_S = 900
+
+PathLike = Union[str, os.PathLike]
+
+
+class ChecksumError(DetectorLoadError):
+  """A file's sha256 is not the expected one."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaPipeAssets:
+  model_path: pathlib.Path
+  labels_path: pathlib.Path
+
+
+def default_cache_dir() -> pathlib.Path:
+  """`$KERAS_VIVI_CACHE`, else `$XDG_CACHE_HOME/keras_vivi`, else `~/.cache/keras_vivi`."""
+  if os.environ.get("KERAS_VIVI_CACHE"):
+    return pathlib.Path(os.environ["KERAS_VIVI_CACHE"]).expanduser()
+  xdg = os.environ.get("XDG_CACHE_HOME")
+  base = pathlib.Path(xdg).expanduser() if xdg else pathlib.Path.home() / ".cache"
+  return base / "keras_vivi"
+
+
+def sha256_of(path: PathLike) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
+def _has_sha256(path: pathlib.Path, expected: str) -> bool:
+  return path.is_file() and sha256_of(path) == expected
+
+
+def _atomic_write(path: pathlib.Path, data: bytes) -> None:
+  """Writes via a temporary name in the same directory, so readers never see a partial file."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the cache may be shared
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+
+
+def _npm_pack(dest_dir: pathlib.Path) -> pathlib.Path:
+  """Runs `npm pack NPM_PACKAGE` in `dest_dir`; returns the tarball's path."""
+  npm = shutil.which("npm")
+  if npm is None:
+    raise DetectorLoadError(
+        f"fetching the MediaPipe OIDv4 detector needs the npm CLI, which is not on PATH. Install "
+        f"Node.js/npm, or run `npm pack {NPM_PACKAGE}` on another machine and pass the tarball as "
+        "`fetch_mediapipe_oidv4(package_tgz=...)`.")
+  cmd = [npm, "pack", NPM_PACKAGE, "--silent"]
+  try:
+    proc = subprocess.run(cmd, cwd=dest_dir, capture_output=True, text=True, timeout=NPM_TIMEOUT_S,
+                          check=False)
+  except subprocess.TimeoutExpired as e:
+    raise DetectorLoadError(f"`{' '.join(cmd[1:])}` did not finish within {NPM_TIMEOUT_S} s") from e
+  tarballs = sorted(dest_dir.glob("*.tgz"))
+  if proc.returncode != 0 or len(tarballs) != 1:
+    tail = (proc.stderr or proc.stdout or "").strip()[-2000:]
+    raise DetectorLoadError(
+        f"`npm pack {NPM_PACKAGE}` failed (exit code {proc.returncode}, {len(tarballs)} tarball(s) "
+        f"written); is the npm registry reachable (see `npm config get registry`)? npm said:\n{tail}")
+  return tarballs[0]
+
+
+def _read_packed_assets(package_tgz: PathLike) -> bytes:
+  try:
+    with tarfile.open(package_tgz, "r:*") as tar:
+      member = tar.extractfile(PACKED_MEMBER)
+      if member is None:
+        raise KeyError(PACKED_MEMBER)
+      return member.read()
+  except (KeyError, tarfile.TarError, OSError) as e:
+    raise DetectorLoadError(
+        f"cannot read {PACKED_MEMBER!r} from {str(package_tgz)!r} (expected the tarball of "
+        f"`npm pack {NPM_PACKAGE}`): {e}") from e
+
+
+def fetch_mediapipe_oidv4(cache_dir: Optional[PathLike] = None, *,
+                          package_tgz: Optional[PathLike] = None) -> MediaPipeAssets:
+  """Returns the cached model and label map, fetching them first when missing or corrupt.
+
+  Files live in `<cache_dir>/mediapipe_oidv4/` (`cache_dir` defaults to `default_cache_dir()`). A file
+  whose sha256 differs from the pinned one is fetched again. Fetching runs `npm pack` in a temporary
+  directory, unless `package_tgz` (a tarball from `npm pack`, e.g. copied from another machine) is given.
+
+  Raises:
+    DetectorLoadError: npm is missing or fails, or the tarball is unreadable.
+    ChecksumError: the fetched bytes do not have the pinned sha256.
+  """
+  root = pathlib.Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+  assets = MediaPipeAssets(model_path=root / SUBDIR / MODEL_FILENAME,
+                           labels_path=root / SUBDIR / LABELS_FILENAME)
+  if _has_sha256(assets.model_path, MODEL_SHA256) and _has_sha256(assets.labels_path, LABELS_SHA256):
+    return assets
+
+  if package_tgz is not None:
+    packed = _read_packed_assets(package_tgz)
+    source = str(package_tgz)
+  else:
+    with tempfile.TemporaryDirectory(prefix="keras_vivi_npm_") as tmp:
+      packed = _read_packed_assets(_npm_pack(pathlib.Path(tmp)))
+    source = f"npm pack {NPM_PACKAGE}"
+
+  labels = packed[LABELS_BYTES[0]:LABELS_BYTES[1]]
+  model = packed[MODEL_BYTES[0]:MODEL_BYTES[1]]
+  for what, data, expected in (("model", model, MODEL_SHA256), ("label map", labels, LABELS_SHA256)):
+    got = hashlib.sha256(data).hexdigest()
+    if got != expected:
+      raise ChecksumError(
+          f"the {what} from {source} has sha256 {got}, expected {expected} (packed data of "
+          f"{len(packed)} bytes, expected {MODEL_BYTES[1]}); the package content is not the pinned one")
+  _atomic_write(assets.model_path, model)
+  _atomic_write(assets.labels_path, labels)
+  return assets
+
+
+def read_label_map(path: PathLike) -> list:
+  """Class names by model output index: one per line, line 0 the background (`???`)."""
+  text = pathlib.Path(path).read_text(encoding="utf-8")
+  return [line.strip() for line in text.rstrip("\n").split("\n")]

@@ -1,0 +1,106 @@
+"""Detector from a SavedModel / TF-Hub module with the `openimages_v4/ssd/mobilenet_v2` signature."""
+
+import hashlib
+import os
+from typing import Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_hub as hub
+
+from keras_vivi.detector.detector import DETECTION_KEYS, Detector, DetectorLoadError, pack_detections
+
+
+def tfhub_cache_dir() -> str:
+  """The directory `hub.load` caches downloads in: `$TFHUB_CACHE_DIR`, else `<tmp>/tfhub_modules`."""
+  return hub.resolver.tfhub_cache_dir(use_temp=True)
+
+
+def _is_remote(handle: str) -> bool:
+  return handle.startswith(("http://", "https://", "gs://"))
+
+
+def resolve_handle(handle: str) -> str:
+  """A local directory, `file://` path, URL or TF-Hub handle → a local SavedModel directory.
+
+  Raises:
+    DetectorLoadError: naming the handle, the cache directory and how to pre-populate it.
+  """
+  if handle.startswith("file://"):
+    handle = handle[len("file://"):]
+  if not _is_remote(handle):
+    path = os.path.expanduser(handle)
+    if not os.path.isdir(path):
+      raise DetectorLoadError(f"SavedModel directory not found: {path!r}")
+    if not any(os.path.exists(os.path.join(path, f)) for f in ("saved_model.pb", "saved_model.pbtxt")):
+      raise DetectorLoadError(f"{path!r} is not a SavedModel directory (no saved_model.pb in it)")
+    return path
+  try:
+    return hub.resolve(handle)
+  except Exception as e:  # pylint: disable=broad-except  (urllib, tf.errors, OSError, ValueError...)
+    cache = tfhub_cache_dir()
+    module_dir = os.path.join(cache, hashlib.sha1(handle.encode("utf8")).hexdigest())
+    raise DetectorLoadError(
+        f"cannot resolve detector handle {handle!r} ({type(e).__name__}: {e}). TF-Hub cache directory: "
+        f"{cache!r} (set TFHUB_CACHE_DIR to change it). To use the detector offline, download the "
+        f"model's compressed SavedModel elsewhere and extract it so that {module_dir!r} contains "
+        "saved_model.pb, or extract it anywhere and pass that directory as the detector spec.") from e
+
+
+class SavedModelDetector(Detector):
+  """Runs a SavedModel whose signature (default `"default"`) is TF-Hub's OIDv4 detector's.
+
+  The signature takes one float32 image `[1, H, W, 3]` in [0, 1] and returns `detection_boxes`
+  `[N, 4]`, `detection_scores` `[N]`, `detection_class_labels` int64 `[N]`,
+  `detection_class_entities` and `detection_class_names` string `[N]`. Batches run one image at a time.
+  The module publishes no label map, so `label_map` collects `{label: entity}` from the detections seen.
+
+  Args:
+    handle: a SavedModel directory, `file://` path, URL or TF-Hub handle (downloads are cached in
+      `$TFHUB_CACHE_DIR`).
+    signature: the signature to call.
+    label_map: optional known `{label: entity}` to start from.
+  """
+
+  def __init__(self, handle: str, *, signature: str = "default", score_threshold: float = 0.05,
+               max_detections: int = 5, label_map: Optional[Dict[int, str]] = None):
+    super().__init__(score_threshold=score_threshold, max_detections=max_detections)
+    handle = os.fspath(handle)
+    self.spec = handle
+    self.name = f"saved_model:{handle}"
+    path = resolve_handle(handle)
+    try:
+      self._module = hub.load(path)
+    except Exception as e:  # pylint: disable=broad-except
+      raise DetectorLoadError(f"cannot load SavedModel {path!r} (from {handle!r}): {e}") from e
+    signatures = getattr(self._module, "signatures", {}) or {}
+    if signature not in signatures:
+      raise DetectorLoadError(f"{handle!r} has no signature {signature!r}; it has {sorted(signatures)}")
+    self._fn = signatures[signature]
+    inputs = self._fn.structured_input_signature[1]
+    if len(inputs) != 1:
+      raise DetectorLoadError(f"signature {signature!r} of {handle!r} takes inputs {sorted(inputs)}; "
+                              "expected a single image tensor")
+    (self._input_name,) = inputs
+    missing = [k for k in DETECTION_KEYS if k not in self._fn.structured_outputs]
+    if missing:
+      raise DetectorLoadError(f"signature {signature!r} of {handle!r} lacks outputs {missing}; it has "
+                              f"{sorted(self._fn.structured_outputs)}")
+    self._label_map = dict(label_map or {})
+
+  @property
+  def label_map(self) -> Dict[int, str]:
+    return dict(self._label_map)
+
+  def _detect(self, images: np.ndarray) -> Dict[str, np.ndarray]:
+    per_image = []
+    for image in images:
+      out = self._fn(**{self._input_name: tf.constant(image[None])})
+      per_image.append({k: out[k].numpy() for k in DETECTION_KEYS})
+    packed = pack_detections(per_image, self.score_threshold, self.max_detections)
+    labels = packed["detection_class_labels"]
+    entities = packed["detection_class_entities"]
+    for b, n in enumerate(packed["num_detections"]):
+      for label, entity in zip(labels[b, :n], entities[b, :n]):
+        self._label_map.setdefault(int(label), entity.decode("utf-8", "replace"))
+    return packed
