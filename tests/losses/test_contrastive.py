@@ -125,17 +125,28 @@ def test_cross_replica_negatives_equal_the_global_batch():
   shots = rng.normal(size=(2 * b, k, d)).astype(np.float32)
   pred = rng.normal(size=(2 * b, k, 1, d)).astype(np.float32)
   mask = np.ones((2 * b, k), bool)
-  want = shot_loss(pred, mask, shots, mask).numpy()
+  scale = tf.Variable(tf.ones([d]))
+  with tf.GradientTape() as tape:
+    want = shot_loss(pred, mask, shots * scale, mask)
+  want_grad = tape.gradient(want, scale)
+  with strategy.scope():
+    mirrored_scale = tf.Variable(tf.ones([d]))
 
   def replica_fn(s, p, m):
-    cands, cmask, offset = gather_shots(s, m)
-    return shot_loss(p, m, cands, cmask, offset)
+    with tf.GradientTape() as tape:
+      cands, cmask, offset = gather_shots(s * mirrored_scale, m)
+      loss = shot_loss(p, m, cands, cmask, offset)
+      scaled = loss / strategy.num_replicas_in_sync
+    return loss, tape.gradient(scaled, mirrored_scale)
 
   ds = tf.data.Dataset.from_tensor_slices((shots, pred, mask)).batch(2 * b)
   batch = next(iter(strategy.experimental_distribute_dataset(ds)))
-  per_replica = strategy.run(tf.function(replica_fn), args=batch)
-  got = strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None).numpy()
-  np.testing.assert_allclose(got, want, rtol=1e-5)
+  loss, grad = strategy.run(tf.function(replica_fn), args=batch)
+  np.testing.assert_allclose(strategy.reduce("MEAN", loss, axis=None).numpy(), want.numpy(),
+                             rtol=1e-5)
+  # Gradients flow back through the gather to every replica's shots.
+  np.testing.assert_allclose(strategy.reduce("SUM", grad, axis=None).numpy(),
+                             want_grad.numpy(), rtol=1e-4)
 
 
 def test_gather_shots_outside_a_strategy_is_identity():
