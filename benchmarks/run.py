@@ -9,9 +9,9 @@ import platform
 import re
 import sys
 
-from benchmarks import triplet
+from benchmarks import prepare, triplet
 
-BENCHMARKS = {"triplet": triplet}
+BENCHMARKS = {"triplet": triplet, "prepare": prepare}
 RESULTS = os.path.join(os.path.dirname(__file__), "RESULTS.md")
 HEADER = ("# Benchmark results\n\nWritten by `make bench` (`python -m benchmarks.run`). Ratios are "
           "measured side by side in one run on a shared, noisy machine; absolute times vary.\n")

@@ -1,0 +1,78 @@
+"""`vivi-prepare`: videos → shots, 1 Hz frames and detections, as sharded TFRecords.
+
+  vivi-prepare --videos=DIR_OR_GLOB --output=DIR [--detector=SPEC] [--fps=1] [--workers=2]
+  vivi-prepare ... --runner=DataflowRunner --beam_options="--project=P --region=R ..."
+"""
+
+import json
+import shlex
+
+from absl import app
+from absl import flags
+
+from keras_vivi.data import prepare as prepare_lib
+
+_VIDEOS = flags.DEFINE_string("videos", None, "Directory of videos (recursive) or a glob.",
+                              required=True)
+_OUTPUT = flags.DEFINE_string("output", None, "Output directory for shards and manifest.",
+                              required=True)
+_DETECTOR = flags.DEFINE_string(
+    "detector", None, "Detector: 'mediapipe_oidv4' (default), a SavedModel directory or a "
+    "TF-Hub handle with the openimages_v4/ssd/mobilenet_v2 signature.")
+_FPS = flags.DEFINE_float("fps", 1.0, "Frames sampled per second inside each shot.")
+_SHORT_SIDE = flags.DEFINE_integer("frame_short_side", 256,
+                                   "Stored frames are resized to this shorter side (0: keep).")
+_SCORE = flags.DEFINE_float("score_threshold", 0.05, "Detections below this score are dropped.")
+_MAX_OBJECTS = flags.DEFINE_integer("max_objects", 5, "At most this many objects per frame.")
+_PER_SHARD = flags.DEFINE_integer("videos_per_shard", 16, "Videos per TFRecord shard.")
+_WORKERS = flags.DEFINE_integer("workers", 1, "Parallel processes (local runs).")
+_RUNNER = flags.DEFINE_string(
+    "runner", None, "Run as an Apache Beam pipeline on this runner (DirectRunner, "
+    "DataflowRunner, FlinkRunner, SparkRunner); default: the local resumable job.")
+_BEAM_OPTIONS = flags.DEFINE_string("beam_options", "",
+                                    "Further Beam pipeline options, as one quoted string.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  config = prepare_lib.PrepareConfig(
+      fps=_FPS.value, frame_short_side=_SHORT_SIDE.value or None, detector=_DETECTOR.value,
+      score_threshold=_SCORE.value, max_objects=_MAX_OBJECTS.value,
+      videos_per_shard=_PER_SHARD.value, workers=_WORKERS.value)
+  if _RUNNER.value:
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from keras_vivi.data import beam_pipeline
+    options = PipelineOptions([f"--runner={_RUNNER.value}", *shlex.split(_BEAM_OPTIONS.value)])
+    manifest = beam_pipeline.run(_VIDEOS.value, _OUTPUT.value, config, pipeline_options=options)
+  else:
+    manifest = prepare_lib.prepare(_VIDEOS.value, _OUTPUT.value, config)
+  print(summary(manifest, _OUTPUT.value))
+
+
+def summary(manifest, output_dir):
+  """The closing lines a person reads after a run."""
+  counts = manifest["counts"]
+  lines = [f"Prepared {counts['videos']} videos into {output_dir}: {counts['shots']} shots, "
+           f"{counts['frames']} frames, {counts['objects']} objects in "
+           f"{len(manifest['shards'])} shards."]
+  top = list(manifest["class_histogram"].items())[:5]
+  if top:
+    lines.append("Most detected: " + ", ".join(f"{k} ({v})" for k, v in top) + ".")
+  for flag, ids in manifest["flagged"].items():
+    if ids:
+      lines.append(f"Flagged {flag.replace('_', ' ')}: {len(ids)} video(s).")
+  if manifest["skipped"]:
+    lines.append(f"Skipped {len(manifest['skipped'])} file(s):")
+    lines += [f"  {s['source']}: {s['reason']}" for s in manifest["skipped"]]
+  lines.append("Manifest, plots and contact sheet: manifest.json, class_histogram.png, "
+               "score_histogram.png, contact_sheet.png.")
+  return "\n".join(lines)
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

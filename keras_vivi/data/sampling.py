@@ -1,0 +1,223 @@
+"""Frames sampled at a fixed rate within shots, and the one-pass decode that `prepare` runs per video.
+
+Sampling rule (`sample_frames`): the video's clock is divided into a grid of instants
+`t_j = t_0 + (j + ½) / rate` (t_0 = first frame's time, j = 0, 1, … while t_j < end_time); each instant
+takes the frame on screen at that moment, i.e. the last frame whose time ≤ t_j, and belongs to that
+frame's shot. A shot that no instant falls in (possible only if it lasts less than 1/rate) gets its
+middle frame `(start + end − 1) // 2`. A frame is never taken twice (when fps < rate).
+
+Why a global grid rather than one restarted at every shot start: the frames it needs are known before
+the shots are, so `decode_and_sample` can decode once, keep full-resolution frames only at grid
+instants and around candidate cuts, and never hold the whole video. It also keeps a spurious cut from
+shifting every later sample. Every shot still gets about `rate · duration` frames, at least one.
+"""
+
+import collections
+import dataclasses
+import os
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from keras_vivi.data import shots as shots_lib
+from keras_vivi.data import video as video_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameSample:
+  """Which frames to keep: `frame_indices` int64 `[S]` increasing, `shot_ids` int32 `[S]` (index into
+  the shot list), `times` float64 `[S]` seconds on the stream's clock."""
+  frame_indices: np.ndarray
+  shot_ids: np.ndarray
+  times: np.ndarray
+
+  def __len__(self) -> int:
+    return len(self.frame_indices)
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoSamples:
+  """What `decode_and_sample` returns for one video.
+
+  `frames` uint8 RGB `[S, H, W, 3]` (full resolution unless `size` was given), with `frame_indices`,
+  `shot_ids` and `times` `[S]` as in `FrameSample`. `truncated`/`problem` report a stream that broke off;
+  the shots and frames then cover what decoded. `second_pass` is True if some frame had to be decoded
+  again (never expected; kept as a safety net).
+  """
+  info: video_lib.VideoInfo
+  shots: List[shots_lib.Shot]
+  frames: np.ndarray
+  frame_indices: np.ndarray
+  shot_ids: np.ndarray
+  times: np.ndarray
+  num_decoded: int
+  truncated: bool
+  problem: Optional[str]
+  second_pass: bool = False
+
+
+def _check_rate(rate: float) -> float:
+  if not rate > 0:
+    raise ValueError(f"rate must be > 0 frames per second, got {rate!r}")
+  return float(rate)
+
+
+def grid_times(first_time: float, end_time: float, rate: float = 1.0) -> np.ndarray:
+  """Sampling instants `first_time + (j + ½)/rate` strictly before `end_time`, float64 `[J]`."""
+  rate = _check_rate(rate)
+  count = max(0, int(np.ceil((end_time - first_time) * rate - 0.5)))
+  grid = first_time + (np.arange(count + 1, dtype=np.float64) + 0.5) / rate
+  return grid[grid < end_time]
+
+
+def grid_frames(times: np.ndarray, end_time: float, rate: float = 1.0) -> np.ndarray:
+  """Indices of the frames on screen at the grid instants (deduplicated), int64 increasing."""
+  times = np.asarray(times, np.float64)
+  if times.size == 0:
+    return np.zeros((0,), np.int64)
+  grid = grid_times(times[0], end_time, rate)
+  return np.unique(np.searchsorted(times, grid, side="right") - 1).astype(np.int64)
+
+
+def sample_frames(shots: Sequence[shots_lib.Shot], times: np.ndarray, end_time: float,
+                  rate: float = 1.0) -> FrameSample:
+  """The frames to keep at `rate` per second within `shots` (see the module docstring for the rule).
+
+  Args:
+    shots: consecutive shots covering frames `[0, N)`, e.g. from `shots_from_cuts`.
+    times: float64 `[N]` increasing frame times in seconds.
+    end_time: when the last frame ends (its time + one frame period).
+    rate: samples per second.
+  """
+  times = np.asarray(times, np.float64)
+  n = times.size
+  if not shots:
+    if n:
+      raise ValueError(f"no shots given for {n} frames; expected shots covering frames [0, {n})")
+    return FrameSample(np.zeros((0,), np.int64), np.zeros((0,), np.int32), np.zeros((0,), np.float64))
+  starts = np.array([s.start for s in shots], np.int64)
+  ends = np.array([s.end for s in shots], np.int64)
+  if starts[0] != 0 or ends[-1] != n or np.any(starts[1:] != ends[:-1]) or np.any(ends <= starts):
+    raise ValueError(f"shots must be consecutive non-empty ranges covering [0, {n}), got "
+                     f"{list(zip(starts.tolist(), ends.tolist()))}")
+  picked = grid_frames(times, end_time, rate)
+  shot_of_pick = np.searchsorted(starts, picked, side="right") - 1
+  empty = np.setdiff1d(np.arange(len(shots)), shot_of_pick)
+  middles = (starts[empty] + ends[empty] - 1) // 2
+  indices = np.concatenate([picked, middles])
+  shot_ids = np.concatenate([shot_of_pick, empty])
+  order = np.argsort(indices, kind="stable")
+  indices = indices[order]
+  return FrameSample(indices.astype(np.int64), shot_ids[order].astype(np.int32), times[indices])
+
+
+def decode_and_sample(path: Union[str, os.PathLike], *, rate: float = 1.0,
+                      shot_config: shots_lib.ShotConfig = shots_lib.ShotConfig(),
+                      size: Optional[Tuple[int, int]] = None, threads: int = 0) -> VideoSamples:
+  """Decodes `path` once: detects shots at full frame rate and returns the frames sampled in them.
+
+  Same result as `detect_shots_in_video` followed by `sample_frames` and decoding the chosen frames,
+  without a second decode. While decoding it converts to RGB (at `size=(height, width)` if given,
+  otherwise full resolution) only the frames that can still be chosen: the grid frames, and the middle
+  frames of every stretch shorter than 1/rate between two candidate cuts (distance ≥
+  `shot_config.min_threshold`), taken from a buffer of the last 1/rate seconds of decoded frames.
+
+  Memory: the returned frames, plus the buffer (decoded YUV frames of the last 1/rate seconds).
+
+  Raises `VideoDecodeError` if the file cannot be opened; a stream that breaks off gives the shots and
+  frames of what decoded, with `truncated` and `problem` set.
+  """
+  rate = _check_rate(rate)
+  if size is not None:
+    size = video_lib.check_size(size)
+  period = 1.0 / rate
+  # The streaming candidate test must not miss a cut the final detector accepts, whatever the float
+  # rounding of a 2-row versus an N-row distance computation: loosen it slightly (extras are harmless).
+  floor = shot_config.min_threshold * (1.0 - 1e-4)
+  kept: Dict[int, np.ndarray] = {}
+  with video_lib.VideoReader(path, threads=threads) as reader:
+    collector = shots_lib.FeatureCollector(shot_config)
+    times: List[float] = []
+    recent: collections.deque = collections.deque()  # (index, time, av frame) of the last 1/rate s
+    boundaries: List[int] = [0]                        # frame 0 and every candidate cut so far
+    grid_j = 0
+    grid_hits: List[int] = []
+
+    def grid_reached(index: int, until: float) -> None:
+      """Keeps frame `index` (on screen from its time until `until`) if a grid instant falls in it."""
+      nonlocal grid_j
+      hit = False
+      # Same expression as `grid_times`, so both agree to the last bit.
+      while times[0] + (grid_j + 0.5) / rate < until:
+        hit = hit or times[0] + (grid_j + 0.5) / rate >= times[index]
+        grid_j += 1
+      if hit:
+        grid_hits.append(index)
+        kept[index] = video_lib.to_rgb(_find(recent, index), size)
+
+    def boundary_reached(end: int, end_time: float) -> None:
+      """Keeps the middle frame of every short stretch [s, end) between candidates without a grid frame."""
+      for s in reversed(boundaries):
+        if end_time - times[s] >= period * (1 + 1e-6):  # such a stretch always holds a grid instant
+          break
+        if not (grid_hits and grid_hits[-1] >= s):
+          middle = (s + end - 1) // 2
+          frame = _find(recent, middle)
+          if middle not in kept and frame is not None:  # if ever not buffered, the second pass gets it
+            kept[middle] = video_lib.to_rgb(frame, size)
+
+    for index, time, frame in reader.av_frames():
+      times.append(time)
+      if index > 0:
+        grid_reached(index - 1, time)
+      distance = collector.add(*video_lib.yuv_thumbnail(frame, shot_config.thumbnail_side))
+      if distance is not None and distance >= floor:
+        boundary_reached(index, time)
+        boundaries.append(index)
+      recent.append((index, time, frame))
+      while recent and recent[0][1] < time - period * (1 + 1e-5):  # wider than boundary_reached's test
+        recent.popleft()
+    end_time = reader.end_time
+    if times:
+      grid_reached(len(times) - 1, end_time)
+      boundary_reached(len(times), end_time)
+    recent.clear()
+    features = collector.features()
+    times_array = np.array(times, np.float64)
+    shots, _, _, _ = shots_lib.detect_shots(features, times_array, end_time, shot_config)
+    sample = sample_frames(shots, times_array, end_time, rate)
+    info, truncated, problem, num_decoded = reader.info, reader.truncated, reader.problem, reader.num_decoded
+
+  missing = [int(i) for i in sample.frame_indices if int(i) not in kept]
+  if missing:
+    kept.update(_decode_frames(path, missing, size, threads))
+    lost = [i for i in missing if i not in kept]
+    if lost:
+      raise video_lib.VideoDecodeError(path, f"frames {lost} decoded once but not on a second pass")
+  if len(sample):
+    frames = np.stack([kept[int(i)] for i in sample.frame_indices])
+  else:
+    h, w = size if size is not None else (info.height, info.width)
+    frames = np.zeros((0, h, w, 3), np.uint8)
+  return VideoSamples(info=info, shots=shots, frames=frames, frame_indices=sample.frame_indices,
+                      shot_ids=sample.shot_ids, times=sample.times, num_decoded=num_decoded,
+                      truncated=truncated, problem=problem, second_pass=bool(missing))
+
+
+def _find(recent: collections.deque, index: int):
+  for i, _, frame in reversed(recent):
+    if i == index:
+      return frame
+  return None
+
+
+def _decode_frames(path, indices: Sequence[int], size, threads: int) -> Dict[int, np.ndarray]:
+  wanted = set(indices)
+  out: Dict[int, np.ndarray] = {}
+  with video_lib.VideoReader(path, threads=threads) as reader:
+    for index, _, frame in reader.av_frames():
+      if index in wanted:
+        out[index] = video_lib.to_rgb(frame, size)
+        if len(out) == len(wanted):
+          break
+  return out

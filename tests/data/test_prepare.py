@@ -1,0 +1,170 @@
+"""The preparation job on the real sample videos with the real MediaPipe detector."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_vivi.data import prepare, sample_videos, schema
+from tests.data.conftest import first_half, remux
+
+SMALL = dict(videos_per_shard=1, frame_short_side=96)
+
+
+@pytest.fixture(scope="module")
+def video_dir(tmp_path_factory):
+  """The four sample videos, an empty file, a text file and two halves of bikes.mp4: one with its
+  index up front (decodable up to the cut) and one whose index was cut off (unreadable)."""
+  folder = tmp_path_factory.mktemp("videos")
+  for name, path in sample_videos.sample_video_paths().items():
+    shutil.copy(path, folder / name)
+  (folder / "empty.mp4").write_bytes(b"")
+  (folder / "notes.mp4").write_text("not a video\n")
+  bikes = sample_videos.sample_video_path("bikes.mp4")
+  first_half(remux(bikes, tmp_path_factory.mktemp("remux") / "fast.mp4", movflags="faststart"),
+             folder / "bikes_truncated.mp4")
+  first_half(bikes, folder / "bikes_no_index.mp4")
+  return folder
+
+
+@pytest.fixture(scope="module")
+def prepared(video_dir, tmp_path_factory, mediapipe_detector):
+  out = tmp_path_factory.mktemp("prepared")
+  manifest = prepare.prepare(str(video_dir), str(out), prepare.PrepareConfig(**SMALL),
+                             progress=False)
+  return out, manifest
+
+
+def read_videos(out):
+  videos = {}
+  for serialized in tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(str(out / schema.SHARD_GLOB)))):
+    context, seq = schema.parse_video(serialized)
+    videos[context[schema.VIDEO_ID].numpy().decode()] = (context, seq)
+  return videos
+
+
+def test_bad_files_are_skipped_with_reasons_and_the_rest_is_kept(prepared):
+  out, manifest = prepared
+  skipped = {os.path.basename(s["source"]): s["reason"] for s in manifest["skipped"]}
+  assert set(skipped) == {"empty.mp4", "notes.mp4", "bikes_no_index.mp4"}
+  assert all("VideoDecodeError" in r for r in skipped.values())
+  videos = read_videos(out)
+  assert set(videos) == {"bigbuckbunny.mp4", "bikes.mp4", "carphone_distorted.mp4",
+                         "carphone_pristine.mp4", "bikes_truncated.mp4"}
+  assert manifest["counts"]["videos"] == 5 and manifest["counts"]["skipped"] == 3
+  assert "bikes_truncated.mp4" in manifest["flagged"]["truncated"]
+  assert set(manifest["flagged"]["single_shot"]) >= {"bigbuckbunny.mp4", "carphone_pristine.mp4"}
+
+
+def test_records_hold_shots_frames_at_1hz_and_detections(prepared):
+  out, manifest = prepared
+  context, seq = read_videos(out)["bikes.mp4"]
+  # bikes.mp4: 250 frames at 25 fps, six shots (tests/data/test_shots.py has the cuts).
+  assert len(context[schema.SHOT_START].numpy()) == 6
+  times = seq[schema.FRAME_TIME].numpy()
+  shots = seq[schema.FRAME_SHOT].numpy()
+  assert np.all(np.diff(times) > 0) and np.all(np.diff(shots) >= 0)
+  starts, ends = context[schema.SHOT_START].numpy(), context[schema.SHOT_END].numpy()
+  assert np.all((times >= starts[shots] - 1e-6) & (times < ends[shots] + 1e-6))
+  # At 1 Hz a 10 s video gives about 10 frames, at least one per shot.
+  assert 6 <= len(times) <= 12 and set(shots) == set(range(6))
+  frame = tf.io.decode_jpeg(seq[schema.FRAME_JPEG][0]).numpy()
+  assert min(frame.shape[:2]) == 96
+  scores = seq[schema.OBJECT_SCORES].flat_values.numpy()
+  counts = seq[schema.OBJECT_SCORES].row_lengths().numpy()
+  assert np.all(scores >= 0.05) and np.all(counts <= 5)
+  boxes = seq[schema.OBJECT_BOXES].flat_values.numpy().reshape(-1, 4)
+  assert np.all((boxes >= 0) & (boxes <= 1)) and np.all(boxes[:, 2:] >= boxes[:, :2])
+  names = set(seq[schema.OBJECT_CLASS_NAMES].flat_values.numpy())
+  assert names & {b"Car", b"Bicycle", b"Person", b"Vehicle"}
+
+
+def test_manifest_counts_match_the_records(prepared):
+  out, manifest = prepared
+  videos = read_videos(out)
+  frames = sum(len(seq[schema.FRAME_TIME]) for _, seq in videos.values())
+  objects = sum(int(seq[schema.OBJECT_SCORES].flat_values.shape[0]) for _, seq in videos.values())
+  shots = sum(len(ctx[schema.SHOT_START]) for ctx, _ in videos.values())
+  assert manifest["counts"] == {"videos": 5, "skipped": 3, "shots": shots, "frames": frames,
+                                "objects": objects}
+  assert sum(manifest["class_histogram"].values()) == objects
+  assert sum(manifest["score_histogram"]["counts"]) == objects
+  assert manifest["detector"]["spec"] == "mediapipe_oidv4"
+  assert manifest["label_map"]["122"] == "Cat"
+  on_disk = json.loads((out / "manifest.json").read_text())
+  assert on_disk["counts"] == manifest["counts"]
+  for png in ("class_histogram.png", "score_histogram.png", "contact_sheet.png"):
+    assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_resuming_with_other_videos_is_refused(prepared, video_dir):
+  out, _ = prepared
+  with pytest.raises(ValueError, match="other videos or settings"):
+    prepare.prepare([str(video_dir / "bikes.mp4")], str(out), prepare.PrepareConfig(**SMALL),
+                    progress=False)
+
+
+def shard_bytes(out):
+  return {os.path.basename(p): open(p, "rb").read()
+          for p in tf.io.gfile.glob(str(out / schema.SHARD_GLOB))}
+
+
+def cli(video_dir, out, *extra):
+  return [sys.executable, "-m", "keras_vivi.cli.prepare", f"--videos={video_dir}",
+          f"--output={out}", "--videos_per_shard=1", "--frame_short_side=96", *extra]
+
+
+def test_killed_run_resumes_without_loss_or_duplicates(prepared, video_dir, tmp_path):
+  reference, _ = prepared
+  out = tmp_path / "killed"
+  proc = subprocess.Popen(cli(video_dir, out), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  # Kill it as soon as the first shards are complete, in the middle of the job.
+  while len(tf.io.gfile.glob(str(out / schema.SHARD_GLOB))) < 3 and time.time() < deadline:
+    assert proc.poll() is None, "the run ended before it could be killed"
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  partial = shard_bytes(out)
+  assert 3 <= len(partial) < 8 and not (out / "manifest.json").exists()
+  done = subprocess.run(cli(video_dir, out), capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "Prepared 5 videos" in done.stdout and "Skipped 3 file(s)" in done.stdout
+  resumed = shard_bytes(out)
+  # Shards finished before the kill are kept as they were, and the result equals a clean run.
+  assert all(resumed[name] == data for name, data in partial.items())
+  assert resumed == shard_bytes(reference)
+  assert not tf.io.gfile.glob(str(out / "*.tmp"))
+
+
+def test_parallel_workers_write_the_same_records(prepared, video_dir, tmp_path):
+  reference, _ = prepared
+  prepare.prepare(str(video_dir), str(tmp_path), prepare.PrepareConfig(**SMALL, workers=2),
+                  progress=False)
+  assert shard_bytes(tmp_path) == shard_bytes(reference)
+
+
+def test_beam_pipeline_writes_the_same_videos(prepared, video_dir, tmp_path):
+  from keras_vivi.data import beam_pipeline
+  reference, manifest = prepared
+  beam_manifest = beam_pipeline.run(str(video_dir), str(tmp_path), prepare.PrepareConfig(**SMALL),
+                                    num_shards=2)
+  assert len(tf.io.gfile.glob(str(tmp_path / schema.SHARD_GLOB))) == 2
+  ours, theirs = read_videos(tmp_path), read_videos(reference)
+  assert set(ours) == set(theirs)
+  for vid in ours:
+    for key in (schema.FRAME_JPEG, schema.FRAME_TIME, schema.OBJECT_SCORES):
+      a, b = ours[vid][1][key], theirs[vid][1][key]
+      a = a.flat_values if hasattr(a, "flat_values") else a
+      b = b.flat_values if hasattr(b, "flat_values") else b
+      np.testing.assert_array_equal(a.numpy(), b.numpy())
+  assert beam_manifest["counts"] == manifest["counts"]
+  assert {s["source"] for s in beam_manifest["skipped"]} == {s["source"] for s in manifest["skipped"]}
