@@ -10,13 +10,29 @@ import typing
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-  """What a training example holds (paper §4.1)."""
-  shots_per_video: int = 4       # K consecutive shots
+  """What a training example holds (paper §4.1) and how it is augmented."""
+  path: str = ""                 # directory of prepared shards (or a glob of them)
+  shots_per_video: int = 4       # K consecutive shots (a random window)
   frames_per_shot: int = 8       # F, sampled with replacement when a shot has fewer
   max_objects: int = 5           # M boxes per frame
   image_size: int = 224
   batch_size: int = 512          # videos per global batch
   min_score: float = 0.05        # detections below are dropped
+  short_videos: str = "pad"      # videos with fewer than K shots: "pad" (masked) or "drop"
+  crop_area: tuple = (0.08, 1.0)           # inception crop: fraction of the frame area
+  crop_aspect_ratio: tuple = (0.75, 1.333)  # inception crop: width / height
+  flip: bool = True
+  color_distortion: float = 0.5  # strength of brightness/contrast/saturation/hue jitter; 0 is off
+  box_ablation: str = "none"     # "none", "random_boxes" (labels kept), "random_boxes_and_labels"
+  num_classes: int = 601         # label space for random labels (Open Images V4 ids 1..600)
+  inline_detection: bool = False  # ignore stored boxes; train_step runs the detector
+  detector: str = ""             # detector spec for inline detection ("" = MediaPipe OIDv4)
+  raw_image_size: int = 300      # un-augmented frames handed to an inline detector
+  shuffle_buffer: int = 256      # videos
+  seed: typing.Optional[int] = None  # deterministic order and augmentation when set
+  # Labelled images for co-training: a tfds name or a TFRecord glob of {image, label}.
+  labelled_images: str = ""
+  labelled_batch_size: int = 2048
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +92,30 @@ class ExperimentConfig:
 
 
 _EXPERIMENTS = {}
+
+
+def to_dict(config):
+  """JSON-ready dict of an `ExperimentConfig` (tuples become lists)."""
+  return dataclasses.asdict(config)
+
+
+def from_dict(values):
+  """`ExperimentConfig` from `to_dict` output; unknown keys are an error naming them."""
+  def build(cls, data):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields)
+    if unknown:
+      raise ValueError(f"Unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(fields)}.")
+    kwargs = {}
+    for name, value in data.items():
+      default = fields[name].default
+      if dataclasses.is_dataclass(default):
+        value = build(type(default), value)
+      elif isinstance(default, tuple):
+        value = tuple(value)
+      kwargs[name] = value
+    return cls(**kwargs)
+  return build(ExperimentConfig, values)
 
 
 def register_experiment(config):

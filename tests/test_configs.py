@@ -51,3 +51,13 @@ def test_overrides():
 def test_bad_overrides_name_the_value(override, match):
   with pytest.raises(ValueError, match=match):
     configs.apply_overrides(configs.get_experiment("vivi"), [override])
+
+
+def test_json_round_trip():
+  import json
+  cfg = configs.apply_overrides(configs.get_experiment("vivi_objects"),
+                                ["train.decay_steps=5,9", "data.crop_area=0.2,1.0"])
+  back = configs.from_dict(json.loads(json.dumps(configs.to_dict(cfg))))
+  assert back == cfg
+  with pytest.raises(ValueError, match="stepz"):
+    configs.from_dict({**configs.to_dict(cfg), "train": {"stepz": 1}})
