@@ -16,6 +16,12 @@ def info_nce(scores, positive_index, candidate_mask=None, query_mask=None):
   Returns:
     Scalar float32; 0 when no query is valid.
   """
+  total, count = info_nce_terms(scores, positive_index, candidate_mask, query_mask)
+  return total / tf.maximum(count, 1.0)
+
+
+def info_nce_terms(scores, positive_index, candidate_mask=None, query_mask=None):
+  """Sum of the per-query terms of `info_nce` and the number of valid queries (float32)."""
   scores = tf.cast(scores, tf.float32)
   q, k = tf.shape(scores)[0], tf.shape(scores)[1]
   if candidate_mask is None:
@@ -23,13 +29,13 @@ def info_nce(scores, positive_index, candidate_mask=None, query_mask=None):
   candidate_mask = tf.broadcast_to(tf.cast(candidate_mask, tf.bool), [q, k])
   valid = tf.ones([q], tf.bool) if query_mask is None else tf.cast(query_mask, tf.bool)
   positive = tf.gather(scores, positive_index, batch_dims=1)
-  # The positive always counts as a candidate, masked or not.
+  # The positive always counts as a candidate, so every term stays finite.
   candidate_mask |= tf.one_hot(positive_index, k, on_value=True, off_value=False)
   masked = tf.where(candidate_mask, scores, tf.constant(-1e9, tf.float32))
   count = tf.reduce_sum(tf.cast(candidate_mask, tf.float32), axis=1)
   per_query = -positive + tf.reduce_logsumexp(masked, axis=1) - tf.math.log(count)
-  num = tf.reduce_sum(tf.cast(valid, tf.float32))
-  return tf.reduce_sum(tf.where(valid, per_query, 0.0)) / tf.maximum(num, 1.0)
+  return (tf.reduce_sum(tf.where(valid, per_query, 0.0)),
+          tf.reduce_sum(tf.cast(valid, tf.float32)))
 
 
 def info_nce_accuracy(scores, positive_index, candidate_mask=None, query_mask=None):

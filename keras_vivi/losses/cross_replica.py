@@ -1,27 +1,38 @@
-"""Gathering shot representations across replicas for the shot-level negatives."""
+"""Sharing candidates and counts across replicas, so losses see the global batch."""
 
 import tensorflow as tf
 
 
-def gather_shots(shots, shot_mask):
-  """All replicas' shots, for use as InfoNCE candidates inside `strategy.run`.
+def gather_across_replicas(*tensors):
+  """All replicas' values of `tensors`, concatenated on axis 0, inside `strategy.run`.
 
   Args:
-    shots: `[B, K, D]` local shot representations.
-    shot_mask: `[B, K]` bool.
+    *tensors: each `[B, ...]` with the same local batch size B.
 
   Returns:
-    `(candidates [G, K, D], candidate_mask [G, K], batch_offset)` with `G` the global batch and
-    `batch_offset` the position of the local videos in the global batch. Outside a strategy
-    (or with one replica) the local tensors are returned with offset 0. Gradients flow back
-    to every replica's shots.
+    `(gathered, offset)`: a list with each tensor gathered to `[G, ...]` (G the global batch)
+    and the position of this replica's first element in it. Outside a strategy, or with one
+    replica, the tensors are returned as they are with offset 0. Gradients flow back to every
+    replica's values; bool tensors are gathered too.
   """
   context = tf.distribute.get_replica_context()
   if context is None or context.num_replicas_in_sync == 1:
-    return shots, shot_mask, 0
-  candidates = context.all_gather(shots, axis=0)
-  candidate_mask = context.all_gather(tf.cast(shot_mask, tf.int32), axis=0) > 0
+    return list(tensors), 0
+  gathered = []
+  for t in tensors:
+    if t.dtype == tf.bool:  # all_gather has no bool kernel
+      gathered.append(context.all_gather(tf.cast(t, tf.int32), axis=0) > 0)
+    else:
+      gathered.append(context.all_gather(t, axis=0))
   # Offsets from the gathered sizes, so an uneven final batch still lines up.
-  sizes = context.all_gather(tf.shape(shots)[:1], axis=0)
+  sizes = context.all_gather(tf.shape(tensors[0])[:1], axis=0)
   replica_id = tf.cast(context.replica_id_in_sync_group, tf.int32)
-  return candidates, candidate_mask, tf.reduce_sum(sizes[:replica_id])
+  return gathered, tf.reduce_sum(sizes[:replica_id])
+
+
+def sum_across_replicas(value):
+  """`value` summed over replicas inside `strategy.run` (itself outside a strategy)."""
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync == 1:
+    return value
+  return context.all_reduce(tf.distribute.ReduceOp.SUM, value)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_vivi.losses import (gather_shots, info_nce, info_nce_accuracy, shot_loss,
+from keras_vivi.losses import (gather_across_replicas, info_nce, info_nce_accuracy, shot_loss,
                                shot_prediction_scores)
 
 
@@ -134,7 +134,7 @@ def test_cross_replica_negatives_equal_the_global_batch():
 
   def replica_fn(s, p, m):
     with tf.GradientTape() as tape:
-      cands, cmask, offset = gather_shots(s * mirrored_scale, m)
+      (cands, cmask), offset = gather_across_replicas(s * mirrored_scale, m)
       loss = shot_loss(p, m, cands, cmask, offset)
       scaled = loss / strategy.num_replicas_in_sync
     return loss, tape.gradient(scaled, mirrored_scale)
@@ -149,7 +149,7 @@ def test_cross_replica_negatives_equal_the_global_batch():
                              want_grad.numpy(), rtol=1e-4)
 
 
-def test_gather_shots_outside_a_strategy_is_identity():
+def test_gather_outside_a_strategy_is_identity():
   shots = tf.ones((2, 3, 4))
-  cands, cmask, offset = gather_shots(shots, tf.ones((2, 3), tf.bool))
+  (cands, _), offset = gather_across_replicas(shots, tf.ones((2, 3), tf.bool))
   assert cands is shots and offset == 0

@@ -134,3 +134,18 @@ def test_runs_inside_tf_function_with_dynamic_batch():
     emb, labels, _ = random_case(rng, n, 3, 3)
     np.testing.assert_allclose(fn(emb, labels).numpy(), reference_semi_hard(emb, labels, 0.2)[0],
                                rtol=1e-5, atol=1e-6)
+
+
+def test_anchor_subsets_add_up_to_the_whole_batch():
+  # What each replica computes: its own anchors against the global candidates.
+  from keras_vivi.losses import semi_hard_triplet_terms
+  rng = np.random.default_rng(21)
+  emb, labels, mask = random_case(rng, 24, 5, 4, 0.2)
+  want, want_pairs = reference_semi_hard(emb, labels, 0.2, mask)
+  total, count = 0.0, 0.0
+  for part in (slice(0, 10), slice(10, 24)):
+    s, c = semi_hard_triplet_terms(emb[part], labels[part], emb, labels, 0.2, mask[part], mask,
+                                   anchor_positions=np.arange(24)[part])
+    total, count = total + s.numpy(), count + c.numpy()
+  assert count == want_pairs
+  np.testing.assert_allclose(total / count, want, rtol=1e-5)
