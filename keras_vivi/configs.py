@@ -24,7 +24,7 @@ class DataConfig:
   flip: bool = True
   color_distortion: float = 0.5  # strength of brightness/contrast/saturation/hue jitter; 0 is off
   box_ablation: str = "none"     # "none", "random_boxes" (labels kept), "random_boxes_and_labels"
-  num_classes: int = 601         # label space for random labels (Open Images V4 ids 1..600)
+  num_classes: int = 602         # random labels are drawn from 1..num_classes-1 (OIDv4 ids 1..601)
   inline_detection: bool = False  # ignore stored boxes; train_step runs the detector
   detector: str = ""             # detector spec for inline detection ("" = MediaPipe OIDv4)
   raw_image_size: int = 300      # un-augmented frames handed to an inline detector
@@ -47,8 +47,9 @@ class ModelConfig:
   shot_dim: int = 512            # projected shot representation
   lstm_units: int = 256
   prediction_steps: int = 1      # shots predicted ahead from each context
-  num_box_classes: int = 600     # Open Images V4 label space of the box classifier
-  num_supervised_classes: int = 1000
+  num_box_classes: int = 602     # box / crop classifiers, indexed by Open Images V4 id (1..601)
+  num_supervised_classes: int = 1000  # co-training labels
+  num_teacher_classes: int = 1001     # outputs of the distillation teacher
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,10 +60,14 @@ class LossConfig:
   object: bool = False
   box_classifier: bool = False   # the 600-way sigmoid classifier on r_b ("also predict CE")
   supervised: bool = False       # co-training on labelled images
+  distillation: bool = False     # soft frame labels from a teacher classifier
+  teacher: str = ""              # teacher hub handle or SavedModel path (images in [0, 1] → logits)
+  detector_crops: bool = False   # softmax classifier on object crops labelled by the detector
   omega: float = 5.0
   beta: float = 0.04
   gamma: float = 1.0
   box_classifier_weight: float = 1.0
+  distillation_weight: float = 1.0
   margin: float = 0.2
   shot_negatives: str = "batch"  # "batch" (whole global batch) or "same_position" (strict eq. 1)
 
@@ -175,12 +180,53 @@ def apply_overrides(config, overrides):
   return config
 
 
-register_experiment(ExperimentConfig(
+def _variant(base, name, description, **sections):
+  """Registers `base` with some sections' fields replaced: `_variant(b, n, d, loss={...})`."""
+  changes = {k: dataclasses.replace(getattr(base, k), **v) for k, v in sections.items()}
+  return register_experiment(dataclasses.replace(base, name=name, description=description,
+                                                 **changes))
+
+
+_VIVI = ExperimentConfig(
     name="vivi",
     description="VIVI baseline: frame triplet loss + β·shot InfoNCE (Tschannen et al., 2020).",
-    loss=LossConfig(frame=True, shot=True, object=False)))
+    loss=LossConfig(frame=True, shot=True, object=False))
+register_experiment(_VIVI)
+_OURS = _variant(_VIVI, "vivi_objects",
+                 "Ours: ω·object triplet loss + frame triplet loss + β·shot InfoNCE (eq. 3).",
+                 loss={"object": True})
 
-register_experiment(ExperimentConfig(
-    name="vivi_objects",
-    description="Ours: ω·object triplet loss + frame triplet loss + β·shot InfoNCE (eq. 3).",
-    loss=LossConfig(frame=True, shot=True, object=True)))
+# Table 1 ablations.
+_variant(_OURS, "random_boxes_and_labels", "Ours with boxes and labels at random.",
+         data={"box_ablation": "random_boxes_and_labels"})
+_variant(_OURS, "random_boxes", "Ours with boxes at random coordinates (detector labels kept).",
+         data={"box_ablation": "random_boxes"})
+_variant(_VIVI, "distill_imagenet",
+         "VIVI + distilling soft frame labels from an ImageNet classifier (teacher handle in "
+         "loss.teacher).",
+         loss={"distillation": True,
+               "teacher": "https://tfhub.dev/google/imagenet/resnet_v2_50/classification/5"})
+_variant(_OURS, "objects_plus_cross_entropy",
+         "Ours + a 600-way sigmoid classifier on the box representations (also predict CE).",
+         loss={"box_classifier": True})
+_variant(_VIVI, "cross_entropy_only",
+         "VIVI + the box classifier's cross-entropy instead of the object triplet loss.",
+         loss={"box_classifier": True})
+_variant(_VIVI, "objects_only", "Only the object-level triplet loss.",
+         loss={"frame": False, "shot": False, "object": True})
+_variant(_VIVI, "detector_distill",
+         "Detector distillation: a ResNet trained to classify object crops labelled by the "
+         "detector.", loss={"frame": False, "shot": False, "detector_crops": True})
+
+# Co-training with labelled images (GN + WS), and 3× wider ResNets.
+for _base in (_VIVI, _OURS):
+  _cotrain = _variant(
+      _base, f"{_base.name}_cotrain",
+      f"{_base.description} Co-trained with γ·softmax cross-entropy on ImageNet (GN + WS).",
+      model={"normalization": "group"},
+      loss={"supervised": True},
+      data={"labelled_images": "imagenet2012"},
+      train={"steps": 100_000, "decay_steps": (70_000, 85_000, 95_000)})
+  for _cfg in (_base, _cotrain):
+    _variant(_cfg, f"{_cfg.name}_3x", f"{_cfg.description} 3× wider ResNet-50.",
+             model={"width": 3})

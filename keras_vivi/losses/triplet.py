@@ -1,6 +1,10 @@
 """Semi-hard triplet loss (Schroff et al., 2015) in O(N²) memory."""
 
+import collections
+
 import tensorflow as tf
+
+TripletTerms = collections.namedtuple("TripletTerms", ["sum", "count", "active"])
 
 
 def squared_distances(a, b):
@@ -34,8 +38,9 @@ def semi_hard_triplet_terms(anchors, anchor_labels, candidates, candidate_labels
       the anchors is among the candidates).
 
   Returns:
-    `(sum, count)` float32 scalars: the summed `max(d(a,p) − d(a,n*) + α, 0)` and the number of
-    anchor–positive pairs (see `semi_hard_triplet_loss`).
+    `TripletTerms(sum, count, active)` float32 scalars: the summed `max(d(a,p) − d(a,n*) + α, 0)`,
+    the number of anchor–positive pairs (see `semi_hard_triplet_loss`) and how many of them
+    have a non-zero loss.
   """
   anchor_labels = tf.convert_to_tensor(anchor_labels)
   candidate_labels = tf.convert_to_tensor(candidate_labels)
@@ -63,8 +68,9 @@ def semi_hard_triplet_terms(anchors, anchor_labels, candidates, candidate_labels
 
   pairs = positives & (num_neg > 0)[:, None]
   per_pair = tf.maximum(d - d_an + margin, 0.0)
-  return (tf.reduce_sum(tf.where(pairs, per_pair, 0.0)),
-          tf.reduce_sum(tf.cast(pairs, tf.float32)))
+  return TripletTerms(tf.reduce_sum(tf.where(pairs, per_pair, 0.0)),
+                      tf.reduce_sum(tf.cast(pairs, tf.float32)),
+                      tf.reduce_sum(tf.cast(pairs & (per_pair > 0), tf.float32)))
 
 
 def semi_hard_triplet_loss(embeddings, labels, margin=0.2, mask=None):
@@ -94,7 +100,6 @@ def semi_hard_triplet_loss(embeddings, labels, margin=0.2, mask=None):
 
 def semi_hard_triplet_loss_and_pairs(embeddings, labels, margin=0.2, mask=None):
   """`semi_hard_triplet_loss` and the number of anchor–positive pairs it averaged over."""
-  total, count = semi_hard_triplet_terms(
-      embeddings, labels, embeddings, labels, margin, mask, mask,
-      anchor_positions=tf.range(tf.shape(labels)[0]))
-  return total / tf.maximum(count, 1.0), count
+  terms = semi_hard_triplet_terms(embeddings, labels, embeddings, labels, margin, mask, mask,
+                                  anchor_positions=tf.range(tf.shape(labels)[0]))
+  return terms.sum / tf.maximum(terms.count, 1.0), terms.count

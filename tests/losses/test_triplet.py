@@ -144,8 +144,8 @@ def test_anchor_subsets_add_up_to_the_whole_batch():
   want, want_pairs = reference_semi_hard(emb, labels, 0.2, mask)
   total, count = 0.0, 0.0
   for part in (slice(0, 10), slice(10, 24)):
-    s, c = semi_hard_triplet_terms(emb[part], labels[part], emb, labels, 0.2, mask[part], mask,
-                                   anchor_positions=np.arange(24)[part])
+    s, c, _ = semi_hard_triplet_terms(emb[part], labels[part], emb, labels, 0.2, mask[part],
+                                      mask, anchor_positions=np.arange(24)[part])
     total, count = total + s.numpy(), count + c.numpy()
   assert count == want_pairs
   np.testing.assert_allclose(total / count, want, rtol=1e-5)

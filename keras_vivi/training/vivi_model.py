@@ -1,0 +1,228 @@
+"""The trainable model: backbone, heads and the shot/frame/object losses in `train_step`."""
+
+import tensorflow as tf
+import tf_keras
+
+from keras_vivi import losses
+from keras_vivi import models
+
+# Metrics reported by train_step/test_step, in display order.
+LOSS_NAMES = ("total_loss", "frame_loss", "shot_loss", "object_loss", "box_classifier_loss",
+              "distillation_loss", "crop_loss", "supervised_loss")
+STAT_NAMES = ("shot_accuracy", "frame_active_triplets", "object_active_triplets")
+
+
+def _global_mean(local_sum, local_count):
+  """This replica's share of a mean over the global batch, and the global mean itself.
+
+  The shares of all replicas add up to `Σ sums / Σ counts`; since gradients are summed over
+  replicas, training on the shares trains on the global mean.
+  """
+  count = losses.sum_across_replicas(tf.cast(local_count, tf.float32))
+  share = tf.cast(local_sum, tf.float32) / tf.maximum(count, 1.0)
+  return share, losses.sum_across_replicas(tf.stop_gradient(share))
+
+
+class VIVIModel(tf_keras.Model):
+  """ResNet backbone trained with `ω·L_object + L_frame + β·L_shot (+ γ·L_supervised)`.
+
+  `fit` takes batches of the `keras_vivi.data.pipeline` element spec (videos), or
+  `(videos, labelled_images)` pairs when co-training. Losses are exact means over the global
+  batch whatever the number of replicas: the triplet and InfoNCE candidates are gathered from
+  all replicas, each replica trains on its anchors' share.
+
+  Args:
+    config: `keras_vivi.configs.ExperimentConfig`.
+    detector: for `config.data.inline_detection`: a `keras_vivi.detector.Detector` run on the
+      un-augmented frames inside the step.
+    teacher: for distillation: a callable images `[N, H, W, 3]` in [0, 1] → logits.
+
+  `call(images)` returns the backbone representation `[N, 2048·width]`.
+  """
+
+  def __init__(self, config, detector=None, teacher=None, **kwargs):
+    super().__init__(**kwargs)
+    self.config = config
+    m, l = config.model, config.loss
+    if config.data.inline_detection and detector is None:
+      raise ValueError("config.data.inline_detection is set but no detector was given.")
+    if l.distillation and teacher is None:
+      raise ValueError(f"Experiment {config.name!r} distils from a teacher; pass teacher=…")
+    self.backbone = models.build_backbone(m)
+    dense = tf_keras.layers.Dense
+    self.frame_head = (models.ProjectionHead(m.embedding_dim, m.projection_hidden_dims,
+                                             name="frame_head") if l.frame else None)
+    self.object_head = (models.ProjectionHead(m.embedding_dim, m.projection_hidden_dims,
+                                              name="object_head") if l.object else None)
+    self.shot_projection = dense(m.shot_dim, name="shot_projection") if l.shot else None
+    self.shot_predictor = (models.ShotPredictor(m.prediction_steps, m.lstm_units,
+                                                name="shot_predictor") if l.shot else None)
+    self.box_classifier = (dense(m.num_box_classes, name="box_classifier")
+                           if l.box_classifier else None)
+    self.crop_classifier = (dense(m.num_box_classes, name="crop_classifier")
+                            if l.detector_crops else None)
+    self.distill_head = (dense(m.num_teacher_classes, name="distill_head")
+                         if l.distillation else None)
+    self.supervised_head = (dense(m.num_supervised_classes, name="supervised_head")
+                            if l.supervised else None)
+    self.detector = detector
+    self.teacher = teacher
+    self._trackers = {name: tf_keras.metrics.Mean(name) for name in LOSS_NAMES + STAT_NAMES}
+
+  @property
+  def metrics(self):
+    return list(self._trackers.values())
+
+  def call(self, images, training=False):
+    return self.backbone(images, training=training)["pre_logits"]
+
+  # -- losses ---------------------------------------------------------------------------------
+
+  def _detect_inline(self, videos):
+    """Boxes from the detector on the raw frames, mapped into the augmented frames."""
+    from keras_vivi.data import augment  # the pipeline's own box op
+    raw = videos["raw_frames"]
+    lead = tf.shape(raw)[:3]
+    flat = tf.reshape(raw, tf.concat([[-1], tf.shape(raw)[-3:]], 0))
+    found = self.detector.tf_call(flat)
+    m = self.config.data.max_objects
+    boxes = tf.reshape(found["detection_boxes"][:, :m], tf.concat([lead, [m, 4]], 0))
+    boxes, inside = augment.transform_boxes(boxes, videos["crop"], videos["flip"])
+    present = tf.range(m) < tf.reshape(found["num_detections"], tf.concat([lead, [1]], 0))
+    labels = tf.reshape(found["detection_class_labels"][:, :m], tf.concat([lead, [m]], 0))
+    return boxes, tf.cast(tf.maximum(labels, 0), tf.int32), inside & present
+
+  def compute_losses(self, videos, labelled=None, training=False):
+    """Returns `(total share for the gradient, {metric name: global value})`."""
+    cfg = self.config
+    l = cfg.loss
+    frames = videos["frames"]
+    shape = tf.shape(frames)
+    b, k, f = shape[0], shape[1], shape[2]
+    size = (shape[3], shape[4])
+    shares, values = {}, {}
+
+    def add(name, share, value):
+      shares[name], values[name] = share, value
+
+    need_frames = l.frame or l.shot or l.object or l.box_classifier or l.distillation
+    if need_frames:
+      out = self.backbone(tf.reshape(frames, tf.concat([[-1], shape[3:]], 0)),
+                          training=training)
+      reps = out["pre_logits"]                                        # [N, C]
+      frame_mask = tf.reshape(videos["frame_mask"], [-1])
+
+    # Video offset of this replica in the global batch: keeps (video, shot) labels unique.
+    (_, ), video_offset = losses.gather_across_replicas(videos["shot_mask"])
+
+    if l.frame:
+      video = tf.repeat(video_offset + tf.range(b), k * f)
+      shot = tf.tile(tf.repeat(tf.range(k), f), [b])
+      share, value, active = self._triplet(self.frame_head(reps), video * k + shot, frame_mask)
+      add("frame_loss", share, value)
+      values["frame_active_triplets"] = active
+
+    if l.shot:
+      per_shot = models.aggregate_shots(
+          tf.reshape(reps, tf.stack([b, k, f, -1])), videos["frame_mask"])
+      shots = tf.cast(self.shot_projection(per_shot), tf.float32)      # [B, K, D]
+      predictions = self.shot_predictor(shots)
+      (all_shots, all_mask), _ = losses.gather_across_replicas(shots, videos["shot_mask"])
+      scores = losses.shot_prediction_scores(
+          predictions, videos["shot_mask"], all_shots, all_mask, video_offset,
+          same_position=l.shot_negatives == "same_position")
+      total, count = losses.info_nce_terms(*scores)
+      add("shot_loss", *_global_mean(total, count))
+      accuracy = losses.info_nce_accuracy(*scores)
+      values["shot_accuracy"] = _global_mean(accuracy * count, count)[1]
+
+    if l.object or l.box_classifier or l.detector_crops:
+      if cfg.data.inline_detection:
+        boxes, class_ids, box_mask = self._detect_inline(videos)
+      else:
+        boxes, class_ids, box_mask = videos["boxes"], videos["class_ids"], videos["box_mask"]
+      m = tf.shape(boxes)[-2]
+      boxes = tf.reshape(boxes, [-1, m, 4])
+      class_ids = tf.reshape(class_ids, [-1])
+      box_mask = tf.reshape(box_mask, [-1])
+
+    if l.object or l.box_classifier:
+      r = models.gather_box_features(out["5"], boxes, size)           # [N, M, C]
+      r = tf.reshape(r, [-1, tf.shape(r)[-1]])
+      if l.object:
+        share, value, active = self._triplet(self.object_head(r), class_ids, box_mask)
+        add("object_loss", share, value)
+        values["object_active_triplets"] = active
+      if l.box_classifier:
+        count = tf.reduce_sum(tf.cast(box_mask, tf.float32))
+        mean = losses.box_classifier_loss(self.box_classifier(r), class_ids, box_mask)
+        add("box_classifier_loss", *_global_mean(mean * count, count))
+
+    if l.detector_crops:
+      images = tf.reshape(frames, tf.concat([[-1], shape[3:]], 0))
+      crops = tf.image.crop_and_resize(images, tf.reshape(boxes, [-1, 4]),
+                                       tf.repeat(tf.range(tf.shape(images)[0]), m), size)
+      logits = self.crop_classifier(self.backbone(crops, training=training)["pre_logits"])
+      count = tf.reduce_sum(tf.cast(box_mask, tf.float32))
+      mean = losses.supervised_loss(logits, class_ids, box_mask)
+      add("crop_loss", *_global_mean(mean * count, count))
+
+    if l.distillation:
+      images = tf.reshape(frames, tf.concat([[-1], shape[3:]], 0))
+      teacher_probs = tf.nn.softmax(tf.cast(tf.stop_gradient(self.teacher(images)), tf.float32))
+      count = tf.reduce_sum(tf.cast(frame_mask, tf.float32))
+      mean = losses.distillation_loss(self.distill_head(reps), teacher_probs, frame_mask)
+      add("distillation_loss", *_global_mean(mean * count, count))
+
+    if l.supervised:
+      if labelled is None:
+        raise ValueError(f"Experiment {cfg.name!r} co-trains: fit on (videos, labelled) pairs.")
+      logits = self.supervised_head(
+          self.backbone(labelled["image"], training=training)["pre_logits"])
+      count = tf.cast(tf.shape(logits)[0], tf.float32)
+      add("supervised_loss", *_global_mean(
+          losses.supervised_loss(logits, labelled["label"]) * count, count))
+
+    weights = {"object_loss": l.omega, "frame_loss": 1.0, "shot_loss": l.beta,
+               "supervised_loss": l.gamma, "box_classifier_loss": l.box_classifier_weight,
+               "distillation_loss": l.distillation_weight, "crop_loss": 1.0}
+    total = tf.add_n([weights[n] * s for n, s in shares.items()])
+    values["total_loss"] = tf.add_n([weights[n] * values[n] for n in shares])
+    return total, values
+
+  def _triplet(self, embeddings, labels, mask):
+    """This replica's triplet share, the global loss and the fraction of active pairs."""
+    (all_emb, all_labels, all_mask), offset = losses.gather_across_replicas(
+        embeddings, labels, mask)
+    terms = losses.semi_hard_triplet_terms(
+        embeddings, labels, all_emb, all_labels, self.config.loss.margin, mask, all_mask,
+        anchor_positions=offset + tf.range(tf.shape(labels)[0]))
+    share, value = _global_mean(terms.sum, terms.count)
+    active = _global_mean(terms.active, terms.count)[1]
+    return share, value, active
+
+  # -- steps ----------------------------------------------------------------------------------
+
+  def _update(self, values):
+    for name, value in values.items():
+      self._trackers[name].update_state(value)
+    return {name: t.result() for name, t in self._trackers.items() if name in values}
+
+  @staticmethod
+  def _split(data):
+    return data if isinstance(data, tuple) else (data, None)
+
+  def train_step(self, data):
+    videos, labelled = self._split(data)
+    with tf.GradientTape() as tape:
+      total, values = self.compute_losses(videos, labelled, training=True)
+    # minimize() applies loss scaling when the optimizer is a LossScaleOptimizer.
+    self.optimizer.minimize(total, self.trainable_variables, tape=tape)
+    logs = self._update(values)
+    logs["learning_rate"] = self.optimizer.learning_rate
+    return logs
+
+  def test_step(self, data):
+    videos, labelled = self._split(data)
+    _, values = self.compute_losses(videos, labelled, training=False)
+    return self._update(values)
