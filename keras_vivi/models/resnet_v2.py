@@ -5,8 +5,9 @@ import tf_keras
 
 from keras_vivi.models.standardized_conv2d import StandardizedConv2D
 
-# Bottleneck units per stage, by depth.
-BLOCKS_BY_DEPTH = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+# Bottleneck units per stage, by depth (14 and 26 are small variants for quick experiments).
+BLOCKS_BY_DEPTH = {14: (1, 1, 1, 1), 26: (2, 2, 2, 2), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3),
+                   152: (3, 8, 36, 3)}
 NORMALIZATIONS = ("batch", "group")
 ENDPOINT_LEVELS = (2, 3, 4, 5)
 

@@ -1,0 +1,49 @@
+"""`vivi-train`: train a named experiment with `model.fit` on a `tf.distribute` strategy.
+
+  vivi-train --experiment=vivi_objects --data=DIR --model_dir=DIR [--strategy=mirrored]
+             [--override=train.steps=300 --override=data.image_size=96 ...]
+
+A killed run restarted with the same flags resumes from its last checkpoint.
+"""
+
+from absl import app
+from absl import flags
+
+from keras_vivi import configs
+from keras_vivi.training import trainer
+
+_EXPERIMENT = flags.DEFINE_enum("experiment", None, configs.list_experiments(),
+                                "Named experiment (a row of the paper's tables).", required=True)
+_DATA = flags.DEFINE_string("data", None, "Directory of prepared records (vivi-prepare --output).")
+_MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints, config.json and TensorBoard logs.",
+                                 required=True)
+_STRATEGY = flags.DEFINE_enum("strategy", "default", trainer.STRATEGIES,
+                              "tf.distribute strategy; multi_worker reads TF_CONFIG.")
+_TPU = flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
+_OVERRIDE = flags.DEFINE_multi_string("override", [], "section.field=value, e.g. train.steps=300.")
+_EVERY = flags.DEFINE_integer("steps_per_epoch", 1000,
+                              "Steps between checkpoints (one Keras epoch).")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  overrides = list(_OVERRIDE.value)
+  if _DATA.value:
+    overrides.insert(0, f"data.path={_DATA.value}")
+  config = configs.apply_overrides(configs.get_experiment(_EXPERIMENT.value), overrides)
+  if not config.data.path:
+    raise app.UsageError("Give --data=DIR (or --override=data.path=DIR).")
+  strategy = trainer.build_strategy(_STRATEGY.value, _TPU.value)
+  _, history = trainer.train(config, _MODEL_DIR.value, strategy,
+                             steps_per_epoch=min(_EVERY.value, config.train.steps))
+  final = {k: round(float(v[-1]), 4) for k, v in history.history.items()} if history.history else {}
+  print(f"Trained {config.name} in {_MODEL_DIR.value}: {final}")
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,3 @@
+"""Judging representations: the object nearest-neighbour diagnostic, VTAB-1k, robustness."""
+
+from keras_vivi.evaluation.object_diagnostic import nearest_neighbour_same_class

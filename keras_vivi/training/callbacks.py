@@ -1,0 +1,84 @@
+"""Keras callbacks of the trainer: checkpoints, the object diagnostic, frames in TensorBoard."""
+
+import tensorflow as tf
+import tf_keras
+
+from keras_vivi import evaluation
+from keras_vivi import models
+
+
+class CheckpointCallback(tf_keras.callbacks.Callback):
+  """Saves `manager`'s checkpoint (model and optimizer) at the end of every epoch."""
+
+  def __init__(self, manager):
+    super().__init__()
+    self.manager = manager
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.manager.save(checkpoint_number=self.model.optimizer.iterations)
+
+
+def object_features(model, batch):
+  """Backbone features at every box centre of a video batch: `([N·M, C], labels, mask)`."""
+  frames = batch["frames"]
+  shape = tf.shape(frames)
+  grid = model.backbone(tf.reshape(frames, tf.concat([[-1], shape[3:]], 0)), training=False)["5"]
+  m = tf.shape(batch["boxes"])[-2]
+  r = models.gather_box_features(grid, tf.reshape(batch["boxes"], [-1, m, 4]),
+                                 (shape[3], shape[4]))
+  return (tf.reshape(r, [-1, tf.shape(r)[-1]]), tf.reshape(batch["class_ids"], [-1]),
+          tf.reshape(batch["box_mask"], [-1]))
+
+
+class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
+  """Table 2's diagnostic on held-out batches, logged as `object_nn_same_class`.
+
+  The fraction of objects whose nearest neighbour (cosine, backbone features at the box
+  centre) has the same detector class; computed before training and after every epoch.
+  """
+
+  def __init__(self, batches):
+    super().__init__()
+    self.batches = list(batches)
+    self.history = []
+
+  def compute(self):
+    feats, labels, masks = zip(*(object_features(self.model, b) for b in self.batches))
+    fraction, _, _ = evaluation.nearest_neighbour_same_class(
+        tf.concat(feats, 0), tf.concat(labels, 0), tf.concat(masks, 0))
+    return float(fraction)
+
+  def on_train_begin(self, logs=None):
+    if not self.history:
+      self.history.append((int(self.model.optimizer.iterations), self.compute()))
+
+  def on_epoch_end(self, epoch, logs=None):
+    value = self.compute()
+    self.history.append((int(self.model.optimizer.iterations), value))
+    if logs is not None:
+      logs["object_nn_same_class"] = value
+
+
+class FrameSummaryCallback(tf_keras.callbacks.Callback):
+  """Writes a few training frames with their boxes to TensorBoard at each epoch end."""
+
+  def __init__(self, batch, log_dir, max_images=4):
+    super().__init__()
+    self.log_dir = log_dir
+    frames = batch["frames"]
+    size = tf.shape(frames)[-3:]
+    flat = tf.reshape(frames, tf.concat([[-1], size], 0))[:max_images]
+    m = tf.shape(batch["boxes"])[-2]
+    boxes = tf.reshape(batch["boxes"], [-1, m, 4])[:max_images]
+    keep = tf.reshape(batch["box_mask"], [-1, m])[:max_images]
+    boxes = tf.where(keep[..., None], boxes, 0.0)
+    self.images = tf.image.draw_bounding_boxes(flat, boxes, [[1.0, 1.0, 0.0]])
+    self._writer = None
+
+  def on_epoch_end(self, epoch, logs=None):
+    if self._writer is None:
+      self._writer = tf.summary.create_file_writer(self.log_dir)
+    with self._writer.as_default():
+      tf.summary.image("frames_with_boxes", self.images,
+                       step=int(self.model.optimizer.iterations), max_outputs=len(self.images))
+      self._writer.flush()

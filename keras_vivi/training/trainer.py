@@ -1,0 +1,135 @@
+"""`train`: `model.fit` of a named experiment on a `tf.distribute` strategy, resumable."""
+
+import json
+import math
+import os
+import tempfile
+
+import tensorflow as tf
+import tf_keras
+
+from keras_vivi import configs
+from keras_vivi.training import callbacks as callbacks_lib
+from keras_vivi.training.optimization import build_optimizer
+from keras_vivi.training.vivi_model import VIVIModel
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+CONFIG_FILE = "config.json"
+
+
+def build_strategy(name="default", tpu=""):
+  """`default` (one device), `mirrored` (all local devices), `multi_worker` (TF_CONFIG) or `tpu`."""
+  if name == "default":
+    return tf.distribute.get_strategy()
+  if name == "mirrored":
+    return tf.distribute.MirroredStrategy()
+  if name == "multi_worker":
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  if name == "tpu":
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+  raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}.")
+
+
+def is_chief(strategy):
+  """True on the task that writes checkpoints and summaries."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.task_type:
+    return True
+  has_chief = "chief" in resolver.cluster_spec().as_dict()
+  return resolver.task_type == "chief" or (
+      not has_chief and resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def load_teacher(handle):
+  """A frozen classifier (hub handle or SavedModel path): images in [0, 1] → logits."""
+  import tensorflow_hub as hub
+  return hub.KerasLayer(handle, trainable=False, name="teacher")
+
+
+def build_model(config, detector=None, teacher=None):
+  """`VIVIModel` with the detector and teacher its config needs (loaded when not given)."""
+  if config.data.inline_detection and detector is None:
+    from keras_vivi.detector import load_detector
+    detector = load_detector(config.data.detector or None, score_threshold=config.data.min_score,
+                             max_detections=config.data.max_objects)
+  if config.loss.distillation and teacher is None:
+    teacher = load_teacher(config.loss.teacher)
+  return VIVIModel(config, detector=detector, teacher=teacher, name=config.name)
+
+
+def make_dataset_fn(config):
+  """`input_context → dataset` for `distribute_datasets_from_function` / `DatasetCreator`."""
+  from keras_vivi.data import pipeline
+
+  def dataset_fn(input_context=None):
+    videos = pipeline.build_dataset(config.data, input_context).repeat()
+    if not config.loss.supervised:
+      return videos
+    images = pipeline.build_labelled_dataset(config.data, input_context).repeat()
+    return tf.data.Dataset.zip((videos, images))
+  return dataset_fn
+
+
+def train(config, model_dir, strategy=None, steps_per_epoch=1000, dataset_fn=None,
+          detector=None, teacher=None, callbacks=(), verbose="auto"):
+  """Trains `config` into `model_dir`, resuming from its latest checkpoint.
+
+  Every `steps_per_epoch` steps a checkpoint (model + optimizer, so the step and momentum
+  resume exactly) is written; a killed run restarted with the same arguments continues from
+  the last one. TensorBoard logs go to `model_dir/logs`.
+
+  Args:
+    config: `ExperimentConfig`; `config.data.path` holds the prepared records.
+    strategy: a `tf.distribute.Strategy` (default: the current one).
+    dataset_fn: `input_context → tf.data.Dataset` (default: `make_dataset_fn(config)`).
+    callbacks: more Keras callbacks.
+
+  Returns:
+    `(model, history)`.
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  previous_policy = tf_keras.mixed_precision.global_policy()
+  if config.train.mixed_precision:
+    tf_keras.mixed_precision.set_global_policy(config.train.mixed_precision)
+  try:
+    return _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, teacher,
+                  callbacks, verbose)
+  finally:
+    tf_keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, teacher,
+           callbacks, verbose):
+  chief = is_chief(strategy)
+  # Non-chief workers of a multi-worker run write to scratch space.
+  write_dir = model_dir if chief else tempfile.mkdtemp(prefix="vivi_worker_")
+  tf.io.gfile.makedirs(write_dir)
+  if chief:
+    with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE), "w") as f:
+      json.dump(configs.to_dict(config), f, indent=1)
+
+  with strategy.scope():
+    model = build_model(config, detector, teacher)
+    model.compile(optimizer=build_optimizer(config.train, config.data.batch_size),
+                  jit_compile=config.train.jit_compile)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=3)
+    if chief:
+      latest = manager.latest_checkpoint
+    else:
+      latest = tf.train.latest_checkpoint(model_dir)
+    if latest:
+      checkpoint.restore(latest)
+  initial_epoch = int(model.optimizer.iterations.numpy()) // steps_per_epoch
+  epochs = math.ceil(config.train.steps / steps_per_epoch)
+  data = tf_keras.utils.experimental.DatasetCreator(dataset_fn or make_dataset_fn(config))
+  all_callbacks = [callbacks_lib.CheckpointCallback(manager), *callbacks]
+  if chief:
+    all_callbacks.append(tf_keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"),
+                                                        update_freq="epoch"))
+  history = model.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                      initial_epoch=initial_epoch, callbacks=all_callbacks, verbose=verbose)
+  return model, history

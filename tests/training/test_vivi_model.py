@@ -1,0 +1,131 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from keras_vivi import configs, losses, models
+from keras_vivi.training import VIVIModel, build_optimizer, trainer
+from tests.training.conftest import dataset_fn_for, small_config, video_batch
+
+
+def one_step(config, **kwargs):
+  model = trainer.build_model(config, **kwargs)
+  model.compile(optimizer=build_optimizer(config.train, config.data.batch_size))
+  model.fit(dataset_fn_for(config)(None), epochs=1, steps_per_epoch=1, verbose=0)  # builds
+  before = [v.numpy().copy() for v in model.trainable_variables]
+  logs = model.fit(dataset_fn_for(config)(None), epochs=1, steps_per_epoch=1, verbose=0).history
+  return model, {k: v[-1] for k, v in logs.items()}, before
+
+
+@pytest.mark.parametrize("name", [n for n in configs.list_experiments() if not n.endswith("_3x")])
+def test_every_experiment_runs_a_step(name, teacher_dir, detector_dir):
+  config = small_config(name, f"loss.teacher={teacher_dir}")
+  model, logs, before = one_step(config)
+  assert np.isfinite(logs["total_loss"])
+  l = config.loss
+  expected = {"frame_loss": l.frame, "shot_loss": l.shot, "object_loss": l.object,
+              "box_classifier_loss": l.box_classifier, "distillation_loss": l.distillation,
+              "crop_loss": l.detector_crops, "supervised_loss": l.supervised}
+  for key, on in expected.items():
+    assert (key in logs) == on, (key, logs)
+  changed = [not np.array_equal(b, v.numpy()) for b, v in zip(before, model.trainable_variables)]
+  assert any(changed)
+  if l.supervised:
+    assert model.config.model.normalization == "group"
+
+
+@pytest.mark.parametrize("name", ["vivi_3x", "vivi_objects_cotrain_3x"])
+def test_wide_experiments_build_three_times_wider(name):
+  config = configs.get_experiment(name)
+  assert config.model.width == 3
+  backbone = models.build_backbone(config.model)
+  assert backbone.representation_dim == 6144
+
+
+def test_wide_experiment_runs_a_step():
+  _, logs, _ = one_step(small_config("vivi_objects_3x"))
+  assert np.isfinite(logs["total_loss"])
+
+
+def test_losses_equal_the_pure_functions_on_the_model_outputs():
+  config = small_config("objects_plus_cross_entropy")
+  model = VIVIModel(config)
+  batch = video_batch(config, seed=3)
+  total, values = model.compute_losses(batch, training=False)
+  d = config.data
+  b, k, f, m = d.batch_size, d.shots_per_video, d.frames_per_shot, d.max_objects
+  out = model.backbone(batch["frames"].reshape(-1, 32, 32, 3), training=False)
+  frame_emb = model.frame_head(out["pre_logits"]).numpy().reshape(b, k, f, -1)
+  want_frame, _ = losses.frame_loss(frame_emb, batch["frame_mask"], config.loss.margin)
+  r = models.gather_box_features(out["5"], batch["boxes"].reshape(-1, m, 4), (32, 32))
+  r = tf.reshape(r, [-1, r.shape[-1]])
+  want_object, _ = losses.object_loss(model.object_head(r), batch["class_ids"].reshape(-1),
+                                      batch["box_mask"].reshape(-1), config.loss.margin)
+  want_box = losses.box_classifier_loss(model.box_classifier(r), batch["class_ids"].reshape(-1),
+                                        batch["box_mask"].reshape(-1))
+  shots = model.shot_projection(models.aggregate_shots(
+      out["pre_logits"].numpy().reshape(b, k, f, -1), batch["frame_mask"]))
+  want_shot = losses.shot_loss(model.shot_predictor(shots), batch["shot_mask"], shots,
+                               batch["shot_mask"])
+  for key, want in (("frame_loss", want_frame), ("object_loss", want_object),
+                    ("box_classifier_loss", want_box), ("shot_loss", want_shot)):
+    np.testing.assert_allclose(values[key].numpy(), want.numpy(), rtol=1e-4, err_msg=key)
+  np.testing.assert_allclose(
+      total.numpy(), 5 * want_object + want_frame + 0.04 * want_shot + want_box, rtol=1e-4)
+  assert model(batch["frames"][0, 0]).shape == (f, 2048)
+
+
+def test_two_replicas_give_the_single_replica_loss_and_update():
+  # Group norm: batch norm would normalise each replica's half of the batch on its own.
+  config = small_config("vivi_objects", "model.normalization=group")
+  fn = dataset_fn_for(config, seed=5)
+  weights, results = None, []
+  for strategy in (tf.distribute.OneDeviceStrategy("/cpu:0"),
+                   tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])):
+    with strategy.scope():
+      model = VIVIModel(config)
+      model.compile(optimizer=tf_keras.optimizers.SGD(0.1))
+      model.compute_losses(video_batch(config, batch_size=1))  # builds the variables
+      if weights is None:
+        weights = model.get_weights()
+      model.set_weights(weights)
+    data = tf_keras.utils.experimental.DatasetCreator(fn)
+    hist = model.fit(data, epochs=1, steps_per_epoch=1, verbose=0)
+    results.append((hist.history, model.backbone.get_layer("stem_conv").kernel.numpy()))
+  (one, w1), (two, w2) = results
+  for key in ("total_loss", "frame_loss", "shot_loss", "object_loss"):
+    np.testing.assert_allclose(two[key], one[key], rtol=2e-4, err_msg=key)
+  # Same global loss, same gradient, same updated weights.
+  assert not np.allclose(w1, weights[0])
+  np.testing.assert_allclose(w2, w1, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_steps_are_finite(policy, tmp_path):
+  config = small_config("vivi_objects", f"train.mixed_precision={policy}", "train.steps=2")
+  model, history = trainer.train(config, str(tmp_path), steps_per_epoch=1,
+                                 dataset_fn=dataset_fn_for(config), verbose=0)
+  assert all(np.isfinite(v[-1]) for v in history.history.values())
+  if policy == "mixed_float16":
+    assert isinstance(model.optimizer, tf_keras.mixed_precision.LossScaleOptimizer)
+  assert model.backbone.get_layer("stem_conv").compute_dtype == policy.split("_")[1]
+  assert tf_keras.mixed_precision.global_policy().name == "float32"  # restored
+
+
+def test_inline_detector_supplies_boxes(detector_dir):
+  config = small_config("vivi_objects", "data.inline_detection=true",
+                        f"data.detector={detector_dir}", "data.raw_image_size=48",
+                        "data.min_score=0.0")
+  model = trainer.build_model(config)
+  batch = video_batch(config, seed=2)
+  _, values = model.compute_losses(batch, training=False)
+  # The fake detector returns boxes for every frame; the object loss sees real pairs.
+  assert values["object_active_triplets"].numpy() > 0
+  assert np.isfinite(values["object_loss"].numpy()) and values["object_loss"].numpy() > 0
+
+
+def test_missing_detector_or_teacher_is_a_clear_error():
+  with pytest.raises(ValueError, match="inline_detection"):
+    VIVIModel(small_config("vivi_objects", "data.inline_detection=true"))
+  with pytest.raises(ValueError, match="teacher"):
+    VIVIModel(small_config("distill_imagenet"))
