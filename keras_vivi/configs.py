@@ -143,26 +143,35 @@ def list_experiments():
   return sorted(_EXPERIMENTS)
 
 
-def _parse_value(text, current, where):
-  if isinstance(current, bool):
+def _parse_value(text, kind, where):
+  """`text` as a value of the field type `kind` (bool, int, float, str, tuple, Optional[...])."""
+  if typing.get_origin(kind) is typing.Union:  # Optional[X]
+    if text.lower() == "none":
+      return None
+    kind = next(k for k in typing.get_args(kind) if k is not type(None))
+  if kind is bool:
     if text.lower() in ("true", "1", "yes"):
       return True
     if text.lower() in ("false", "0", "no"):
       return False
     raise ValueError(f"{where} expects true/false, got {text!r}.")
-  if isinstance(current, tuple):
-    items = [t for t in text.strip("()[] ").split(",") if t.strip()]
-    kind = type(current[0]) if current else float
-    return tuple(_parse_value(t.strip(), kind(), where) for t in items)
-  if current is None or isinstance(current, str):
-    return None if text.lower() == "none" else text
+  if kind is tuple:
+    items = [t.strip() for t in text.strip("()[] ").split(",") if t.strip()]
+    return tuple(_parse_number(t, int if t.lstrip("-").isdigit() else float, where)
+                 for t in items)
+  if kind is str:
+    return text
+  return _parse_number(text, kind, where)
+
+
+def _parse_number(text, kind, where):
   try:
     value = float(text)
   except ValueError:
     value = None
-  if value is None or (isinstance(current, int) and not value.is_integer()):
-    raise ValueError(f"{where} expects a {type(current).__name__}, got {text!r}.")
-  return type(current)(value)
+  if value is None or (kind is int and not value.is_integer()):
+    raise ValueError(f"{where} expects a {kind.__name__}, got {text!r}.")
+  return kind(value)
 
 
 def apply_overrides(config, overrides):
@@ -175,7 +184,8 @@ def apply_overrides(config, overrides):
                                                           dataclasses.fields(sub)}:
       raise ValueError(f"Override {item!r} must look like section.field=value with a field of "
                        f"{[f.name for f in dataclasses.fields(config) if f.name not in ('name', 'description')]}.")
-    value = _parse_value(text.strip(), getattr(sub, field), key)
+    kind = {f.name: f.type for f in dataclasses.fields(sub)}[field]
+    value = _parse_value(text.strip(), kind, key)
     config = dataclasses.replace(config, **{section: dataclasses.replace(sub, **{field: value})})
   return config
 

@@ -61,3 +61,10 @@ def test_json_round_trip():
   assert back == cfg
   with pytest.raises(ValueError, match="stepz"):
     configs.from_dict({**configs.to_dict(cfg), "train": {"stepz": 1}})
+
+
+def test_optional_fields_parse_to_their_type():
+  cfg = configs.apply_overrides(configs.get_experiment("vivi"),
+                                ["data.seed=7", "train.mixed_precision=none", "data.path=a/b"])
+  assert cfg.data.seed == 7 and cfg.train.mixed_precision is None and cfg.data.path == "a/b"
+  assert configs.apply_overrides(cfg, ["data.seed=None"]).data.seed is None

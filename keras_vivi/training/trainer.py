@@ -73,6 +73,12 @@ def make_dataset_fn(config):
   return dataset_fn
 
 
+def held_out_batches(config, count=2):
+  """Un-augmented batches of the prepared records, for the object diagnostic and summaries."""
+  from keras_vivi.data import pipeline
+  return list(pipeline.build_dataset(config.data, training=False).take(count))
+
+
 def train(config, model_dir, strategy=None, steps_per_epoch=1000, dataset_fn=None,
           detector=None, teacher=None, callbacks=(), verbose="auto"):
   """Trains `config` into `model_dir`, resuming from its latest checkpoint.
@@ -128,8 +134,12 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
   data = tf_keras.utils.experimental.DatasetCreator(dataset_fn or make_dataset_fn(config))
   all_callbacks = [callbacks_lib.CheckpointCallback(manager), *callbacks]
   if chief:
-    all_callbacks.append(tf_keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"),
-                                                        update_freq="epoch"))
+    log_dir = os.path.join(model_dir, "logs")
+    if config.data.path and not config.data.inline_detection:
+      held_out = held_out_batches(config)
+      all_callbacks += [callbacks_lib.ObjectNeighbourCallback(held_out),
+                        callbacks_lib.FrameSummaryCallback(held_out[0], log_dir)]
+    all_callbacks.append(tf_keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
   history = model.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                       initial_epoch=initial_epoch, callbacks=all_callbacks, verbose=verbose)
   return model, history

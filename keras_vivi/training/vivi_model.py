@@ -68,6 +68,8 @@ class VIVIModel(tf_keras.Model):
     self.detector = detector
     self.teacher = teacher
     self._trackers = {name: tf_keras.metrics.Mean(name) for name in LOSS_NAMES + STAT_NAMES}
+    # Every logged value is already the global one on each replica: report it, don't sum it.
+    self.distribute_reduction_method = "first"
 
   @property
   def metrics(self):
@@ -79,18 +81,28 @@ class VIVIModel(tf_keras.Model):
   # -- losses ---------------------------------------------------------------------------------
 
   def _detect_inline(self, videos):
-    """Boxes from the detector on the raw frames, mapped into the augmented frames."""
-    from keras_vivi.data import augment  # the pipeline's own box op
+    """Boxes from the detector on the raw frames, mapped into the augmented frames.
+
+    Returns `(boxes [B, K, F, M, 4], class_ids [B, K, F, M], box_mask [B, K, F, M])` as the
+    pipeline would have given them, ablations included.
+    """
+    from keras_vivi.data import augment  # the pipeline's own box ops
+    d = self.config.data
     raw = videos["raw_frames"]
     lead = tf.shape(raw)[:3]
-    flat = tf.reshape(raw, tf.concat([[-1], tf.shape(raw)[-3:]], 0))
-    found = self.detector.tf_call(flat)
-    m = self.config.data.max_objects
+    found = self.detector.tf_call(tf.reshape(raw, tf.concat([[-1], tf.shape(raw)[-3:]], 0)))
+    m = d.max_objects
     boxes = tf.reshape(found["detection_boxes"][:, :m], tf.concat([lead, [m, 4]], 0))
     boxes, inside = augment.transform_boxes(boxes, videos["crop"], videos["flip"])
     present = tf.range(m) < tf.reshape(found["num_detections"], tf.concat([lead, [1]], 0))
+    box_mask = inside & present & tf.cast(videos["frame_mask"], tf.bool)[..., None]
     labels = tf.reshape(found["detection_class_labels"][:, :m], tf.concat([lead, [m]], 0))
-    return boxes, tf.cast(tf.maximum(labels, 0), tf.int32), inside & present
+    seed = tf.stack([tf.constant(d.seed or 0, tf.int64), tf.cast(self.optimizer.iterations
+                                                                  if self.optimizer else 0,
+                                                                  tf.int64)])
+    boxes, labels = augment.ablate(boxes, tf.maximum(labels, 0), box_mask, d.box_ablation,
+                                   d.num_classes, seed)
+    return boxes, labels, box_mask
 
   def compute_losses(self, videos, labelled=None, training=False):
     """Returns `(total share for the gradient, {metric name: global value})`."""
@@ -219,7 +231,8 @@ class VIVIModel(tf_keras.Model):
     # minimize() applies loss scaling when the optimizer is a LossScaleOptimizer.
     self.optimizer.minimize(total, self.trainable_variables, tape=tape)
     logs = self._update(values)
-    logs["learning_rate"] = self.optimizer.learning_rate
+    # A plain tensor: strategies cannot reduce the mirrored learning-rate variable itself.
+    logs["learning_rate"] = tf.identity(self.optimizer.learning_rate)
     return logs
 
   def test_step(self, data):
