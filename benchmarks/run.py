@@ -9,9 +9,10 @@ import platform
 import re
 import sys
 
-from benchmarks import prepare, triplet
+from benchmarks import pipeline, prepare, train_step, triplet
 
-BENCHMARKS = {"triplet": triplet, "prepare": prepare}
+BENCHMARKS = {"triplet": triplet, "prepare": prepare, "pipeline": pipeline,
+              "train_step": train_step}
 RESULTS = os.path.join(os.path.dirname(__file__), "RESULTS.md")
 HEADER = ("# Benchmark results\n\nWritten by `make bench` (`python -m benchmarks.run`). Ratios are "
           "measured side by side in one run on a shared, noisy machine; absolute times vary.\n")

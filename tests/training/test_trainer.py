@@ -94,3 +94,26 @@ def test_two_workers_on_loopback_train_like_one_process(tmp_path):
 def test_unknown_strategy_is_refused():
   with pytest.raises(ValueError, match="strategy must be one of"):
     trainer.build_strategy("parameter_server")
+
+
+@pytest.fixture(scope="module")
+def prepared_records(tmp_path_factory, mediapipe_detector):
+  from keras_vivi.data import prepare, sample_videos
+  out = str(tmp_path_factory.mktemp("records"))
+  prepare.prepare([str(p) for p in sample_videos.sample_video_paths().values()], out,
+                  prepare.PrepareConfig(videos_per_shard=1, frame_short_side=96), progress=False)
+  return out
+
+
+def test_trains_on_real_prepared_records(prepared_records, tmp_path):
+  from tests.training.conftest import small_config
+  config = small_config("vivi_objects", f"data.path={prepared_records}", "data.batch_size=2",
+                        "data.frames_per_shot=2", "data.max_objects=5", "data.seed=3",
+                        "train.steps=2")
+  model, history = trainer.train(config, str(tmp_path), steps_per_epoch=1, verbose=0)
+  logs = history.history
+  assert len(logs["total_loss"]) == 2 and all(np.isfinite(logs["total_loss"]))
+  assert logs["object_active_triplets"][-1] > 0  # real detector classes made pairs
+  assert 0 <= logs["object_nn_same_class"][-1] <= 1
+  assert json.load(open(tmp_path / "config.json"))["name"] == "vivi_objects"
+  assert glob.glob(str(tmp_path / "logs" / "train" / "events.*"))
