@@ -7,7 +7,7 @@ from keras_vivi.models.shot_predictor import ShotPredictor, aggregate_shots
 from keras_vivi.models.standardized_conv2d import StandardizedConv2D
 
 
-def build_backbone(config):
+def build_backbone(config, kernel_regularizer=None, name="backbone"):
   """`ResNetV2` from a `keras_vivi.configs.ModelConfig`."""
   return ResNetV2(depth=config.depth, width=config.width, normalization=config.normalization,
-                  groups=config.groups, name="backbone")
+                  groups=config.groups, kernel_regularizer=kernel_regularizer, name=name)
