@@ -16,3 +16,10 @@ def mediapipe_detector():
   """The real MediaPipe OIDv4 detector, fetched through npm once per machine and cached."""
   from keras_vivi.detector import mediapipe_oidv4_detector
   return mediapipe_oidv4_detector()
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+  """One two-replica strategy for the whole run: several instances in one process would hand
+  out the same collective keys and their all-gathers would collide."""
+  return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

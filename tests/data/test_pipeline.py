@@ -329,9 +329,9 @@ def test_shards_split_per_input_pipeline(synthetic_dir):
                            tf.distribute.InputContext(4, 0, 4))
 
 
-def test_distribute_datasets_from_function_on_two_replicas(synthetic_dir):
+def test_distribute_datasets_from_function_on_two_replicas(synthetic_dir, mirrored_strategy):
   config = dataclasses.replace(BASE, path=synthetic_dir, batch_size=4)
-  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  strategy = mirrored_strategy
   dataset = strategy.distribute_datasets_from_function(
       lambda context: pipeline.build_dataset(config, context))
   batch = next(iter(dataset))

@@ -118,8 +118,8 @@ def test_video_with_single_shot_gives_zero_finite_loss():
   np.testing.assert_array_equal(tape.gradient(loss, pred).numpy(), 0.0)
 
 
-def test_cross_replica_negatives_equal_the_global_batch():
-  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+def test_cross_replica_negatives_equal_the_global_batch(mirrored_strategy):
+  strategy = mirrored_strategy
   rng = np.random.default_rng(4)
   b, k, d = 2, 3, 4  # per replica
   shots = rng.normal(size=(2 * b, k, d)).astype(np.float32)

@@ -75,13 +75,13 @@ def test_losses_equal_the_pure_functions_on_the_model_outputs():
   assert model(batch["frames"][0, 0]).shape == (f, 2048)
 
 
-def test_two_replicas_give_the_single_replica_loss_and_update():
+def test_two_replicas_give_the_single_replica_loss_and_update(mirrored_strategy):
   # Group norm: batch norm would normalise each replica's half of the batch on its own.
   config = small_config("vivi_objects", "model.normalization=group")
   fn = dataset_fn_for(config, seed=5)
   weights, results = None, []
   for strategy in (tf.distribute.OneDeviceStrategy("/cpu:0"),
-                   tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])):
+                   mirrored_strategy):
     with strategy.scope():
       model = VIVIModel(config)
       model.compile(optimizer=tf_keras.optimizers.SGD(0.1))
