@@ -5,6 +5,7 @@ import tf_keras
 
 from keras_vivi import losses
 from keras_vivi import models
+from keras_vivi.data import augment
 
 # Metrics reported by train_step/test_step, in display order.
 LOSS_NAMES = ("total_loss", "frame_loss", "shot_loss", "object_loss", "box_classifier_loss",
@@ -86,7 +87,6 @@ class VIVIModel(tf_keras.Model):
     Returns `(boxes [B, K, F, M, 4], class_ids [B, K, F, M], box_mask [B, K, F, M])` as the
     pipeline would have given them, ablations included.
     """
-    from keras_vivi.data import augment  # the pipeline's own box ops
     d = self.config.data
     raw = videos["raw_frames"]
     lead = tf.shape(raw)[:3]
