@@ -158,9 +158,11 @@ def _atomic_write_text(path, text):
 
 
 def _load_or_write_plan(output_dir, paths, ids, config):
+  # Settings that change what is written; the number of workers does not.
+  settings = dataclasses.replace(config, workers=1, detector_batch=1)
   plan = {"videos": [{"source": os.path.abspath(p), "id": i} for p, i in zip(paths, ids)],
           "videos_per_shard": config.videos_per_shard,
-          "config": json.loads(json.dumps(dataclasses.asdict(config)))}
+          "config": json.loads(json.dumps(dataclasses.asdict(settings)))}
   path = os.path.join(output_dir, PLAN_FILE)
   if tf.io.gfile.exists(path):
     with tf.io.gfile.GFile(path) as f:

@@ -150,6 +150,11 @@ def test_parallel_workers_write_the_same_records(prepared, video_dir, tmp_path):
   prepare.prepare(str(video_dir), str(tmp_path), prepare.PrepareConfig(**SMALL, workers=2),
                   progress=False)
   assert shard_bytes(tmp_path) == shard_bytes(reference)
+  # The number of workers is no part of the plan: a finished run resumed with others is a no-op.
+  before = shard_bytes(reference)
+  prepare.prepare(str(video_dir), str(reference), prepare.PrepareConfig(**SMALL, workers=2),
+                  progress=False)
+  assert shard_bytes(reference) == before
 
 
 def test_beam_pipeline_writes_the_same_videos(prepared, video_dir, tmp_path):
