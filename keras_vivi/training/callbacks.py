@@ -1,5 +1,6 @@
 """Keras callbacks of the trainer: checkpoints, the object diagnostic, frames in TensorBoard."""
 
+from absl import logging
 import tensorflow as tf
 import tf_keras
 
@@ -50,7 +51,9 @@ class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
 
   def on_train_begin(self, logs=None):
     if not self.history:
-      self.history.append((int(self.model.optimizer.iterations), self.compute()))
+      step, value = int(self.model.optimizer.iterations), self.compute()
+      self.history.append((step, value))
+      logging.info("object_nn_same_class at step %d: %.4f", step, value)
 
   def on_epoch_end(self, epoch, logs=None):
     value = self.compute()
