@@ -6,7 +6,6 @@ checkpoints of `tf.train.Checkpoint(model=vivi_model, optimizer=...)` through a
 `keras_vivi.models.build_backbone(config.model)`.
 """
 
-import json
 import os
 
 import numpy as np
@@ -15,7 +14,6 @@ import tensorflow as tf
 from keras_vivi import configs
 from keras_vivi import models
 
-CONFIG_FILE = "config.json"
 
 
 def find_checkpoint(path):
@@ -36,11 +34,7 @@ def find_checkpoint(path):
 
 def read_run_config(checkpoint_path):
   """The `ExperimentConfig` saved next to `checkpoint_path`, or None when there is none."""
-  config_path = os.path.join(os.path.dirname(checkpoint_path), CONFIG_FILE)
-  if not tf.io.gfile.exists(config_path):
-    return None
-  with tf.io.gfile.GFile(config_path) as f:
-    return configs.from_dict(json.load(f))
+  return configs.load_run_config(os.path.dirname(checkpoint_path))
 
 
 def unrestored_variables(variables):
@@ -93,14 +87,15 @@ def resolve_run(path, experiment=None):
   if config is None:
     if not experiment:
       raise ValueError(
-          f"No {CONFIG_FILE} next to checkpoint {checkpoint_path!r}: name the experiment it "
-          "was trained with (vivi-export --experiment=NAME, or backbone.vivi.experiment in "
+          f"No {configs.RUN_CONFIG_FILE} next to checkpoint {checkpoint_path!r}: name the "
+          "experiment it was trained with (vivi-export --experiment=NAME, or backbone.vivi.experiment in "
           "Model Garden) so the backbone can be built.")
     config = experiment
   elif experiment and experiment.model != config.model:
     raise ValueError(
         f"Experiment {experiment.name!r} describes model {experiment.model}, but the run's "
-        f"{CONFIG_FILE} says {config.model}; drop --experiment to use the run's own config.")
+        f"{configs.RUN_CONFIG_FILE} says {config.model}; drop --experiment to use the run's own "
+        "config.")
   return checkpoint_path, config
 
 

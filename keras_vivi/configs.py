@@ -5,7 +5,13 @@ and `apply_overrides(config, ["train.steps=100"])` derives a variant.
 """
 
 import dataclasses
+import json
+import os
 import typing
+
+import tensorflow as tf
+
+RUN_CONFIG_FILE = "config.json"  # beside a training run's checkpoints
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +103,21 @@ class ExperimentConfig:
 
 
 _EXPERIMENTS = {}
+
+
+def save_run_config(config, model_dir):
+  """Writes `config` as `model_dir/config.json` (local or remote paths)."""
+  with tf.io.gfile.GFile(os.path.join(model_dir, RUN_CONFIG_FILE), "w") as f:
+    json.dump(to_dict(config), f, indent=1)
+
+
+def load_run_config(model_dir):
+  """The `ExperimentConfig` saved in `model_dir`, or None when there is none."""
+  path = os.path.join(model_dir, RUN_CONFIG_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return from_dict(json.load(f))
 
 
 def to_dict(config):

@@ -2,7 +2,8 @@
 
 from keras_vivi.losses.contrastive import (info_nce, info_nce_accuracy, info_nce_terms, shot_loss,
                                            shot_prediction_scores)
-from keras_vivi.losses.cross_replica import gather_across_replicas, sum_across_replicas
+from keras_vivi.losses.cross_replica import (gather_across_replicas, replica_offset,
+                                             sum_across_replicas)
 from keras_vivi.losses.hierarchy import (box_classifier_loss, distillation_loss, frame_loss,
                                          object_loss, supervised_loss, total_loss)
 from keras_vivi.losses.triplet import (pairwise_squared_distances, semi_hard_triplet_loss,

@@ -24,10 +24,20 @@ def gather_across_replicas(*tensors):
       gathered.append(context.all_gather(tf.cast(t, tf.int32), axis=0) > 0)
     else:
       gathered.append(context.all_gather(t, axis=0))
-  # Offsets from the gathered sizes, so an uneven final batch still lines up.
-  sizes = context.all_gather(tf.shape(tensors[0])[:1], axis=0)
+  return gathered, replica_offset(tf.shape(tensors[0])[0])
+
+
+def replica_offset(local_size):
+  """Position of this replica's first element in the global batch (0 outside a strategy).
+
+  Computed from every replica's `local_size`, so an uneven final batch still lines up.
+  """
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync == 1:
+    return 0
+  sizes = context.all_gather(tf.reshape(tf.cast(local_size, tf.int32), [1]), axis=0)
   replica_id = tf.cast(context.replica_id_in_sync_group, tf.int32)
-  return gathered, tf.reduce_sum(sizes[:replica_id])
+  return tf.reduce_sum(sizes[:replica_id])
 
 
 def sum_across_replicas(value):

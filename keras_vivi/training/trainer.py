@@ -1,6 +1,5 @@
 """`train`: `model.fit` of a named experiment on a `tf.distribute` strategy, resumable."""
 
-import json
 import math
 import os
 import tempfile
@@ -14,7 +13,6 @@ from keras_vivi.training.optimization import build_optimizer
 from keras_vivi.training.vivi_model import VIVIModel
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-CONFIG_FILE = "config.json"
 
 
 def build_strategy(name="default", tpu=""):
@@ -114,8 +112,7 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
   write_dir = model_dir if chief else tempfile.mkdtemp(prefix="vivi_worker_")
   tf.io.gfile.makedirs(write_dir)
   if chief:
-    with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILE), "w") as f:
-      json.dump(configs.to_dict(config), f, indent=1)
+    configs.save_run_config(config, model_dir)
 
   with strategy.scope():
     model = build_model(config, detector, teacher)
@@ -123,10 +120,8 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
                   jit_compile=config.train.jit_compile)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=3)
-    if chief:
-      latest = manager.latest_checkpoint
-    else:
-      latest = tf.train.latest_checkpoint(model_dir)
+    # Every worker resumes from the chief's checkpoints.
+    latest = tf.train.latest_checkpoint(model_dir)
     if latest:
       checkpoint.restore(latest)
   initial_epoch = int(model.optimizer.iterations.numpy()) // steps_per_epoch

@@ -112,20 +112,24 @@ class VIVIModel(tf_keras.Model):
     shape = tf.shape(frames)
     b, k, f = shape[0], shape[1], shape[2]
     size = (shape[3], shape[4])
+    images = tf.reshape(frames, tf.concat([[-1], shape[3:]], 0))      # [N, H, W, 3]
+    frame_mask = tf.reshape(videos["frame_mask"], [-1])
     shares, values = {}, {}
 
     def add(name, share, value):
       shares[name], values[name] = share, value
 
-    need_frames = l.frame or l.shot or l.object or l.box_classifier or l.distillation
-    if need_frames:
-      out = self.backbone(tf.reshape(frames, tf.concat([[-1], shape[3:]], 0)),
-                          training=training)
-      reps = out["pre_logits"]                                        # [N, C]
-      frame_mask = tf.reshape(videos["frame_mask"], [-1])
+    def add_mean(name, local_mean, mask):
+      """A loss that is a mean over `mask`: its global-batch share."""
+      count = tf.reduce_sum(tf.cast(mask, tf.float32))
+      add(name, *_global_mean(local_mean * count, count))
 
-    # Video offset of this replica in the global batch: keeps (video, shot) labels unique.
-    (_, ), video_offset = losses.gather_across_replicas(videos["shot_mask"])
+    if l.frame or l.shot or l.object or l.box_classifier or l.distillation:
+      out = self.backbone(images, training=training)
+      reps = out["pre_logits"]                                        # [N, C]
+
+    # Keeps (video, shot) labels unique across replicas.
+    video_offset = losses.replica_offset(b)
 
     if l.frame:
       video = tf.repeat(video_offset + tf.range(b), k * f)
@@ -166,34 +170,29 @@ class VIVIModel(tf_keras.Model):
         add("object_loss", share, value)
         values["object_active_triplets"] = active
       if l.box_classifier:
-        count = tf.reduce_sum(tf.cast(box_mask, tf.float32))
-        mean = losses.box_classifier_loss(self.box_classifier(r), class_ids, box_mask)
-        add("box_classifier_loss", *_global_mean(mean * count, count))
+        add_mean("box_classifier_loss",
+                 losses.box_classifier_loss(self.box_classifier(r), class_ids, box_mask),
+                 box_mask)
 
     if l.detector_crops:
-      images = tf.reshape(frames, tf.concat([[-1], shape[3:]], 0))
       crops = tf.image.crop_and_resize(images, tf.reshape(boxes, [-1, 4]),
                                        tf.repeat(tf.range(tf.shape(images)[0]), m), size)
       logits = self.crop_classifier(self.backbone(crops, training=training)["pre_logits"])
-      count = tf.reduce_sum(tf.cast(box_mask, tf.float32))
-      mean = losses.supervised_loss(logits, class_ids, box_mask)
-      add("crop_loss", *_global_mean(mean * count, count))
+      add_mean("crop_loss", losses.supervised_loss(logits, class_ids, box_mask), box_mask)
 
     if l.distillation:
-      images = tf.reshape(frames, tf.concat([[-1], shape[3:]], 0))
       teacher_probs = tf.nn.softmax(tf.cast(tf.stop_gradient(self.teacher(images)), tf.float32))
-      count = tf.reduce_sum(tf.cast(frame_mask, tf.float32))
-      mean = losses.distillation_loss(self.distill_head(reps), teacher_probs, frame_mask)
-      add("distillation_loss", *_global_mean(mean * count, count))
+      add_mean("distillation_loss",
+               losses.distillation_loss(self.distill_head(reps), teacher_probs, frame_mask),
+               frame_mask)
 
     if l.supervised:
       if labelled is None:
         raise ValueError(f"Experiment {cfg.name!r} co-trains: fit on (videos, labelled) pairs.")
       logits = self.supervised_head(
           self.backbone(labelled["image"], training=training)["pre_logits"])
-      count = tf.cast(tf.shape(logits)[0], tf.float32)
-      add("supervised_loss", *_global_mean(
-          losses.supervised_loss(logits, labelled["label"]) * count, count))
+      add_mean("supervised_loss", losses.supervised_loss(logits, labelled["label"]),
+               tf.ones(tf.shape(logits)[:1], tf.bool))
 
     weights = {"object_loss": l.omega, "frame_loss": 1.0, "shot_loss": l.beta,
                "supervised_loss": l.gamma, "box_classifier_loss": l.box_classifier_weight,
