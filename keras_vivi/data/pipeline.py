@@ -181,8 +181,11 @@ def _decode_frames(jpegs):
   return tf.map_fn(decode, jpegs, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
 
 
-def _objects(parsed, positions, max_objects, min_score):
-  """Stored detections of the frames at `positions` `[P]`: boxes `[P, M, 4]`, ids, valid."""
+def frame_objects(parsed, positions, max_objects, min_score):
+  """Stored detections of the frames at `positions` `[P]`: boxes `[P, M, 4]`, ids, valid.
+
+  `parsed` holds the ragged per-frame `boxes`, `class_ids` and `scores` of one video.
+  """
   boxes = tf.gather(parsed["boxes"], positions)
   ids = tf.gather(parsed["class_ids"], positions)
   scores = tf.gather(parsed["scores"], positions)
@@ -241,7 +244,7 @@ def _make_example(index, parsed, config, base_seed, training):
                    class_ids=tf.zeros([k, f, m], tf.int32), box_mask=tf.zeros([k, f, m], tf.bool))
     return example
 
-  boxes, ids, valid = _objects(parsed, flat, m, config.min_score)
+  boxes, ids, valid = frame_objects(parsed, flat, m, config.min_score)
   boxes, inside = augment.transform_boxes(boxes, crop, flip)
   valid = valid & inside & real[:, None]
   boxes, ids = augment.ablate(boxes, ids, valid, config.box_ablation, config.num_classes,

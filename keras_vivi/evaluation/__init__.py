@@ -1,3 +1,6 @@
 """Judging representations: the object nearest-neighbour diagnostic, VTAB-1k, robustness."""
 
+from keras_vivi.evaluation.object_diagnostic import diagnose_records
 from keras_vivi.evaluation.object_diagnostic import nearest_neighbour_same_class
+from keras_vivi.evaluation.object_diagnostic import record_frames
+from keras_vivi.evaluation.object_diagnostic import record_object_features

@@ -2,6 +2,10 @@
 
 import tensorflow as tf
 
+from keras_vivi import models
+from keras_vivi.data import pipeline
+from keras_vivi.data import schema
+
 
 def nearest_neighbour_same_class(features, labels, mask=None):
   """Fraction of objects whose nearest other object (cosine similarity) has the same class.
@@ -26,3 +30,70 @@ def nearest_neighbour_same_class(features, labels, mask=None):
   hits = tf.reduce_sum(tf.cast(hit, tf.int32))
   total = tf.reduce_sum(tf.cast(queries, tf.int32))
   return tf.cast(hits, tf.float32) / tf.cast(tf.maximum(total, 1), tf.float32), hits, total
+
+
+def record_frames(records, image_size, min_score=0.05, max_objects=5):
+  """Every stored frame of prepared records, once, with its detections.
+
+  Args:
+    records: a directory of `vivi-prepare` shards or a glob of them.
+    image_size: frames are resized (aspect ratio not kept) to `image_size²`.
+    min_score, max_objects: detections kept, as in training.
+
+  Returns:
+    A `tf.data.Dataset` of `{image float32 [S, S, 3] in [0, 1], boxes [M, 4] (normalised yxyx),
+    class_ids int32 [M], mask bool [M]}`, in record order.
+  """
+  def frames(serialized):
+    _, seq = schema.parse_video(serialized)
+    parsed = {"boxes": seq[schema.OBJECT_BOXES], "class_ids": seq[schema.OBJECT_CLASS_IDS],
+              "scores": seq[schema.OBJECT_SCORES]}
+    positions = tf.range(tf.shape(seq[schema.FRAME_JPEG])[0])
+    boxes, ids, valid = pipeline.frame_objects(parsed, positions, max_objects, min_score)
+    return tf.data.Dataset.from_tensor_slices(
+        {"jpeg": seq[schema.FRAME_JPEG], "boxes": boxes, "class_ids": ids, "mask": valid})
+
+  def decode(frame):
+    image = tf.io.decode_jpeg(frame.pop("jpeg"), channels=3)
+    frame["image"] = tf.image.resize(tf.cast(image, tf.float32) / 255.0, [image_size] * 2)
+    return frame
+
+  return (tf.data.TFRecordDataset(pipeline.shard_files(records))
+          .flat_map(frames)
+          .map(decode, num_parallel_calls=tf.data.AUTOTUNE))
+
+
+def record_object_features(feature_fn, records, image_size, min_score=0.05, max_objects=5,
+                           batch_size=32):
+  """Features at the centre of every stored object of prepared records.
+
+  Args:
+    feature_fn: images float32 `[B, S, S, 3]` in [0, 1] → the block-4 grid `[B, h, w, C]`
+      (e.g. `lambda x: hub.load(path).feature_maps(x)['5']`).
+    records, image_size, min_score, max_objects: as in `record_frames`.
+
+  Returns:
+    `(features float32 [N, C], labels int32 [N])` over the N valid objects.
+  """
+  features, labels = [], []
+  for batch in record_frames(records, image_size, min_score, max_objects).batch(batch_size):
+    grid = feature_fn(batch["image"])
+    r = models.gather_box_features(grid, batch["boxes"], (image_size, image_size))
+    features.append(tf.boolean_mask(tf.cast(r, tf.float32), batch["mask"]))
+    labels.append(tf.boolean_mask(batch["class_ids"], batch["mask"]))
+  if not features:
+    raise ValueError(f"No frames in the records at {records!r}.")
+  return tf.concat(features, 0), tf.concat(labels, 0)
+
+
+def diagnose_records(feature_fn, records, image_size, min_score=0.05, max_objects=5,
+                     batch_size=32):
+  """Table 2's diagnostic over every object of prepared records: `(fraction, hits, queries)`.
+
+  See `record_object_features` for the arguments and `nearest_neighbour_same_class` for the
+  result. Each stored frame counts once (training batches repeat frames, and a duplicated
+  object would be its own nearest neighbour).
+  """
+  features, labels = record_object_features(feature_fn, records, image_size, min_score,
+                                            max_objects, batch_size)
+  return nearest_neighbour_same_class(features, labels)

@@ -5,7 +5,6 @@ import tensorflow as tf
 import tf_keras
 
 from keras_vivi import evaluation
-from keras_vivi import models
 
 
 class CheckpointCallback(tf_keras.callbacks.Callback):
@@ -19,34 +18,24 @@ class CheckpointCallback(tf_keras.callbacks.Callback):
     self.manager.save(checkpoint_number=self.model.optimizer.iterations)
 
 
-def object_features(model, batch):
-  """Backbone features at every box centre of a video batch: `([N·M, C], labels, mask)`."""
-  frames = batch["frames"]
-  shape = tf.shape(frames)
-  grid = model.backbone(tf.reshape(frames, tf.concat([[-1], shape[3:]], 0)), training=False)["5"]
-  m = tf.shape(batch["boxes"])[-2]
-  r = models.gather_box_features(grid, tf.reshape(batch["boxes"], [-1, m, 4]),
-                                 (shape[3], shape[4]))
-  return (tf.reshape(r, [-1, tf.shape(r)[-1]]), tf.reshape(batch["class_ids"], [-1]),
-          tf.reshape(batch["box_mask"], [-1]))
-
-
 class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
-  """Table 2's diagnostic on held-out batches, logged as `object_nn_same_class`.
+  """Table 2's diagnostic over every object of the prepared records, as `object_nn_same_class`.
 
   The fraction of objects whose nearest neighbour (cosine, backbone features at the box
-  centre) has the same detector class; computed before training and after every epoch.
+  centre, un-augmented frames) has the same detector class; computed before training and after
+  every epoch. `history` holds `(step, fraction)` pairs.
   """
 
-  def __init__(self, batches):
+  def __init__(self, data_config):
     super().__init__()
-    self.batches = list(batches)
+    self.data_config = data_config
     self.history = []
 
   def compute(self):
-    feats, labels, masks = zip(*(object_features(self.model, b) for b in self.batches))
-    fraction, _, _ = evaluation.nearest_neighbour_same_class(
-        tf.concat(feats, 0), tf.concat(labels, 0), tf.concat(masks, 0))
+    config = self.data_config
+    fraction, _, _ = evaluation.diagnose_records(
+        lambda images: self.model.backbone(images, training=False)["5"], config.path,
+        config.image_size, config.min_score, config.max_objects)
     return float(fraction)
 
   def on_train_begin(self, logs=None):

@@ -71,10 +71,10 @@ def make_dataset_fn(config):
   return dataset_fn
 
 
-def held_out_batches(config, count=2):
-  """Un-augmented batches of the prepared records, for the object diagnostic and summaries."""
+def summary_batch(config):
+  """One un-augmented batch of the prepared records, for the frames shown in TensorBoard."""
   from keras_vivi.data import pipeline
-  return list(pipeline.build_dataset(config.data, training=False).take(count))
+  return next(iter(pipeline.build_dataset(config.data, training=False)))
 
 
 def train(config, model_dir, strategy=None, steps_per_epoch=1000, dataset_fn=None,
@@ -131,9 +131,8 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
   if chief:
     log_dir = os.path.join(model_dir, "logs")
     if config.data.path and not config.data.inline_detection:
-      held_out = held_out_batches(config)
-      all_callbacks += [callbacks_lib.ObjectNeighbourCallback(held_out),
-                        callbacks_lib.FrameSummaryCallback(held_out[0], log_dir)]
+      all_callbacks += [callbacks_lib.ObjectNeighbourCallback(config.data),
+                        callbacks_lib.FrameSummaryCallback(summary_batch(config), log_dir)]
     all_callbacks.append(tf_keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
   history = model.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                       initial_epoch=initial_epoch, callbacks=all_callbacks, verbose=verbose)

@@ -1,4 +1,5 @@
 import numpy as np
+import tensorflow as tf
 
 from keras_vivi.evaluation import nearest_neighbour_same_class
 
@@ -36,3 +37,64 @@ def test_separated_classes_score_one_and_single_object_is_no_query():
   assert frac.numpy() == 1.0 and queries.numpy() == 4
   frac, _, queries = nearest_neighbour_same_class(features, [0, 0, 1, 1], [True, False, False, False])
   assert queries.numpy() == 0 and frac.numpy() == 0.0
+
+
+# Quadrant colours of the 16×16 test frames: top-left, top-right, bottom-left, bottom-right.
+QUADRANTS = {"tl": (250, 20, 20), "tr": (20, 250, 20), "bl": (20, 20, 250), "br": (240, 240, 30)}
+CENTRES = {"tl": (0.25, 0.25), "tr": (0.25, 0.75), "bl": (0.75, 0.25), "br": (0.75, 0.75)}
+
+
+def quadrant_frame(order):
+  """16×16 frame whose quadrants take the colours of `order` (tl, tr, bl, br keys)."""
+  frame = np.zeros((16, 16, 3), np.uint8)
+  for (y, x), key in zip(((0, 0), (0, 8), (8, 0), (8, 8)), order):
+    frame[y:y + 8, x:x + 8] = QUADRANTS[key]
+  return frame
+
+
+def write_records(path, videos):
+  """`videos`: list of frames, each `(order, [(quadrant, class, score), ...])`."""
+  from keras_vivi.data import records, schema
+  with tf.io.TFRecordWriter(str(path / schema.SHARD_PATTERN.format(index=0, count=1))) as w:
+    for v, frames in enumerate(videos):
+      m = max(len(objs) for _, objs in frames)
+      s = len(frames)
+      boxes = np.zeros((s, m, 4), np.float32)
+      labels = np.zeros((s, m), np.int64)
+      scores = np.zeros((s, m), np.float32)
+      for i, (_, objs) in enumerate(frames):
+        for j, (quadrant, label, score) in enumerate(objs):
+          cy, cx = CENTRES[quadrant]
+          boxes[i, j] = (cy - 0.1, cx - 0.1, cy + 0.1, cx + 0.1)
+          labels[i, j], scores[i, j] = label, score
+      example = records.video_example(
+          f"v{v}", f"v{v}.mp4", float(s), 25.0, False, [0.0], [float(s)],
+          [records.encode_jpeg(quadrant_frame(order)) for order, _ in frames], [0] * s,
+          np.arange(s, dtype=np.float32), np.arange(s) * 25,
+          {"detection_boxes": boxes, "detection_class_labels": labels,
+           "detection_class_entities": labels.astype(str).astype(object), "detection_scores": scores},
+          [len(objs) for _, objs in frames])
+      w.write(example.SerializeToString())
+
+
+def test_records_diagnostic_counts_every_stored_object_once(tmp_path):
+  from keras_vivi.evaluation import diagnose_records, record_object_features
+  order = ("tl", "tr", "bl", "br")
+  videos = [
+      [(order, [("tl", 3, 0.9), ("br", 7, 0.8), ("tr", 5, 0.01)]),   # score 0.01 is dropped
+       (order, [("tl", 3, 0.6)])],
+      [(("br", "tr", "bl", "tl"), [("tl", 7, 0.9), ("bl", 4, 0.5), ("tr", 5, 0.7),
+                                   ("br", 3, 0.4)])],                  # max_objects=3 drops br
+  ]
+  write_records(tmp_path, videos)
+  # The identity "backbone": the grid is the image, so an object's feature is its quadrant colour.
+  features, labels = record_object_features(lambda x: x, str(tmp_path), 8, min_score=0.05,
+                                            max_objects=3, batch_size=2)
+  colours = [QUADRANTS["tl"], QUADRANTS["br"], QUADRANTS["tl"],
+             QUADRANTS["br"], QUADRANTS["bl"], QUADRANTS["tr"]]
+  np.testing.assert_array_equal(labels.numpy(), [3, 7, 3, 7, 4, 5])
+  np.testing.assert_allclose(features.numpy(), np.array(colours) / 255.0, atol=0.06)
+  # Objects of class 3 and 7 each find a same-coloured twin of their class; 4 and 5 do not.
+  frac, hits, queries = diagnose_records(lambda x: x, str(tmp_path), 8, max_objects=3)
+  assert (int(hits), int(queries)) == (4, 6)
+  np.testing.assert_allclose(frac.numpy(), 4 / 6)
