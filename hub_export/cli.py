@@ -3,7 +3,17 @@
   vivi-export --model_dir=RUN_DIR --export_dir=DIR             # latest checkpoint of a run
   vivi-export --checkpoint=RUN_DIR/ckpt-1000 --export_dir=DIR   # one checkpoint
   vivi-export --experiment=NAME --init=random --export_dir=DIR  # from-scratch baseline
+
+With --publish=ZOO_DIR the export also becomes ZOO_DIR/NAME/VERSION/ (SavedModel, model card,
+NAME-VERSION.tar.gz and its sha256, preset.json), ready to upload to Kaggle Models / TF-Hub, and
+the zoo preset entry is printed; --export_dir is optional then:
+  vivi-export --model_dir=RUN_DIR --publish=zoo --name=vivi_objects --version=1
+              [--results=vtab/results.json]
 """
+
+import os
+import shutil
+import tempfile
 
 from absl import app
 from absl import flags
@@ -11,6 +21,7 @@ from absl import logging
 
 import hub_export
 from hub_export import exporter
+from hub_export import publish as publish_lib
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None,
                                  "A keras_vivi training run: its latest checkpoint is exported.")
@@ -21,9 +32,16 @@ _EXPERIMENT = flags.DEFINE_string(
 _INIT = flags.DEFINE_enum("init", "checkpoint", ["checkpoint", "random"],
                           "'random' exports a freshly initialised backbone of --experiment.")
 _SEED = flags.DEFINE_integer("seed", 0, "Initialisation seed for --init=random.")
-_EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Output directory of the SavedModel.",
-                                  required=True)
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --export_dir.")
+_EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Output directory of the SavedModel "
+                                  "(optional with --publish).")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False,
+                               "Replace a non-empty --export_dir (and a published version).")
+_PUBLISH = flags.DEFINE_string("publish", None, "Also publish the export as PUBLISH/NAME/VERSION/ "
+                               "for Kaggle Models / TF-Hub and print its zoo preset entry.")
+_NAME = flags.DEFINE_string("name", None, "Published module (and preset) name; default: the "
+                            "experiment's name.")
+_VERSION = flags.DEFINE_integer("version", 1, "Published version (a positive int).", lower_bound=1)
+_RESULTS = flags.DEFINE_string("results", None, "VTAB results.json for the model card and preset.")
 
 
 def export(model_dir=None, checkpoint=None, experiment=None, init="checkpoint", seed=0,
@@ -45,19 +63,58 @@ def export(model_dir=None, checkpoint=None, experiment=None, init="checkpoint", 
   return hub_export.read_metadata(export_dir)
 
 
+def _publication_report(publication):
+  preset = publication.preset
+  return (f"Published {preset.name} version {preset.version} ({preset.output_dim}-d features) "
+          f"to {publication.directory}:\n"
+          f"  {publish_lib.SAVED_MODEL_DIR}/, {publish_lib.MODEL_CARD_FILE}, "
+          f"{os.path.basename(publication.archive)} (sha256 {publication.sha256}), "
+          f"{publish_lib.PRESET_FILE}\n"
+          f"Preset entry (a keras_vivi presets file; "
+          f"{publish_lib.PRESET_FILE} holds exactly this):\n"
+          f"{publication.preset_json()}\n"
+          f"Use it: KERAS_VIVI_PRESETS={os.path.join(publication.directory, publish_lib.PRESET_FILE)} "
+          f"then keras_vivi.load_feature_extractor({preset.name!r}).\n"
+          f"After uploading, set \"handle\" to the module's URL; keep \"sha256\" only if that "
+          f"URL serves this very archive (Kaggle Models / TF-Hub repack theirs: use null).")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     # SavedModel writing logs every captured variable at INFO.
     logging.set_verbosity(logging.WARNING)
-  info = export(_MODEL_DIR.value, _CHECKPOINT.value, _EXPERIMENT.value, _INIT.value,
-                _SEED.value, _EXPORT_DIR.value, _OVERWRITE.value)
-  source = info["source"]
-  origin = source.get("checkpoint") or f"random init (seed {source.get('seed')})"
-  print(f"Exported the {source['experiment']} backbone ({origin}, {info['output']['dim']}-d "
-        f"features) to {_EXPORT_DIR.value}.\n"
-        f"Use: hub.KerasLayer({_EXPORT_DIR.value!r}, trainable=True)")
+  publish_dir = _PUBLISH.value
+  if not _EXPORT_DIR.value and not publish_dir:
+    raise app.UsageError("Give --export_dir=DIR, --publish=ZOO_DIR, or both.")
+  if not publish_dir and (_NAME.value or _RESULTS.value or flags.FLAGS["version"].present):
+    raise app.UsageError("--name, --version and --results describe a publication: add "
+                         "--publish=ZOO_DIR.")
+  export_dir = _EXPORT_DIR.value
+  if not export_dir:
+    os.makedirs(publish_dir, exist_ok=True)
+    export_dir = tempfile.mkdtemp(prefix=".export-", dir=publish_dir)
+  try:
+    info = export(_MODEL_DIR.value, _CHECKPOINT.value, _EXPERIMENT.value, _INIT.value,
+                  _SEED.value, export_dir, _OVERWRITE.value)
+    source = info["source"]
+    if _EXPORT_DIR.value:
+      origin = source.get("checkpoint") or f"random init (seed {source.get('seed')})"
+      print(f"Exported the {source['experiment']} backbone ({origin}, "
+            f"{info['output']['dim']}-d features) to {export_dir}.\n"
+            f"Use: hub.KerasLayer({export_dir!r}, trainable=True)")
+    if publish_dir:
+      try:
+        publication = publish_lib.publish(export_dir, publish_dir,
+                                          _NAME.value or source["experiment"], _VERSION.value,
+                                          results=_RESULTS.value, overwrite=_OVERWRITE.value)
+      except (FileExistsError, ValueError) as e:
+        raise app.UsageError(str(e)) from None
+      print(_publication_report(publication))
+  finally:
+    if not _EXPORT_DIR.value:
+      shutil.rmtree(export_dir, ignore_errors=True)
 
 
 def run():

@@ -1,0 +1,327 @@
+"""`publish`: an export as a versioned, self-describing module ready for Kaggle Models / TF-Hub.
+
+  PUBLISH_DIR/NAME/VERSION/
+    saved_model/           the SavedModel (+ its README.md, vivi_export.json, MODEL_CARD.md)
+    MODEL_CARD.md          training data, config, evaluation, intended use, input contract
+    NAME-VERSION.tar.gz    saved_model/'s contents at the archive's top level (what Kaggle
+                           Models and TF-Hub serve as `?tf-hub-format=compressed`)
+    NAME-VERSION.tar.gz.sha256   `sha256sum -c` format
+    preset.json            the zoo entry {NAME: fields} (keras_vivi.zoo presets-file format)
+
+The archive is byte-for-byte reproducible from saved_model/ (sorted members, zeroed owners and
+times), so its sha256 identifies the weights.
+"""
+
+import dataclasses
+import gzip
+import json
+import os
+import shutil
+import tarfile
+
+from absl import logging
+import tensorflow as tf
+
+from hub_export import exporter
+from keras_vivi import configs
+from keras_vivi.data import manifest as manifest_lib
+from keras_vivi.zoo import loader
+from keras_vivi.zoo import presets as presets_lib
+
+SAVED_MODEL_DIR = "saved_model"
+MODEL_CARD_FILE = "MODEL_CARD.md"
+PRESET_FILE = "preset.json"
+_TOP_CLASSES = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class Publication:
+  """What `publish` wrote."""
+  directory: str      # PUBLISH_DIR/NAME/VERSION
+  saved_model: str
+  model_card: str
+  archive: str
+  sha256: str
+  preset: presets_lib.Preset
+
+  def preset_json(self):
+    """The presets-file entry `{name: fields}` as indented JSON."""
+    return json.dumps({self.preset.name: self.preset.to_dict()}, indent=2, ensure_ascii=False)
+
+
+def _format_override(value):
+  if value is None:
+    return "none"
+  if isinstance(value, bool):
+    return str(value).lower()
+  if isinstance(value, (list, tuple)):
+    return ",".join(str(v) for v in value)
+  return str(value)
+
+
+def _json_ready(value):
+  return json.loads(json.dumps(value))
+
+
+def config_overrides(config_dict):
+  """`(experiment, overrides)` that rebuild `config_dict` from a registered experiment.
+
+  Returns `(name, None)` when the experiment is not registered or the overrides would not
+  rebuild the config exactly.
+  """
+  name = config_dict["name"]
+  try:
+    base = configs.get_experiment(name)
+  except KeyError:
+    return name, None
+  base_dict = _json_ready(configs.to_dict(base))
+  target = _json_ready(config_dict)
+  overrides = [f"{section}.{field}={_format_override(value)}"
+               for section, fields in target.items() if isinstance(fields, dict)
+               for field, value in fields.items()
+               if base_dict.get(section, {}).get(field) != value]
+  try:
+    rebuilt = _json_ready(configs.to_dict(configs.apply_overrides(base, overrides)))
+  except ValueError:
+    return name, None
+  return (name, tuple(overrides)) if rebuilt == target else (name, None)
+
+
+def read_results(path):
+  """VTAB results `{"tasks": {task: {"group", "test_accuracy"}}, "means": {...}}` from `path`."""
+  with tf.io.gfile.GFile(path) as f:
+    try:
+      results = json.load(f)
+    except json.JSONDecodeError as e:
+      raise ValueError(f"Results file {path!r} is not valid JSON: {e}.") from None
+  tasks = results.get("tasks", {}) if isinstance(results, dict) else None
+  ok = (isinstance(tasks, dict) and isinstance(results.get("means", {}), dict) and
+        all(isinstance(t, dict) and "test_accuracy" in t for t in tasks.values()) and
+        (tasks or results.get("means")))
+  if not ok:
+    raise ValueError(
+        f"Results file {path!r} must look like {{'tasks': {{NAME: {{'group': ..., "
+        f"'test_accuracy': ...}}}}, 'means': {{GROUP: ...}}}} (VTAB results), got "
+        f"{json.dumps(results)[:200]}.")
+  return results
+
+
+def _manifest_path(data_path):
+  if not data_path:
+    return None
+  directory = data_path if not any(c in data_path for c in "*?[") else os.path.dirname(data_path)
+  return os.path.join(directory, manifest_lib.MANIFEST_FILE)
+
+
+def read_manifest(data_path):
+  """`(manifest_path, manifest or None)` of the prepared data a run trained on."""
+  path = _manifest_path(data_path)
+  if path is None or not tf.io.gfile.exists(path):
+    return path, None
+  with tf.io.gfile.GFile(path) as f:
+    return path, json.load(f)
+
+
+def _percent(value):
+  return f"{100 * value:.1f}" if isinstance(value, (int, float)) and value <= 1 else str(value)
+
+
+def _data_section(data_path, manifest_path, manifest):
+  if not data_path:
+    return "Not recorded: the run config names no data path."
+  if manifest is None:
+    return f"Prepared records at `{data_path}`; no manifest at `{manifest_path}`."
+  counts = manifest.get("counts", {})
+  detector = manifest.get("detector", {})
+  lines = [f"Prepared with `vivi-prepare` (manifest `{manifest_path}`):", "",
+           "| videos | skipped | shots | frames | objects | shards |", "|---|---|---|---|---|---|",
+           "| " + " | ".join(str(counts.get(k, "?")) for k in
+                            ("videos", "skipped", "shots", "frames", "objects")) +
+           f" | {len(manifest.get('shards', []))} |", ""]
+  if detector:
+    described = ", ".join(f"{k} {v}" for k, v in detector.items())
+    lines += [f"Detector: {described}.", ""]
+  classes = list(manifest.get("class_histogram", {}).items())
+  if classes:
+    top = ", ".join(f"{name} {count}" for name, count in classes[:_TOP_CLASSES])
+    lines += [f"Most frequent detected classes ({len(classes)} in all): {top}.", ""]
+  flagged = {k: len(v) for k, v in manifest.get("flagged", {}).items() if v}
+  if flagged:
+    lines += ["Flagged videos: " + ", ".join(f"{k} {v}" for k, v in flagged.items()) + ".", ""]
+  return "\n".join(lines).rstrip()
+
+
+def _evaluation_section(results, results_path):
+  if results is None:
+    return ("Not evaluated yet. Run the VTAB-1k protocol on this module and publish a new "
+            "version with `--results=results.json`.")
+  lines = [f"VTAB-1k (`{os.path.basename(results_path)}`), test accuracy (%):", ""]
+  means = results.get("means", {})
+  if means:
+    lines += ["| " + " | ".join(means) + " |", "|" + "---|" * len(means),
+              "| " + " | ".join(_percent(v) for v in means.values()) + " |", ""]
+  tasks = results.get("tasks", {})
+  if tasks:
+    lines += ["| task | group | accuracy |", "|---|---|---|"]
+    lines += [f"| {name} | {task.get('group', '')} | {_percent(task['test_accuracy'])} |"
+              for name, task in tasks.items()]
+  return "\n".join(lines).rstrip()
+
+
+def model_card(name, version, info, results=None, results_path=None):
+  """The MODEL_CARD.md text of a module described by its `vivi_export.json` dict `info`."""
+  config = info.get("experiment_config") or {}
+  source = info.get("source", {})
+  data_path = config.get("data", {}).get("path", "")
+  manifest_path, manifest = read_manifest(data_path)
+  arch = info.get("architecture", {})
+  dim = info["output"]["dim"]
+  backbone = (f"{arch['depth']}-layer ResNet v2, width {arch['width']}×, "
+              f"{arch['normalization']} norm" if "depth" in arch else arch.get("family", "?"))
+  origin = ", ".join(f"{k} {v}" for k, v in source.items()) or "not recorded"
+  maps = ", ".join(f"`'{k}'` stride {v['stride']}, {v['channels']} ch"
+                   for k, v in info["output"].get("feature_maps", {}).items())
+  size = info.get("trained_image_size", "?")
+  return f"""# {name} (version {version})
+
+{config.get('description', 'A keras_vivi image feature extractor.')}
+
+An image feature extractor ({backbone}) trained with keras_vivi on videos — shots, frames
+and detected objects ("Representation learning from videos in-the-wild: an object-centric
+approach"). A TF2 reusable SavedModel for TF-Hub / Kaggle Models. Source: {origin}.
+
+## Input and output
+
+- Input: float32 RGB images `[batch, height, width, 3]` with values in [0, 1], any size
+  (trained at {size}×{size}; VTAB-1k resizes to 224×224).
+- `module(images, training=False)` → `[batch, {dim}]` features (global-average-pooled
+  pre-logits); `training=True` uses batch statistics and updates the batch-norm moving
+  averages.
+- `module.feature_maps(images)` → {maps}.
+- Signatures: `serving_default` → `{{'default': [batch, {dim}]}}`, `feature_maps`.
+
+```python
+import keras_vivi, tf_keras
+features = keras_vivi.load_feature_extractor("{name}", trainable=True)  # or hub.KerasLayer(HANDLE)
+model = tf_keras.Sequential([features, tf_keras.layers.Dense(NUM_CLASSES)])
+```
+
+## Intended use
+
+Transfer to image classification (linear probes, fine-tuning; the VTAB-1k protocol) and as a
+detection backbone (Model Garden RetinaNet via `feature_maps`). It was trained without human
+labels on uncurated video and inherits the biases of those videos and of the object
+detector's classes; it is not a classifier on its own and is not meant for decisions about
+people.
+
+## Training data
+
+{_data_section(data_path, manifest_path, manifest)}
+
+## Evaluation
+
+{_evaluation_section(results, results_path)}
+
+## Training configuration
+
+Experiment `{config.get('name', source.get('experiment', '?'))}` (`vivi_export.json` in the
+module holds the same record):
+
+```json
+{json.dumps(config, indent=1, ensure_ascii=False)}
+```
+"""
+
+
+def _reset(tarinfo):
+  # Reproducible archives: the bytes depend on the files' contents and names only.
+  tarinfo.uid = tarinfo.gid = 0
+  tarinfo.uname = tarinfo.gname = ""
+  tarinfo.mtime = 0
+  tarinfo.mode = 0o755 if tarinfo.isdir() else 0o644
+  return tarinfo
+
+
+def write_archive(directory, archive):
+  """Writes `directory`'s contents (at the top level) to the `.tar.gz` `archive`; its sha256."""
+  paths = []
+  for root, dirs, files in os.walk(directory):
+    dirs.sort()
+    paths += [os.path.join(root, d) for d in dirs] + [os.path.join(root, f) for f in files]
+  with open(archive, "wb") as raw, \
+      gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
+      tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    for path in sorted(paths, key=lambda p: os.path.relpath(p, directory)):
+      tar.add(path, arcname=os.path.relpath(path, directory), recursive=False, filter=_reset)
+  return loader.file_sha256(archive)
+
+
+def _is_export(path):
+  return tf.io.gfile.exists(os.path.join(path, exporter.METADATA_FILE))
+
+
+def publish(source, publish_dir, name, version=1, results=None, experiment=None,
+            overwrite=False):
+  """Writes `PUBLISH_DIR/NAME/VERSION/` from an export or a training run.
+
+  Args:
+    source: an export directory (`vivi-export --export_dir`), or a training run's model_dir
+      or checkpoint prefix (exported here).
+    publish_dir: root of the published modules.
+    name: the module (and preset) name.
+    version: positive int; a published version is never replaced unless `overwrite`.
+    results: optional path of VTAB `results.json` for the card and the preset.
+    experiment: the architecture of a run without config.json (see `export_checkpoint`).
+    overwrite: replace an existing `NAME/VERSION`.
+
+  Returns:
+    A `Publication`.
+  """
+  presets_lib.Preset(name=name, experiment="-")  # Validates the name before any work.
+  if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+    raise ValueError(f"version must be a positive int (Kaggle Models / TF-Hub numbering), "
+                     f"got {version!r}.")
+  results_dict = read_results(results) if results else None
+  directory = os.path.join(os.path.abspath(publish_dir), name, str(version))
+  if os.path.exists(directory) and os.listdir(directory):
+    if not overwrite:
+      raise FileExistsError(f"{name} version {version} is already published in {directory!r}; "
+                            "publish a new --version (or pass overwrite=True, --overwrite).")
+    shutil.rmtree(directory)
+  os.makedirs(directory)
+  saved_model = os.path.join(directory, SAVED_MODEL_DIR)
+  if _is_export(source):
+    shutil.copytree(source, saved_model)
+  else:
+    exporter.export_checkpoint(source, saved_model, experiment=experiment)
+  info = exporter.read_metadata(saved_model)
+
+  card = model_card(name, version, info, results_dict, results)
+  for path in (os.path.join(directory, MODEL_CARD_FILE),
+               os.path.join(saved_model, MODEL_CARD_FILE)):
+    with open(path, "w", encoding="utf-8") as f:
+      f.write(card)
+  archive = os.path.join(directory, f"{name}-{version}.tar.gz")
+  sha256 = write_archive(saved_model, archive)
+  with open(archive + ".sha256", "w", encoding="utf-8") as f:
+    f.write(f"{sha256}  {os.path.basename(archive)}\n")
+
+  config = info.get("experiment_config")
+  experiment_name, overrides = (config_overrides(config) if config else
+                                (info.get("source", {}).get("experiment", "unknown"), None))
+  if overrides is None:
+    logging.warning("The training config of %s is not a registered experiment plus overrides; "
+                    "the preset names %r and the full config is in vivi_export.json.", name,
+                    experiment_name)
+  description = (config or {}).get("description", "") or f"keras_vivi {experiment_name}"
+  preset = presets_lib.Preset(
+      name=name, experiment=experiment_name, description=description, handle=archive,
+      sha256=sha256, version=version, overrides=overrides or (),
+      image_size=int(info.get("trained_image_size") or 224), output_dim=int(info["output"]["dim"]),
+      evaluation={"vtab_1k": dict(results_dict["means"])} if results_dict and
+      results_dict.get("means") else {})
+  publication = Publication(directory, saved_model, os.path.join(directory, MODEL_CARD_FILE),
+                            archive, sha256, preset)
+  with open(os.path.join(directory, PRESET_FILE), "w", encoding="utf-8") as f:
+    f.write(publication.preset_json() + "\n")
+  return publication

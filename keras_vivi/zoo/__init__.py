@@ -1,0 +1,30 @@
+"""The keras_vivi model zoo: named feature extractors and how to load them.
+
+`presets` (the registry) is light; `load_feature_extractor` and the cache helpers import
+TensorFlow and tensorflow_hub on first use.
+"""
+
+from keras_vivi.zoo.presets import BACKBONE_PRESETS
+from keras_vivi.zoo.presets import get_preset
+from keras_vivi.zoo.presets import list_presets
+from keras_vivi.zoo.presets import load_presets_file
+from keras_vivi.zoo.presets import Preset
+from keras_vivi.zoo.presets import PRESETS_ENV
+from keras_vivi.zoo.presets import register_preset
+from keras_vivi.zoo.presets import UnknownPresetError
+
+_LOADER_NAMES = ("load_feature_extractor", "resolve_handle", "cache_archive", "cache_dir",
+                 "cached_module_dir", "file_sha256", "ModuleNotCachedError",
+                 "ChecksumMismatchError", "CorruptArchiveError", "PresetNotAvailableError",
+                 "OFFLINE_ENV")
+
+
+def __getattr__(name):
+  if name in _LOADER_NAMES:
+    from keras_vivi.zoo import loader  # pylint: disable=g-import-not-at-top
+    return getattr(loader, name)
+  raise AttributeError(f"module 'keras_vivi.zoo' has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted(list(globals()) + list(_LOADER_NAMES))

@@ -1,0 +1,309 @@
+"""`load_feature_extractor`: a zoo preset or hub handle as a `hub.KerasLayer`, through the cache.
+
+Handles resolve the way tensorflow_hub resolves them, into the same cache: a module fetched
+for `handle` lives in `$TFHUB_CACHE_DIR/<sha1(handle)>/` (tensorflow_hub's
+compressed-module layout), so a cache filled by either is used by both. On top of that:
+  - the cache is looked at first, so a cached module loads without any network access;
+  - archives (local or remote `.tar.gz`) are checked against the preset's sha256 before they
+    are unpacked, and the digest of what was unpacked is kept in `<sha1(handle)>.sha256`;
+  - with `$KERAS_VIVI_OFFLINE=1` (or `offline=True`) nothing is fetched: a module that is not
+    cached is an error saying how to put it there.
+"""
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+import uuid
+import zlib
+
+from absl import logging
+import tensorflow as tf
+import tensorflow_hub as hub
+from tensorflow_hub import resolver as hub_resolver
+
+from keras_vivi.zoo import presets as presets_lib
+
+OFFLINE_ENV = "KERAS_VIVI_OFFLINE"
+DIGEST_SUFFIX = ".sha256"
+SAVED_MODEL_FILE = "saved_model.pb"
+_REMOTE = ("http://", "https://", "gs://")
+
+
+class ModuleNotCachedError(FileNotFoundError):
+  """A handle that is neither cached nor fetchable (offline, or the fetch failed)."""
+
+
+class ChecksumMismatchError(ValueError):
+  """An archive (or the cached copy of one) whose sha256 is not the expected one."""
+
+
+class CorruptArchiveError(ValueError):
+  """An archive that cannot be unpacked into a SavedModel."""
+
+
+def offline_mode(offline=None):
+  """`offline` if given, else whether `$KERAS_VIVI_OFFLINE` is set to a true value."""
+  if offline is not None:
+    return bool(offline)
+  return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def cache_dir():
+  """tensorflow_hub's module cache: `$TFHUB_CACHE_DIR`, `--tfhub_cache_dir` or a temp dir."""
+  return hub_resolver.tfhub_cache_dir(use_temp=True)
+
+
+def _cache_key(handle):
+  """The handle string tensorflow_hub hashes; local paths count by their absolute form."""
+  if handle.startswith(_REMOTE):
+    return handle
+  return os.path.abspath(os.path.expanduser(_strip_file_scheme(handle)))
+
+
+def cached_module_dir(handle):
+  """Where the module of `handle` is (or would be) cached: `CACHE/<sha1(handle)>`."""
+  digest = hashlib.sha1(_cache_key(handle).encode("utf8")).hexdigest()
+  return os.path.join(cache_dir(), digest)
+
+
+def _strip_file_scheme(handle):
+  return handle[len("file://"):] if handle.startswith("file://") else handle
+
+
+def _is_cached(module_dir):
+  # tensorflow_hub's own test: the directory exists and is not empty.
+  return os.path.isdir(module_dir) and bool(os.listdir(module_dir))
+
+
+def file_sha256(path):
+  """Hex sha256 of the file at `path` (local or any tf.io.gfile filesystem)."""
+  digest = hashlib.sha256()
+  with tf.io.gfile.GFile(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def _read_digest(module_dir):
+  try:
+    with open(module_dir + DIGEST_SUFFIX, encoding="utf-8") as f:
+      return f.read().split()[0]
+  except (OSError, IndexError):
+    return None
+
+
+def _populate_hint(handle, module_dir):
+  return (f"To pre-populate the cache, fetch the module's archive on a machine with network "
+          f"access and run keras_vivi.zoo.cache_archive({handle!r}, 'ARCHIVE.tar.gz') with "
+          f"the same TFHUB_CACHE_DIR, or unpack it with `mkdir -p {module_dir} && tar -xzf "
+          f"ARCHIVE.tar.gz -C {module_dir}`; or load it once online and copy the cache "
+          f"directory.")
+
+
+def _not_cached(handle, module_dir, reason):
+  return ModuleNotCachedError(
+      f"Cannot resolve handle {handle!r}: {reason}. It is not in the TF-Hub cache "
+      f"{cache_dir()!r} (expected at {module_dir!r}; set TFHUB_CACHE_DIR to use another "
+      f"cache). {_populate_hint(handle, module_dir)}")
+
+
+def _check_digest(actual, expected, what, handle):
+  if expected is not None and actual != expected:
+    raise ChecksumMismatchError(
+        f"{what} of handle {handle!r} has sha256 {actual}, expected {expected}: it is not the "
+        "published archive (corrupted or a different version). Fetch it again, or fix the "
+        "preset's sha256 if the archive was republished on purpose.")
+
+
+def cache_archive(handle, archive, sha256=None):
+  """Unpacks the SavedModel archive `archive` into the cache as the module of `handle`.
+
+  This is how a machine without network access is given a remote module: copy its archive
+  over and call this with the handle users will load. The archive must hold the contents of
+  a SavedModel directory (`saved_model.pb`, `variables/`, ...) at its top level.
+
+  Args:
+    handle: the handle the module is known by (URL or path).
+    archive: local path (or any tf.io.gfile path) of the `.tar.gz`.
+    sha256: expected hex digest of `archive`; checked before anything is unpacked.
+
+  Returns:
+    The cached module directory.
+  """
+  actual = file_sha256(archive)
+  _check_digest(actual, sha256, f"Archive {archive!r}", handle)
+  module_dir = cached_module_dir(handle)
+  os.makedirs(os.path.dirname(module_dir), exist_ok=True)
+  # Unpack beside the destination and rename: a killed process leaves no half module.
+  tmp_dir = f"{module_dir}.{uuid.uuid4().hex}.tmp"
+  try:
+    try:
+      with tf.io.gfile.GFile(archive, "rb") as f, tarfile.open(fileobj=f, mode="r:*") as tar:
+        tar.extractall(tmp_dir, filter="data")
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+      raise CorruptArchiveError(
+          f"Archive {archive!r} of handle {handle!r} cannot be unpacked ({type(e).__name__}: "
+          f"{e}); expected a tar.gz of a SavedModel directory's contents. Fetch it again.") \
+          from None
+    if not os.path.isfile(os.path.join(tmp_dir, SAVED_MODEL_FILE)):
+      found = sorted(os.listdir(tmp_dir)) if os.path.isdir(tmp_dir) else []
+      raise CorruptArchiveError(
+          f"Archive {archive!r} of handle {handle!r} has no {SAVED_MODEL_FILE} at its top level "
+          f"(found {found[:10]}); expected the contents of a SavedModel directory.")
+    if os.path.exists(module_dir):
+      shutil.rmtree(module_dir)
+    try:
+      os.rename(tmp_dir, module_dir)
+    except OSError:
+      # Another process unpacked the same archive first.
+      if not _is_cached(module_dir):
+        raise
+    with open(module_dir + DIGEST_SUFFIX, "w", encoding="utf-8") as f:
+      f.write(f"{actual}  {archive}\n")
+  finally:
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+  return module_dir
+
+
+def _download(url, path):
+  """Copies `url` (gs:// through tf.io.gfile, http(s) through urllib) to the local `path`."""
+  if url.startswith("gs://"):
+    tf.io.gfile.copy(url, path, overwrite=True)
+    return
+  with urllib.request.urlopen(url) as response, open(path, "wb") as f:
+    shutil.copyfileobj(response, f)
+
+
+def _resolve_local(handle, path, sha256):
+  if os.path.isdir(path):
+    return path
+  module_dir = cached_module_dir(handle)
+  if os.path.isfile(path):
+    if not presets_lib.is_archive(path):
+      raise ValueError(f"Handle {handle!r} is a file but not an archive "
+                       f"({', '.join(presets_lib.ARCHIVE_SUFFIXES)}) or a SavedModel directory.")
+    actual = file_sha256(path)
+    _check_digest(actual, sha256, f"Archive {path!r}", handle)
+    if _is_cached(module_dir) and _read_digest(module_dir) == actual:
+      return module_dir
+    return cache_archive(handle, path, sha256=actual)
+  if _is_cached(module_dir):
+    # The archive is gone but its unpacked copy is still cached.
+    return _verified_cache(module_dir, sha256, handle)
+  raise _not_cached(handle, module_dir, f"{path!r} does not exist")
+
+
+def _verified_cache(module_dir, sha256, handle):
+  """`module_dir` after checking the digest recorded when its archive was unpacked."""
+  cached = _read_digest(module_dir)
+  if sha256 is not None and cached is None:
+    logging.warning("Cannot verify the sha256 of %s: %s was cached without a record of its "
+                    "archive's digest.", handle, module_dir)
+  elif sha256 is not None:
+    _check_digest(cached, sha256, f"Cached module {module_dir!r}", handle)
+  return module_dir
+
+
+def _resolve_remote(handle, sha256, offline):
+  module_dir = cached_module_dir(handle)
+  if _is_cached(module_dir):
+    return _verified_cache(module_dir, sha256, handle)
+  if offline:
+    raise _not_cached(handle, module_dir, f"offline (${OFFLINE_ENV} is set)")
+  try:
+    if sha256 is not None:
+      # Fetch the archive ourselves: tensorflow_hub unpacks while downloading and keeps no
+      # bytes to check.
+      with tempfile.TemporaryDirectory() as tmp:
+        archive = os.path.join(tmp, "module.tar.gz")
+        _download(handle, archive)
+        return cache_archive(handle, archive, sha256=sha256)
+    return hub.resolve(handle)
+  except (ChecksumMismatchError, CorruptArchiveError):
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    raise _not_cached(handle, module_dir,
+                      f"fetching it failed ({type(e).__name__}: {str(e)[:300]})") from e
+
+
+def resolve_handle(handle, sha256=None, offline=None):
+  """Local SavedModel directory for `handle`, fetching and caching it when needed.
+
+  Args:
+    handle: a TF-Hub / Kaggle Models URL, an http(s):// or gs:// URL of a `.tar.gz` (or a
+      gs:// SavedModel directory), a local SavedModel directory or `.tar.gz`, or `file://`
+      of either.
+    sha256: expected hex digest of the archive `handle` points to.
+    offline: never fetch; default `$KERAS_VIVI_OFFLINE`.
+
+  Returns:
+    A path `hub.load` reads.
+
+  Raises:
+    ModuleNotCachedError: not cached and not fetchable (names the cache and how to fill it).
+    ChecksumMismatchError: the archive or its cached copy has another sha256.
+    CorruptArchiveError: the archive cannot be unpacked into a SavedModel.
+  """
+  if not isinstance(handle, str) or not handle:
+    raise ValueError(f"handle must be a non-empty URL or path, got {handle!r}.")
+  if handle.startswith("gs://") and not presets_lib.is_archive(handle):
+    # A SavedModel directory on GCS is read in place, as tensorflow_hub does.
+    if offline_mode(offline):
+      raise _not_cached(handle, cached_module_dir(handle),
+                        "a gs:// directory is read in place, which needs network access")
+    return handle
+  if handle.startswith(("http://", "https://", "gs://")):
+    return _resolve_remote(handle, sha256, offline_mode(offline))
+  return _resolve_local(handle, os.path.expanduser(_strip_file_scheme(handle)), sha256)
+
+
+class PresetNotAvailableError(LookupError):
+  """A preset that describes weights nobody has published yet."""
+
+
+def load_feature_extractor(name_or_handle, trainable=False, offline=None, **kwargs):
+  """An image feature extractor from the zoo, as a tf_keras layer.
+
+  ```python
+  features = keras_vivi.load_feature_extractor("vivi_objects", trainable=True)
+  model = tf_keras.Sequential([features, tf_keras.layers.Dense(10)])
+  ```
+
+  Args:
+    name_or_handle: a preset name (`keras_vivi.zoo.list_presets()`) or a handle (see
+      `resolve_handle`).
+    trainable: fine-tune the weights (batch-norm statistics update in training mode).
+    offline: never fetch, use only `$TFHUB_CACHE_DIR`; default `$KERAS_VIVI_OFFLINE`.
+    **kwargs: passed to `hub.KerasLayer` (e.g. `name`).
+
+  Returns:
+    A `hub.KerasLayer` mapping float32 images `[batch, height, width, 3]` with values in
+    the preset's input range ([0, 1]) to features `[batch, output_dim]`.
+
+  Raises:
+    UnknownPresetError: neither a registered name nor a handle (lists the known names).
+    PresetNotAvailableError: the preset has no published weights (says how to make them).
+    and the errors of `resolve_handle`.
+  """
+  if not isinstance(name_or_handle, str) or not name_or_handle:
+    raise ValueError(f"name_or_handle must be a preset name or a handle, got "
+                     f"{name_or_handle!r}.")
+  sha256 = None
+  if name_or_handle in presets_lib.list_presets() or \
+      not presets_lib.looks_like_handle(name_or_handle):
+    preset = presets_lib.get_preset(name_or_handle)  # Unknown names fail here.
+    if not preset.available:
+      steps = "\n  ".join(preset.produce)
+      raise PresetNotAvailableError(
+          f"Preset {preset.name!r} ({preset.description}) has no published weights. Train and "
+          f"publish them:\n  {steps}\nthen register the printed entry (a presets JSON file in "
+          f"${presets_lib.PRESETS_ENV}). Presets with weights: "
+          f"{', '.join(presets_lib.list_presets(available_only=True)) or 'none'}.")
+    handle, sha256 = preset.handle, preset.sha256
+  else:
+    handle = name_or_handle
+  return hub.KerasLayer(resolve_handle(handle, sha256=sha256, offline=offline),
+                        trainable=trainable, **kwargs)
