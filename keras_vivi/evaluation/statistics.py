@@ -228,7 +228,7 @@ def plot_relative_increase(rows, path, title="Relative increase of B over A", la
   values = [100.0 * r["relative_increase"] if np.isfinite(r["relative_increase"]) else 0.0
             for r in rows]
   colours = [GROUP_COLOURS.get(r["group"], OTHER_COLOUR) for r in rows]
-  fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(rows) + 1.5), 3.6), dpi=100)
+  fig, ax = plt.subplots(figsize=(max(4.5, 0.45 * len(rows) + 1.5), 3.6), dpi=100)
   x = np.arange(len(rows))
   ax.bar(x, values, color=colours)
   ax.axhline(0.0, color="black", linewidth=0.8)
@@ -241,8 +241,8 @@ def plot_relative_increase(rows, path, title="Relative increase of B over A", la
   ax.set_xticks(x)
   ax.set_xticklabels([r["task"] for r in rows], rotation=60, ha="right", fontsize=8)
   ax.set_ylabel(f"({label_b} − {label_a}) / {label_a} [%]")
-  ax.set_ylim(min(0.0, min(values, default=0.0)) - 0.12 * span,
-              max(0.0, max(values, default=0.0)) + 0.12 * span)
+  ax.set_ylim(min(0.0, min(values, default=0.0)) - 0.2 * span,
+              max(0.0, max(values, default=0.0)) + 0.2 * span)
   ax.set_title(title, fontsize=10)
   present = [g for g in GROUP_COLOURS if any(r["group"] == g for r in rows)]
   handles = [patches.Patch(color=GROUP_COLOURS[g], label=g.capitalize()) for g in present]

@@ -1,0 +1,139 @@
+"""vivi-compare on hand-written results.json files, checked against SciPy."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from keras_vivi.cli import compare
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GROUPS = {"caltech101": "natural", "cifar100": "natural", "eurosat": "specialized",
+          "dmlab": "structured", "digits": "local"}
+
+
+def write_run(folder, hub, accuracies, missing=None):
+  """A results.json in the vivi-vtab format."""
+  os.makedirs(folder, exist_ok=True)
+  tasks = {t: {"group": GROUPS[t], "test_accuracy": acc, "selected": {"learning_rate": 0.01},
+               "sweep": []} for t, acc in accuracies.items()}
+  results = {"hub": hub, "config": {}, "tasks": tasks, "missing": missing or {},
+             "means": {"natural": None, "specialized": None, "structured": None,
+                       "overall": None}}
+  with open(os.path.join(folder, "results.json"), "w") as f:
+    json.dump(results, f)
+  return str(folder)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """Four runs of A and three of B; B is clearly better on caltech101, equal on cifar100, worse
+  on dmlab; eurosat only in A, digits only in B, and one B run lacks cifar100."""
+  root = tmp_path_factory.mktemp("runs")
+  rng = np.random.default_rng(0)
+  base = {"caltech101": 0.60, "cifar100": 0.40, "eurosat": 0.9, "dmlab": 0.45}
+  shift = {"caltech101": 0.05, "cifar100": 0.0, "dmlab": -0.04, "digits": 0.0}
+  a = [write_run(root / f"a{i}", "/hub/vivi", {t: float(v + rng.normal(0, 0.005))
+                                               for t, v in base.items()}) for i in range(4)]
+  b = []
+  for i in range(3):
+    acc = {t: float(base.get(t, 0.8) + s + rng.normal(0, 0.005)) for t, s in shift.items()}
+    if i == 2:
+      del acc["cifar100"]
+    b.append(write_run(root / f"b{i}", "/hub/ours", acc,
+                       missing={"eurosat": "tfds data not prepared"}))
+  return a, b
+
+
+def accuracies(dirs, task):
+  out = []
+  for d in dirs:
+    with open(os.path.join(d, "results.json")) as f:
+      tasks = json.load(f)["tasks"]
+    if task in tasks:
+      out.append(tasks[task]["test_accuracy"])
+  return out
+
+
+def test_compare_tasks_against_scipy(runs):
+  a, b = runs
+  result = compare.compare(a, b, names=("VIVI", "Ours"))
+  assert list(result["tasks"]) == ["caltech101", "cifar100", "dmlab"]
+  assert result["only_a"] == ["eurosat"] and result["only_b"] == ["digits"]
+  assert result["missing"]["b"] == {"eurosat": "tfds data not prepared"}
+  for task, verdict in [("caltech101", "better"), ("cifar100", "not significant"),
+                        ("dmlab", "worse")]:
+    row = result["tasks"][task]
+    ra, rb = accuracies(a, task), accuracies(b, task)
+    ref = stats.ttest_ind(rb, ra, equal_var=False)
+    assert row["p"] == pytest.approx(ref.pvalue, rel=1e-9)
+    assert row["verdict"] == verdict
+    assert row["mean_a"] == pytest.approx(np.mean(ra)) and row["n_b"] == len(rb)
+    assert row["ci_a"][0] <= row["mean_a"] <= row["ci_a"][1]
+  assert result["tasks"]["cifar100"]["n_b"] == 2
+
+
+def test_category_means_use_tasks_of_every_run(runs):
+  a, b = runs
+  means = compare.compare(a, b)["means"]
+  # cifar100 is missing from one B run, so Natural is caltech101 alone; digits is no VTAB group.
+  assert means["natural"]["tasks"] == ["caltech101"]
+  assert means["overall"]["tasks"] == ["caltech101", "dmlab"]
+  assert "specialized" not in means
+  expected = [np.mean([x, y]) for x, y in zip(accuracies(a, "caltech101"), accuracies(a, "dmlab"))]
+  np.testing.assert_allclose(means["overall"]["runs_a"], expected)
+
+
+def test_errors_name_the_problem(runs, tmp_path):
+  a, b = runs
+  with pytest.raises(FileNotFoundError, match="No results.json in .*nowhere"):
+    compare.compare(a + [str(tmp_path / "nowhere")], b)
+  bad = write_run(tmp_path / "bad", "/hub/x", {"dmlab": 1.5})
+  with pytest.raises(ValueError, match="'dmlab' needs a 'test_accuracy' in \\[0, 1\\], got 1.5"):
+    compare.compare([bad], b)
+  only = write_run(tmp_path / "only", "/hub/x", {"eurosat": 0.9})
+  with pytest.raises(ValueError, match="No task in common"):
+    compare.compare([only], b)
+
+
+def test_markdown_and_figure(runs, tmp_path):
+  a, b = runs
+  result = compare.compare(a, b, names=("VIVI", "Ours"))
+  compare.write(result, str(tmp_path))
+  text = (tmp_path / "comparison.md").read_text()
+  assert "| caltech101 | natural |" in text and "better *" in text
+  assert "Only in VIVI (not compared): eurosat." in text
+  assert json.loads((tmp_path / "comparison.json").read_text())["tasks"].keys() == \
+      result["tasks"].keys()
+  assert (tmp_path / "relative_increase.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_single_runs_give_no_p_value(tmp_path):
+  a = write_run(tmp_path / "a", "/hub/a", {"dmlab": 0.4})
+  b = write_run(tmp_path / "b", "/hub/b", {"dmlab": 0.5})
+  row = compare.compare([a], [b])["tasks"]["dmlab"]
+  assert row["verdict"] == "too few runs" and row["p"] is None
+  assert row["relative_increase"] == pytest.approx(0.25)
+
+
+def run_cli(*args):
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+  return subprocess.run([sys.executable, "-m", "keras_vivi.cli.compare", *args], cwd=REPO,
+                        env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_cli(runs, tmp_path):
+  a, b = runs
+  out = tmp_path / "out"
+  proc = run_cli(f"--a={','.join(a)}", f"--b={','.join(b)}", f"--output={out}",
+                 "--names=VIVI,Ours")
+  assert proc.returncode == 0, proc.stderr
+  assert "1 significantly better, 1 worse, 1 not significant" in proc.stdout
+  assert {p.name for p in out.iterdir()} == {"comparison.json", "comparison.md",
+                                             "relative_increase.png"}
+  proc = run_cli(f"--a={tmp_path / 'nowhere'}", f"--b={b[0]}", f"--output={out}")
+  assert proc.returncode != 0 and "No results.json in" in proc.stderr
