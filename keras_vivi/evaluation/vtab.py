@@ -1,0 +1,330 @@
+"""The VTAB-1k protocol: fine-tune a hub module on each task and report test accuracy.
+
+  results = run_vtab("exports/vivi_objects", ["cifar100", "dtd"], "out/vtab", VtabConfig())
+
+Per task (see `vtab_tasks`): every sweep point fine-tunes a fresh classifier (module + zero
+head, `finetune.build_classifier`) on train800 and scores val200; the best point (first on ties)
+is retrained on train800val200 and scored on test. Images are resized to `image_size`² (aspect
+ratio not kept) and scaled to [0, 1]; no augmentation. A task whose tfds data is not prepared is
+reported under "missing" with the command that prepares it; the others still run.
+
+OUTPUT receives, rewritten after every finished task (a re-run with the same OUTPUT, module
+and config skips finished tasks, so long jobs never lose finished work):
+  results.json  {"hub", "config", "tasks": {name: {"group", "test_accuracy", "selected",
+                "sweep"}}, "missing": {name: reason}, "means": {group: mean | null, "overall"}}
+  results.csv, results.md (tables) and results.png (bar chart by group, with group means).
+Accuracies are fractions in [0, 1]. "overall" is the mean over the VTAB tasks that ran (the
+mean of 19 when all ran); only when no VTAB task ran is it the mean over the local tasks.
+"""
+
+import csv
+import dataclasses
+import json
+import os
+from typing import Tuple
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+from tqdm import auto as tqdm
+
+from keras_vivi.evaluation import finetune
+from keras_vivi.evaluation import vtab_tasks
+
+RESULTS_JSON = "results.json"
+MEAN_KEYS = vtab_tasks.GROUPS + ("local", "overall")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepPoint:
+  """One hyper-parameter setting: SGD learning rate and piecewise schedule."""
+  learning_rate: float
+  steps: int
+  decay_every: int
+
+
+# The VTAB-1k "lightweight" sweep: {0.1, 0.01} × {10k steps decaying every 3k, 2.5k / 750}.
+DEFAULT_SWEEP = (SweepPoint(0.1, 10000, 3000), SweepPoint(0.01, 10000, 3000),
+                 SweepPoint(0.1, 2500, 750), SweepPoint(0.01, 2500, 750))
+
+
+@dataclasses.dataclass(frozen=True)
+class VtabConfig:
+  """How each task is fine-tuned and scored.
+
+  Attributes:
+    sweep: the `SweepPoint`s tried on train800 / val200.
+    steps_scale: multiplies every point's steps and decay_every (rounded, at least 1), for
+      smoke runs; 1.0 is the protocol.
+    batch_size: training batch (VTAB: 64).
+    eval_batch_size: evaluation batch (does not change accuracy: inference mode).
+    image_size: images are resized to image_size × image_size (VTAB: 224).
+    momentum: SGD momentum (VTAB: 0.9).
+    warmup_steps: linear learning-rate warm-up (VTAB-1k: none).
+    seed: seeds weights-independent randomness (shuffling, dropout) of every run.
+  """
+  sweep: Tuple[SweepPoint, ...] = DEFAULT_SWEEP
+  steps_scale: float = 1.0
+  batch_size: int = 64
+  eval_batch_size: int = 100
+  image_size: int = 224
+  momentum: float = 0.9
+  warmup_steps: int = 0
+  seed: int = 0
+
+  def points(self):
+    """The sweep with `steps_scale` applied."""
+    return tuple(SweepPoint(p.learning_rate, max(1, round(p.steps * self.steps_scale)),
+                            max(1, round(p.decay_every * self.steps_scale)))
+                 for p in self.sweep)
+
+
+def parse_sweep(text):
+  """'LR:STEPS:DECAY_EVERY,...' (e.g. '0.1:10000:3000,0.01:2500:750') → tuple of SweepPoints."""
+  points = []
+  for item in filter(None, (s.strip() for s in text.split(","))):
+    fields = item.split(":")
+    try:
+      if len(fields) != 3:
+        raise ValueError
+      point = SweepPoint(float(fields[0]), int(fields[1]), int(fields[2]))
+    except ValueError:
+      raise ValueError(f"Sweep point {item!r} is not LEARNING_RATE:STEPS:DECAY_EVERY "
+                       f"(e.g. 0.01:2500:750).") from None
+    if point.learning_rate <= 0 or point.steps <= 0 or point.decay_every <= 0:
+      raise ValueError(f"Sweep point {item!r} must have positive values.")
+    points.append(point)
+  if not points:
+    raise ValueError(f"Empty sweep {text!r}; expected LR:STEPS:DECAY_EVERY,...")
+  return tuple(points)
+
+
+def config_to_dict(config):
+  """JSON-ready dict of a `VtabConfig` (the sweep as a list of dicts)."""
+  return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def preprocess(image, label, image_size):
+  """uint8 [H, W, 3] → float32 [image_size, image_size, 3] in [0, 1] (bilinear resize)."""
+  image = tf.image.resize(image, [image_size, image_size]) / 255.0
+  return image, label
+
+
+def _batches(raw, config, training):
+  def prep(image, label):
+    return preprocess(image, label, config.image_size)
+  if training:
+    # The cache holds the ≤ 1000 decoded examples; shuffling after repeat mixes epochs as
+    # task_adaptation does.
+    data = raw.cache().repeat().shuffle(1000, seed=config.seed)
+    data = data.map(prep, num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.batch(config.batch_size, drop_remainder=True)
+  else:
+    data = raw.map(prep, num_parallel_calls=tf.data.AUTOTUNE).batch(config.eval_batch_size)
+  return data.prefetch(tf.data.AUTOTUNE)
+
+
+def _fit_and_score(handle, task, point, train, evaluation, config, verbose):
+  tf_keras.backend.clear_session()
+  tf_keras.utils.set_random_seed(config.seed)
+  classifier = finetune.build_classifier(handle, task.num_classes, trainable=True,
+                                         image_size=config.image_size)
+  finetune.finetune(classifier, _batches(train, config, True), point.steps,
+                    point.learning_rate, point.decay_every, momentum=config.momentum,
+                    warmup_steps=config.warmup_steps, verbose=verbose)
+  return finetune.evaluate_accuracy(classifier, _batches(evaluation, config, False))
+
+
+def run_task(handle, task, config, data_dir=None, verbose=0, progress=True):
+  """The protocol on one task; returns its results.json entry.
+
+  Raises:
+    vtab_tasks.TaskDataMissing: the task's tfds data is not prepared.
+  """
+  splits = {s: vtab_tasks.load_split(task, s, data_dir) for s in vtab_tasks.SPLITS}
+  sweep = []
+  points = config.points()
+  for point in tqdm.tqdm(points, desc=f"{task.name} sweep", leave=False, disable=not progress):
+    accuracy = _fit_and_score(handle, task, point, splits["train800"], splits["val200"], config,
+                              verbose)
+    sweep.append({**dataclasses.asdict(point), "val_accuracy": accuracy})
+  best = max(range(len(sweep)), key=lambda i: (sweep[i]["val_accuracy"], -i))
+  selected = points[best]
+  test = _fit_and_score(handle, task, selected, splits["train800val200"], splits["test"], config,
+                        verbose)
+  return {"group": task.group, "test_accuracy": test, "selected": dataclasses.asdict(selected),
+          "sweep": sweep}
+
+
+def group_means(tasks):
+  """{'natural', 'specialized', 'structured', 'local', 'overall'} → mean test accuracy or None.
+
+  `tasks` maps task name → {'group', 'test_accuracy', ...}. 'overall' averages the VTAB tasks
+  present, or the local tasks when there is no VTAB task.
+  """
+  by_group = {g: [t["test_accuracy"] for t in tasks.values() if t["group"] == g]
+              for g in MEAN_KEYS[:-1]}
+  means = {g: float(np.mean(v)) if v else None for g, v in by_group.items()}
+  vtab = sum((by_group[g] for g in vtab_tasks.GROUPS), [])
+  overall = vtab or by_group["local"]
+  means["overall"] = float(np.mean(overall)) if overall else None
+  return means
+
+
+def _ordered(names):
+  order = {n: i for i, n in enumerate(vtab_tasks.list_tasks())}
+  return sorted(names, key=lambda n: (order.get(n, len(order)), n))
+
+
+def write_results(results, output_dir):
+  """Writes results.json, results.csv, results.md and results.png (each replaced atomically)."""
+  tf.io.gfile.makedirs(output_dir)
+  tasks, means = results["tasks"], results["means"]
+
+  def write(name, text):
+    path = os.path.join(output_dir, name)
+    with open(path + ".tmp", "w", newline="") as f:
+      f.write(text)
+    os.replace(path + ".tmp", path)
+
+  write(RESULTS_JSON, json.dumps(results, indent=2) + "\n")
+
+  rows = [["task", "group", "test_accuracy", "learning_rate", "steps", "decay_every",
+           "val_accuracy"]]
+  for name in _ordered(tasks):
+    t, s = tasks[name], tasks[name]["selected"]
+    val = next(p["val_accuracy"] for p in t["sweep"]
+               if all(p[k] == s[k] for k in ("learning_rate", "steps", "decay_every")))
+    rows.append([name, t["group"], f"{t['test_accuracy']:.4f}", s["learning_rate"], s["steps"],
+                 s["decay_every"], f"{val:.4f}"])
+  for key in MEAN_KEYS:
+    if means.get(key) is not None:
+      rows.append([f"mean_{key}", key, f"{means[key]:.4f}", "", "", "", ""])
+  for name in _ordered(results["missing"]):
+    rows.append([name, "missing", "", "", "", "", ""])
+  with open(os.path.join(output_dir, "results.csv.tmp"), "w", newline="") as f:
+    csv.writer(f).writerows(rows)
+  os.replace(os.path.join(output_dir, "results.csv.tmp"), os.path.join(output_dir, "results.csv"))
+
+  lines = [f"# VTAB-1k: `{results['hub']}`", "",
+           "| task | group | test accuracy (%) | selected lr / steps / decay every |",
+           "|---|---|---:|---|"]
+  for name in _ordered(tasks):
+    t, s = tasks[name], tasks[name]["selected"]
+    lines.append(f"| {name} | {t['group']} | {100 * t['test_accuracy']:.1f} | "
+                 f"{s['learning_rate']:g} / {s['steps']} / {s['decay_every']} |")
+  for key in MEAN_KEYS:
+    if means.get(key) is not None:
+      lines.append(f"| **mean {key}** | | **{100 * means[key]:.1f}** | |")
+  if results["missing"]:
+    lines += ["", "Missing tasks (not in the means):", ""]
+    lines += [f"- {name}: {results['missing'][name]}" for name in _ordered(results["missing"])]
+  write("results.md", "\n".join(lines) + "\n")
+  _plot(results, os.path.join(output_dir, "results.png"))
+
+
+_COLOURS = {"natural": "tab:green", "specialized": "tab:orange", "structured": "tab:blue",
+            "local": "tab:gray"}
+
+
+def _plot(results, path):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  tasks, means = results["tasks"], results["means"]
+  names, values, colours = [], [], []
+  for group in _COLOURS:
+    members = [n for n in _ordered(tasks) if tasks[n]["group"] == group]
+    names += members + ([f"mean {group}"] if members else [])
+    values += [100 * tasks[n]["test_accuracy"] for n in members]
+    values += [100 * means[group]] if members else []
+    colours += [_COLOURS[group]] * (len(members) + bool(members))
+  figure, axis = pyplot.subplots(figsize=(max(4.0, 0.45 * len(names) + 1.5), 4.5))
+  bars = axis.bar(range(len(names)), values, color=colours)
+  for bar, name in zip(bars, names):
+    if name.startswith("mean "):
+      bar.set_hatch("//")
+      bar.set_edgecolor("black")
+  if means.get("overall") is not None:
+    axis.axhline(100 * means["overall"], color="black", linestyle="--", linewidth=1,
+                 label=f"overall {100 * means['overall']:.1f}")
+    axis.legend(loc="upper right")
+  axis.set_xticks(range(len(names)))
+  axis.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
+  axis.set_ylabel("test accuracy (%)")
+  axis.set_ylim(0, 100)
+  title = f"VTAB-1k: {os.path.basename(os.path.normpath(results['hub']))}"
+  if results["missing"]:
+    title += f" ({len(results['missing'])} tasks missing)"
+  axis.set_title(title, fontsize=10)
+  figure.tight_layout()
+  figure.savefig(path + ".tmp.png", dpi=100)
+  pyplot.close(figure)
+  os.replace(path + ".tmp.png", path)
+
+
+def _resume(output_dir, handle, config):
+  path = os.path.join(output_dir, RESULTS_JSON)
+  fresh = {"hub": handle, "config": config_to_dict(config), "tasks": {}, "missing": {},
+           "means": group_means({})}
+  if not tf.io.gfile.exists(path):
+    return fresh
+  with tf.io.gfile.GFile(path) as f:
+    previous = json.load(f)
+  if previous.get("hub") != handle or previous.get("config") != fresh["config"]:
+    raise ValueError(f"{path} holds results of hub {previous.get('hub')!r} with config "
+                     f"{previous.get('config')}, not of {handle!r} with {fresh['config']}; "
+                     "choose another output directory.")
+  return {**fresh, "tasks": previous.get("tasks", {})}
+
+
+def resolve_tasks(spec):
+  """'all' → the 19 VTAB tasks; 'natural' / 'specialized' / 'structured' → that group;
+  otherwise a comma-separated list of task names (or folder:DIR)."""
+  if spec in ("all", "vtab"):
+    return vtab_tasks.list_tasks()
+  if spec in vtab_tasks.GROUPS:
+    return vtab_tasks.list_tasks(spec)
+  names = [n.strip() for n in spec.split(",") if n.strip()]
+  if not names:
+    raise ValueError(f"No task in {spec!r}; expected 'all', a group or NAME,NAME.")
+  for name in names:
+    vtab_tasks.get_task(name)  # fails early on an unknown name
+  return names
+
+
+def run_vtab(handle, task_names, output_dir, config=VtabConfig(), data_dir=None, verbose=0,
+             progress=True):
+  """Runs the protocol on `task_names`, writing results to `output_dir` after every task.
+
+  Args:
+    handle: hub module (SavedModel directory or TF-Hub handle) mapping float32 images
+      [B, H, W, 3] in [0, 1] to [B, D].
+    task_names: task names (see `vtab_tasks.get_task`).
+    output_dir: where results.{json,csv,md,png} go; finished tasks found there are skipped.
+    config: `VtabConfig`.
+    data_dir: tfds data directory.
+    verbose: Keras `fit` verbosity of each fine-tuning run.
+    progress: tqdm bars over tasks and sweep points.
+
+  Returns:
+    The results.json content as a dict.
+  """
+  results = _resume(output_dir, handle, config)
+  tasks = [vtab_tasks.get_task(n) for n in task_names]
+  bar = tqdm.tqdm(tasks, desc="VTAB tasks", disable=not progress)
+  for task in bar:
+    bar.set_postfix_str(task.name)
+    if task.name in results["tasks"]:
+      continue
+    try:
+      entry = run_task(handle, task, config, data_dir, verbose, progress)
+    except vtab_tasks.TaskDataMissing as missing:
+      results["missing"][task.name] = str(missing)
+    else:
+      results["tasks"][task.name] = entry
+    results["means"] = group_means(results["tasks"])
+    write_results(results, output_dir)
+  results["means"] = group_means(results["tasks"])
+  write_results(results, output_dir)
+  return results
