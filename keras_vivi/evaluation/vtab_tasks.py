@@ -142,8 +142,11 @@ _NO_VEHICLE_DEPTH = 1000.0
 def kitti_closest_vehicle_distance(example):
   """Bin of the smallest depth among vehicles (`KITTI_VEHICLE_THRESHOLDS`)."""
   objects = example["objects"]
-  is_vehicle = objects["type"] < KITTI_VEHICLE_TYPES
-  depths = tf.boolean_mask(tf.cast(objects["location"][:, 2], tf.float32), is_vehicle)
+  # Real frames list as many types as locations; random mock frames do not, so pair them up to
+  # the shorter list.
+  count = tf.minimum(tf.size(objects["type"]), tf.shape(objects["location"])[0])
+  is_vehicle = objects["type"][:count] < KITTI_VEHICLE_TYPES
+  depths = tf.boolean_mask(tf.cast(objects["location"][:count, 2], tf.float32), is_vehicle)
   distance = tf.reduce_min(tf.concat([depths, [_NO_VEHICLE_DEPTH]], axis=0))
   return example["image"], bin_index(distance, KITTI_VEHICLE_THRESHOLDS)
 

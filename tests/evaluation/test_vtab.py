@@ -1,0 +1,145 @@
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+from keras_vivi.evaluation import vtab
+from keras_vivi.evaluation import vtab_tasks
+from tests.evaluation.conftest import run_module
+
+SP = vtab.SweepPoint
+
+
+def test_default_sweep_is_vtab_lightweight():
+  assert set(vtab.VtabConfig().points()) == {SP(0.1, 10000, 3000), SP(0.01, 10000, 3000),
+                                             SP(0.1, 2500, 750), SP(0.01, 2500, 750)}
+  config = vtab.VtabConfig()
+  assert (config.batch_size, config.image_size, config.momentum) == (64, 224, 0.9)
+
+
+def test_steps_scale_and_parse_sweep():
+  config = vtab.VtabConfig(sweep=(SP(0.1, 10000, 3000), SP(0.01, 2500, 750)), steps_scale=0.01)
+  assert config.points() == (SP(0.1, 100, 30), SP(0.01, 25, 8))  # 7.5 rounds to 8
+  assert vtab.VtabConfig(sweep=(SP(0.1, 10, 3),), steps_scale=0.01).points() == (SP(0.1, 1, 1),)
+  assert vtab.parse_sweep("0.1:10000:3000, 0.01:2500:750") == (SP(0.1, 10000, 3000),
+                                                                SP(0.01, 2500, 750))
+  for bad in ("0.1:100", "a:1:1", "0.1:0:1", ""):
+    with pytest.raises(ValueError, match="LEARNING_RATE:STEPS:DECAY_EVERY|positive|Empty"):
+      vtab.parse_sweep(bad)
+
+
+def test_resolve_tasks():
+  assert len(vtab.resolve_tasks("all")) == 19
+  assert vtab.resolve_tasks("specialized") == ["patch_camelyon", "eurosat", "resisc45",
+                                               "diabetic_retinopathy"]
+  assert vtab.resolve_tasks("digits, dtd") == ["digits", "dtd"]
+  with pytest.raises(ValueError, match="Unknown VTAB task 'imagenet'"):
+    vtab.resolve_tasks("dtd,imagenet")
+
+
+def test_group_means_by_hand():
+  tasks = {"a": {"group": "natural", "test_accuracy": 0.5},
+           "b": {"group": "natural", "test_accuracy": 0.7},
+           "c": {"group": "structured", "test_accuracy": 0.3},
+           "d": {"group": "local", "test_accuracy": 0.9}}
+  means = vtab.group_means(tasks)
+  assert means["natural"] == pytest.approx(0.6) and means["structured"] == pytest.approx(0.3)
+  assert means["specialized"] is None and means["local"] == pytest.approx(0.9)
+  assert means["overall"] == pytest.approx(0.5)  # (0.5 + 0.7 + 0.3) / 3: local not in VTAB's
+  assert vtab.group_means({"d": tasks["d"]})["overall"] == pytest.approx(0.9)
+  assert vtab.group_means({}) == dict.fromkeys(vtab.MEAN_KEYS)
+
+
+def _digits_test_share_of_zero():
+  """Accuracy of the zero-initialised head: uniform logits → argmax 0 → share of label 0."""
+  labels = np.array([int(l) for _, l in vtab_tasks.load_split(
+      vtab_tasks.get_task("digits"), "test")])
+  return float(np.mean(labels == 0))
+
+
+def test_protocol_end_to_end_on_digits(small_export, tmp_path, monkeypatch):
+  config = vtab.VtabConfig(sweep=(SP(0.01, 200, 150), SP(1e-6, 200, 150)), steps_scale=0.1,
+                           batch_size=32, eval_batch_size=128, image_size=32)
+  output = str(tmp_path / "out")
+  results = vtab.run_vtab(small_export, ["cifar100", "digits"], output, config,
+                          data_dir=str(tmp_path / "no_tfds"), progress=False)
+
+  digits = results["tasks"]["digits"]
+  assert digits["group"] == "local"
+  assert [(p["learning_rate"], p["steps"], p["decay_every"]) for p in digits["sweep"]] == [
+      (0.01, 20, 15), (1e-6, 20, 15)]
+  # A learning rate of 1e-6 hardly moves the zero head: the usable rate wins on val200.
+  assert digits["sweep"][0]["val_accuracy"] > digits["sweep"][1]["val_accuracy"]
+  assert digits["selected"] == {"learning_rate": 0.01, "steps": 20, "decay_every": 15}
+  chance = _digits_test_share_of_zero()
+  assert 0.05 < chance < 0.15
+  assert digits["test_accuracy"] > chance + 0.25, (digits, chance)
+
+  assert list(results["missing"]) == ["cifar100"]
+  assert f"tfds build cifar100:3.0.2 --data_dir={tmp_path / 'no_tfds'}" in \
+      results["missing"]["cifar100"]
+  assert results["means"] == {"natural": None, "specialized": None, "structured": None,
+                              "local": digits["test_accuracy"],
+                              "overall": digits["test_accuracy"]}
+
+  with open(os.path.join(output, "results.json")) as f:
+    stored = json.load(f)
+  assert set(stored) == {"hub", "config", "tasks", "missing", "means"}
+  assert stored["hub"] == small_export
+  assert stored["config"]["sweep"][0] == {"learning_rate": 0.01, "steps": 200,
+                                          "decay_every": 150}
+  assert stored["config"]["image_size"] == 32 and stored["config"]["batch_size"] == 32
+  assert set(stored["tasks"]["digits"]) == {"group", "test_accuracy", "selected", "sweep"}
+  assert stored["tasks"] == results["tasks"]
+  with open(os.path.join(output, "results.csv")) as f:
+    rows = {r["task"]: r for r in csv.DictReader(f)}
+  assert float(rows["digits"]["test_accuracy"]) == pytest.approx(digits["test_accuracy"],
+                                                                 abs=1e-4)
+  assert rows["cifar100"]["group"] == "missing"
+  markdown = open(os.path.join(output, "results.md")).read()
+  assert f"| digits | local | {100 * digits['test_accuracy']:.1f} |" in markdown
+  assert "cifar100: VTAB task 'cifar100'" in markdown
+  with open(os.path.join(output, "results.png"), "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+  # A re-run skips the finished task and retries the missing one.
+  def fail(*args, **kwargs):
+    raise AssertionError("finished task trained again")
+  monkeypatch.setattr(vtab, "run_task", fail)
+  again = vtab.run_vtab(small_export, ["digits"], output, config, progress=False)
+  assert again["tasks"] == results["tasks"] and again["missing"] == {}
+  with pytest.raises(ValueError, match="choose another output directory"):
+    vtab.run_vtab(small_export, ["digits"], output, vtab.VtabConfig(image_size=48),
+                  progress=False)
+
+
+def test_cli_reports_missing_task(small_export, tmp_path):
+  output = tmp_path / "cli"
+  proc = run_module("keras_vivi.cli.vtab", f"--hub={small_export}", "--tasks=dmlab",
+                    f"--output={output}", f"--data_dir={tmp_path / 'no_tfds'}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "Missing dmlab:" in proc.stdout
+  assert f"tfds build dmlab:2.0.1 --data_dir={tmp_path / 'no_tfds'}" in proc.stdout
+  results = json.loads((output / "results.json").read_text())
+  assert results["tasks"] == {} and list(results["missing"]) == ["dmlab"]
+  assert results["config"] == vtab.config_to_dict(vtab.VtabConfig())
+  assert sorted(os.listdir(output)) == ["results.csv", "results.json", "results.md",
+                                        "results.png"]
+
+
+@pytest.mark.slow
+def test_cli_trains(small_export, tmp_path):
+  output = tmp_path / "cli"
+  proc = run_module("keras_vivi.cli.vtab", f"--hub={small_export}", "--tasks=lfw_subset",
+                    f"--output={output}", "--image_size=16", "--sweep=0.01:4:2,0.1:4:2",
+                    "--batch_size=16", "--keras_verbose=0")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "lfw_subset: test accuracy" in proc.stdout
+  results = json.loads((output / "results.json").read_text())
+  assert len(results["tasks"]["lfw_subset"]["sweep"]) == 2
+  assert results["config"]["image_size"] == 16
+  bad = run_module("keras_vivi.cli.vtab", f"--hub={small_export}", "--tasks=nope",
+                   f"--output={output}")
+  assert bad.returncode != 0 and "Unknown VTAB task 'nope'" in bad.stderr
