@@ -1,5 +1,7 @@
 """Keras callbacks of the trainer: checkpoints, the object diagnostic, frames in TensorBoard."""
 
+import json
+
 from absl import logging
 import tensorflow as tf
 import tf_keras
@@ -19,36 +21,53 @@ class CheckpointCallback(tf_keras.callbacks.Callback):
 
 
 class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
-  """Table 2's diagnostic over every object of the prepared records, as `object_nn_same_class`.
+  """Table 2's diagnostic over every object of the prepared records.
 
-  The fraction of objects whose nearest neighbour (cosine, backbone features at the box
-  centre, un-augmented frames) has the same detector class; computed before training and after
-  every epoch. `history` holds `(step, fraction)` pairs.
+  Logs `object_nn_same_class`, the fraction of objects whose nearest neighbour (cosine, backbone
+  features at the box centre, un-augmented frames) has the same detector class, and
+  `object_nn_same_class_other_shots`, the same with neighbours from other shots only; computed
+  before training and after every epoch. `history` holds `{"step": int, name: fraction}`
+  entries, also appended to `log_file` (JSON lines) when given, which a resumed run continues.
   """
 
-  def __init__(self, data_config):
+  def __init__(self, data_config, log_file=None):
     super().__init__()
     self.data_config = data_config
+    self.log_file = log_file
     self.history = []
+    if log_file and tf.io.gfile.exists(log_file):
+      with tf.io.gfile.GFile(log_file) as f:
+        self.history = [json.loads(line) for line in f if line.strip()]
 
   def compute(self):
     config = self.data_config
-    fraction, _, _ = evaluation.diagnose_records(
+    features, labels, shots = evaluation.record_object_features(
         lambda images: self.model.backbone(images, training=False)["5"], config.path,
         config.image_size, config.min_score, config.max_objects)
-    return float(fraction)
+    return {
+        "object_nn_same_class": float(
+            evaluation.nearest_neighbour_same_class(features, labels)[0]),
+        "object_nn_same_class_other_shots": float(
+            evaluation.nearest_neighbour_same_class(features, labels, groups=shots)[0]),
+    }
+
+  def _record(self):
+    values = self.compute()
+    entry = {"step": int(self.model.optimizer.iterations), **values}
+    self.history.append(entry)
+    if self.log_file:
+      with tf.io.gfile.GFile(self.log_file, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+    return values
 
   def on_train_begin(self, logs=None):
     if not self.history:
-      step, value = int(self.model.optimizer.iterations), self.compute()
-      self.history.append((step, value))
-      logging.info("object_nn_same_class at step %d: %.4f", step, value)
+      logging.info("Object diagnostic before training: %s", self._record())
 
   def on_epoch_end(self, epoch, logs=None):
-    value = self.compute()
-    self.history.append((int(self.model.optimizer.iterations), value))
+    values = self._record()
     if logs is not None:
-      logs["object_nn_same_class"] = value
+      logs.update(values)
 
 
 class FrameSummaryCallback(tf_keras.callbacks.Callback):

@@ -13,6 +13,8 @@ from keras_vivi.training.optimization import build_optimizer
 from keras_vivi.training.vivi_model import VIVIModel
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+HISTORY_FILE = "history.csv"    # one row of metrics per epoch, in model_dir
+DIAGNOSTIC_FILE = "object_diagnostic.jsonl"  # the object diagnostic from step 0 on
 
 
 def build_strategy(name="default", tpu=""):
@@ -131,9 +133,13 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
   if chief:
     log_dir = os.path.join(model_dir, "logs")
     if config.data.path and not config.data.inline_detection:
-      all_callbacks += [callbacks_lib.ObjectNeighbourCallback(config.data),
+      all_callbacks += [callbacks_lib.ObjectNeighbourCallback(
+                            config.data, os.path.join(model_dir, DIAGNOSTIC_FILE)),
                         callbacks_lib.FrameSummaryCallback(summary_batch(config), log_dir)]
-    all_callbacks.append(tf_keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
+    all_callbacks += [tf_keras.callbacks.TensorBoard(log_dir, update_freq="epoch"),
+                      # Appends across restarts: one row per epoch, for plots and reports.
+                      tf_keras.callbacks.CSVLogger(os.path.join(model_dir, HISTORY_FILE),
+                                                   append=True)]
   history = model.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                       initial_epoch=initial_epoch, callbacks=all_callbacks, verbose=verbose)
   return model, history

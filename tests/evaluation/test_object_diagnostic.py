@@ -4,13 +4,14 @@ import tensorflow as tf
 from keras_vivi.evaluation import nearest_neighbour_same_class
 
 
-def reference(features, labels, mask):
+def reference(features, labels, mask, groups=None):
   x = features / np.linalg.norm(features, axis=1, keepdims=True)
+  groups = np.arange(len(x)) if groups is None else groups
   hits = queries = 0
   for i in range(len(x)):
     if not mask[i]:
       continue
-    others = [j for j in range(len(x)) if j != i and mask[j]]
+    others = [j for j in range(len(x)) if j != i and mask[j] and groups[j] != groups[i]]
     if not others:
       continue
     j = max(others, key=lambda j: x[i] @ x[j])
@@ -25,10 +26,12 @@ def test_matches_a_loop():
     features = rng.normal(size=(n, 6)).astype(np.float32)
     labels = rng.integers(0, c, n)
     mask = rng.random(n) > 0.2
-    frac, hits, queries = nearest_neighbour_same_class(features, labels, mask)
-    want = reference(features, labels, mask)
-    assert (hits.numpy(), queries.numpy()) == want[1:]
-    np.testing.assert_allclose(frac.numpy(), want[0], rtol=1e-6)
+    groups = rng.integers(0, 4, n)
+    for g in (None, groups):
+      frac, hits, queries = nearest_neighbour_same_class(features, labels, mask, g)
+      want = reference(features, labels, mask, g)
+      assert (hits.numpy(), queries.numpy()) == want[1:]
+      np.testing.assert_allclose(frac.numpy(), want[0], rtol=1e-6)
 
 
 def test_separated_classes_score_one_and_single_object_is_no_query():
@@ -88,13 +91,19 @@ def test_records_diagnostic_counts_every_stored_object_once(tmp_path):
   ]
   write_records(tmp_path, videos)
   # The identity "backbone": the grid is the image, so an object's feature is its quadrant colour.
-  features, labels = record_object_features(lambda x: x, str(tmp_path), 8, min_score=0.05,
-                                            max_objects=3, batch_size=2)
+  features, labels, shots = record_object_features(lambda x: x, str(tmp_path), 8,
+                                                   min_score=0.05, max_objects=3, batch_size=2)
   colours = [QUADRANTS["tl"], QUADRANTS["br"], QUADRANTS["tl"],
              QUADRANTS["br"], QUADRANTS["bl"], QUADRANTS["tr"]]
   np.testing.assert_array_equal(labels.numpy(), [3, 7, 3, 7, 4, 5])
+  np.testing.assert_array_equal(shots.numpy(), [0, 0, 0, 1 << 20, 1 << 20, 1 << 20])
   np.testing.assert_allclose(features.numpy(), np.array(colours) / 255.0, atol=0.06)
   # Objects of class 3 and 7 each find a same-coloured twin of their class; 4 and 5 do not.
   frac, hits, queries = diagnose_records(lambda x: x, str(tmp_path), 8, max_objects=3)
   assert (int(hits), int(queries)) == (4, 6)
   np.testing.assert_allclose(frac.numpy(), 4 / 6)
+  # In other shots only, the two red class-3 objects lose their twin (their nearest is yellow);
+  # only the yellow class-7 pair still match.
+  _, hits, queries = diagnose_records(lambda x: x, str(tmp_path), 8, max_objects=3,
+                                      across_shots=True)
+  assert (int(hits), int(queries)) == (2, 6)

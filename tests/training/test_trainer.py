@@ -1,5 +1,6 @@
 """The trainer as users run it: resuming after a kill, and two workers on loopback."""
 
+import csv
 import glob
 import json
 import os
@@ -115,5 +116,11 @@ def test_trains_on_real_prepared_records(prepared_records, tmp_path):
   assert len(logs["total_loss"]) == 2 and all(np.isfinite(logs["total_loss"]))
   assert all(np.isfinite(logs["object_loss"]))
   assert 0 <= logs["object_nn_same_class"][-1] <= 1
+  assert 0 <= logs["object_nn_same_class_other_shots"][-1] <= 1
+  diagnostic = [json.loads(line) for line in open(tmp_path / trainer.DIAGNOSTIC_FILE)]
+  assert [d["step"] for d in diagnostic] == [0, 1, 2]
+  with open(tmp_path / trainer.HISTORY_FILE) as f:
+    rows = list(csv.DictReader(f))
+  np.testing.assert_allclose([float(r["total_loss"]) for r in rows], logs["total_loss"], rtol=1e-5)
   assert json.load(open(tmp_path / "config.json"))["name"] == "vivi_objects"
   assert glob.glob(str(tmp_path / "logs" / "train" / "events.*"))
