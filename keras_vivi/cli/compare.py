@@ -17,6 +17,7 @@ from absl import app
 from absl import flags
 
 from keras_vivi.evaluation import statistics
+from keras_vivi.evaluation import vtab_tasks
 
 _A = flags.DEFINE_list("a", None, "Baseline runs: vivi-vtab output directories.", required=True)
 _B = flags.DEFINE_list("b", None, "Compared runs: vivi-vtab output directories.", required=True)
@@ -26,11 +27,15 @@ _NAMES = flags.DEFINE_list("names", ["A", "B"], "Display names of the two models
 _ALPHA = flags.DEFINE_float("alpha", 0.05, "Two-sided significance level (the paper: 0.05).")
 
 RESULTS = "results.json"
-GROUPS = ("natural", "specialized", "structured")
+GROUPS = vtab_tasks.GROUPS
 
 
 def load_results(run_dir):
-  """Reads and checks `run_dir/results.json`; returns `(tasks {name: (group, accuracy)}, results)`."""
+  """Reads and checks `run_dir/results.json`.
+
+  Returns:
+    `(tasks {name: (group, test accuracy)}, the whole results dict)`.
+  """
   path = os.path.join(run_dir, RESULTS)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"No {RESULTS} in {run_dir!r}: expected a vivi-vtab --output "
@@ -74,8 +79,11 @@ def _side(run_dirs, label):
 
 
 def _ordered(tasks, groups):
+  """Figure 4's order: by group, then the paper's task order, then by name."""
   rank = {g: i for i, g in enumerate(GROUPS)}
-  return sorted(tasks, key=lambda t: (rank.get(groups[t], len(GROUPS)), t))
+  order = {t: i for i, t in enumerate(vtab_tasks.list_tasks())}
+  return sorted(tasks, key=lambda t: (rank.get(groups[t], len(GROUPS)), order.get(t, len(order)),
+                                      t))
 
 
 def _as_dict(comparison):
@@ -89,8 +97,9 @@ def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0):
   """Per-task and per-category comparison of B against A.
 
   Per task, every run that has the task counts. The category means (Natural, Specialized,
-  Structured, and overall over the tasks of those three groups, as VTAB's mean of 19) are
-  computed per run over the tasks that every run of both sides has, then compared across runs.
+  Structured, local, and overall: over the tasks of the three VTAB groups, as VTAB's mean of 19,
+  or over the local tasks when there is no VTAB task, as `vivi-vtab` computes it) are computed
+  per run over the tasks that every run of both sides has, then compared across runs.
 
   Args:
     a_dirs, b_dirs: run directories of the baseline A and the compared model B.
@@ -120,17 +129,19 @@ def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0):
     tasks[task] = dict(group=groups[task], runs_a=a["accuracies"][task],
                        runs_b=b["accuracies"][task], **_as_dict(result))
   everywhere = a["in_every_run"] & b["in_every_run"]
+  members = {g: _ordered([t for t in everywhere if groups[t] == g], groups)
+             for g in GROUPS + ("local",)}
+  # As vivi-vtab: overall is the mean over the VTAB tasks, or over local tasks if there are none.
+  members["overall"] = (_ordered([t for t in everywhere if groups[t] in GROUPS], groups)
+                        or members["local"])
   means = {}
-  for group in GROUPS + ("overall",):
-    members = _ordered([t for t in everywhere
-                        if (groups[t] in GROUPS if group == "overall" else groups[t] == group)],
-                       groups)
-    if not members:
+  for group, tasks_in in members.items():
+    if not tasks_in:
       continue
-    per_run = {side: [sum(acc[t][r] for t in members) / len(members) for r in range(s["num_runs"])]
-               for side, s, acc in (("a", a, a["accuracies"]), ("b", b, b["accuracies"]))}
+    per_run = {side: [sum(s["accuracies"][t][r] for t in tasks_in) / len(tasks_in)
+                      for r in range(s["num_runs"])] for side, s in (("a", a), ("b", b))}
     result = statistics.compare_runs(per_run["a"], per_run["b"], **options)
-    means[group] = dict(tasks=members, runs_a=per_run["a"], runs_b=per_run["b"],
+    means[group] = dict(tasks=tasks_in, runs_a=per_run["a"], runs_b=per_run["b"],
                         **_as_dict(result))
   return {
       "names": {"a": names[0], "b": names[1]},

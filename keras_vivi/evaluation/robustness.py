@@ -216,7 +216,7 @@ def _tfds_dataset(spec, data_dir):
     raise ValueError(NOT_IN_TFDS[name.split("/")[0].split(":")[0]])
   try:
     builder = tfds.builder(name, data_dir=data_dir)
-  except Exception as e:  # tfds raises several types for unknown names  # pylint: disable=broad-except
+  except Exception as e:  # pylint: disable=broad-except  (tfds raises several types)
     raise ValueError(f"{spec!r} is neither a directory of class folders nor a tfds dataset "
                      f"({type(e).__name__}).") from e
   if not builder.is_prepared():
@@ -246,7 +246,8 @@ def _write_shifts(results, output_dir):
                  f"| {r['examples']} | {100 * r['accuracy']:.2f} % |")
   if results["missing"]:
     lines += ["", "Not evaluated:", ""]
-    lines += [f"- {name} (`{r['source']}`): {r['reason']}" for name, r in results["missing"].items()]
+    lines += [f"- {name} (`{r['source']}`): {r['reason']}"
+              for name, r in results["missing"].items()]
   with open(os.path.join(output_dir, "shifts.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
 

@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from keras_vivi.cli import compare
+from keras_vivi.evaluation import vtab
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GROUPS = {"caltech101": "natural", "cifar100": "natural", "eurosat": "specialized",
@@ -83,7 +84,7 @@ def test_category_means_use_tasks_of_every_run(runs):
   # cifar100 is missing from one B run, so Natural is caltech101 alone; digits is no VTAB group.
   assert means["natural"]["tasks"] == ["caltech101"]
   assert means["overall"]["tasks"] == ["caltech101", "dmlab"]
-  assert "specialized" not in means
+  assert "specialized" not in means and "local" not in means
   expected = [np.mean([x, y]) for x, y in zip(accuracies(a, "caltech101"), accuracies(a, "dmlab"))]
   np.testing.assert_allclose(means["overall"]["runs_a"], expected)
 
@@ -116,6 +117,10 @@ def test_single_runs_give_no_p_value(tmp_path):
   a = write_run(tmp_path / "a", "/hub/a", {"dmlab": 0.4})
   b = write_run(tmp_path / "b", "/hub/b", {"dmlab": 0.5})
   row = compare.compare([a], [b])["tasks"]["dmlab"]
+  local_a = write_run(tmp_path / "la", "/hub/a", {"digits": 0.8})
+  local_b = write_run(tmp_path / "lb", "/hub/b", {"digits": 0.9})
+  means = compare.compare([local_a, local_a], [local_b, local_b])["means"]
+  assert means["overall"]["tasks"] == means["local"]["tasks"] == ["digits"]
   assert row["verdict"] == "too few runs" and row["p"] is None
   assert row["relative_increase"] == pytest.approx(0.25)
 
@@ -137,3 +142,24 @@ def test_cli(runs, tmp_path):
                                              "relative_increase.png"}
   proc = run_cli(f"--a={tmp_path / 'nowhere'}", f"--b={b[0]}", f"--output={out}")
   assert proc.returncode != 0 and "No results.json in" in proc.stderr
+
+
+def test_reads_what_vivi_vtab_writes(tmp_path):
+  """Runs written by the VTAB runner's own writer; category means agree with its group means."""
+  dirs = []
+  for i, (caltech, dmlab, digits) in enumerate([(0.5, 0.3, 0.9), (0.52, 0.31, 0.8)]):
+    tasks = {name: {"group": group, "test_accuracy": acc,
+                    "selected": {"learning_rate": 0.01, "steps": 10, "decay_every": 5},
+                    "sweep": [{"learning_rate": 0.01, "steps": 10, "decay_every": 5,
+                               "val_accuracy": acc}]}
+             for name, group, acc in [("cifar100", "natural", caltech),
+                                      ("dmlab", "structured", dmlab), ("digits", "local", digits)]}
+    results = {"hub": "/hub/x", "config": {}, "tasks": tasks, "missing": {"dtd": "not prepared"},
+               "means": vtab.group_means(tasks)}
+    vtab.write_results(results, str(tmp_path / f"run{i}"))
+    dirs.append(str(tmp_path / f"run{i}"))
+  result = compare.compare(dirs, dirs[::-1])
+  assert list(result["tasks"]) == ["cifar100", "dmlab", "digits"]
+  for key in ("natural", "structured", "local", "overall"):
+    expected = [json.load(open(os.path.join(d, "results.json")))["means"][key] for d in dirs]
+    np.testing.assert_allclose(result["means"][key]["runs_a"], expected)
