@@ -63,6 +63,15 @@ def export(model_dir=None, checkpoint=None, experiment=None, init="checkpoint", 
   return hub_export.read_metadata(export_dir)
 
 
+def check_outputs(export_dir, publish_dir, name=None, results=None, version_given=False):
+  """Raises UsageError unless the output flags make sense together."""
+  if not export_dir and not publish_dir:
+    raise app.UsageError("Give --export_dir=DIR, --publish=ZOO_DIR, or both.")
+  if not publish_dir and (name or results or version_given):
+    raise app.UsageError(f"--name, --version and --results describe a publication (got "
+                         f"name={name!r}, results={results!r}): add --publish=ZOO_DIR.")
+
+
 def _publication_report(publication):
   preset = publication.preset
   return (f"Published {preset.name} version {preset.version} ({preset.output_dim}-d features) "
@@ -73,7 +82,8 @@ def _publication_report(publication):
           f"Preset entry (a keras_vivi presets file; "
           f"{publish_lib.PRESET_FILE} holds exactly this):\n"
           f"{publication.preset_json()}\n"
-          f"Use it: KERAS_VIVI_PRESETS={os.path.join(publication.directory, publish_lib.PRESET_FILE)} "
+          f"Use it: KERAS_VIVI_PRESETS="
+          f"{os.path.join(publication.directory, publish_lib.PRESET_FILE)} "
           f"then keras_vivi.load_feature_extractor({preset.name!r}).\n"
           f"After uploading, set \"handle\" to the module's URL; keep \"sha256\" only if that "
           f"URL serves this very archive (Kaggle Models / TF-Hub repack theirs: use null).")
@@ -86,11 +96,18 @@ def main(argv):
     # SavedModel writing logs every captured variable at INFO.
     logging.set_verbosity(logging.WARNING)
   publish_dir = _PUBLISH.value
-  if not _EXPORT_DIR.value and not publish_dir:
-    raise app.UsageError("Give --export_dir=DIR, --publish=ZOO_DIR, or both.")
-  if not publish_dir and (_NAME.value or _RESULTS.value or flags.FLAGS["version"].present):
-    raise app.UsageError("--name, --version and --results describe a publication: add "
-                         "--publish=ZOO_DIR.")
+  check_outputs(_EXPORT_DIR.value, publish_dir, name=_NAME.value, results=_RESULTS.value,
+                version_given=flags.FLAGS["version"].present)
+  if publish_dir:
+    # Fail before the export, not after it.
+    try:
+      if _NAME.value:
+        publish_lib.check_version_free(publish_dir, _NAME.value, _VERSION.value,
+                                       _OVERWRITE.value)
+      if _RESULTS.value:
+        publish_lib.read_results(_RESULTS.value)
+    except (OSError, ValueError) as e:
+      raise app.UsageError(str(e)) from None
   export_dir = _EXPORT_DIR.value
   if not export_dir:
     os.makedirs(publish_dir, exist_ok=True)
@@ -109,7 +126,7 @@ def main(argv):
         publication = publish_lib.publish(export_dir, publish_dir,
                                           _NAME.value or source["experiment"], _VERSION.value,
                                           results=_RESULTS.value, overwrite=_OVERWRITE.value)
-      except (FileExistsError, ValueError) as e:
+      except (OSError, ValueError) as e:
         raise app.UsageError(str(e)) from None
       print(_publication_report(publication))
   finally:

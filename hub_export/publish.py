@@ -89,6 +89,8 @@ def config_overrides(config_dict):
 
 def read_results(path):
   """VTAB results `{"tasks": {task: {"group", "test_accuracy"}}, "means": {...}}` from `path`."""
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f"Results file {path!r} does not exist.")
   with tf.io.gfile.GFile(path) as f:
     try:
       results = json.load(f)
@@ -260,6 +262,15 @@ def _is_export(path):
   return tf.io.gfile.exists(os.path.join(path, exporter.METADATA_FILE))
 
 
+def check_version_free(publish_dir, name, version, overwrite=False):
+  """`PUBLISH_DIR/NAME/VERSION`; FileExistsError if it is published and not `overwrite`."""
+  directory = os.path.join(os.path.abspath(publish_dir), name, str(version))
+  if os.path.exists(directory) and os.listdir(directory) and not overwrite:
+    raise FileExistsError(f"{name} version {version} is already published in {directory!r}; "
+                          "publish a new --version (or pass overwrite=True, --overwrite).")
+  return directory
+
+
 def publish(source, publish_dir, name, version=1, results=None, experiment=None,
             overwrite=False):
   """Writes `PUBLISH_DIR/NAME/VERSION/` from an export or a training run.
@@ -282,11 +293,8 @@ def publish(source, publish_dir, name, version=1, results=None, experiment=None,
     raise ValueError(f"version must be a positive int (Kaggle Models / TF-Hub numbering), "
                      f"got {version!r}.")
   results_dict = read_results(results) if results else None
-  directory = os.path.join(os.path.abspath(publish_dir), name, str(version))
-  if os.path.exists(directory) and os.listdir(directory):
-    if not overwrite:
-      raise FileExistsError(f"{name} version {version} is already published in {directory!r}; "
-                            "publish a new --version (or pass overwrite=True, --overwrite).")
+  directory = check_version_free(publish_dir, name, version, overwrite)
+  if os.path.exists(directory):
     shutil.rmtree(directory)
   os.makedirs(directory)
   saved_model = os.path.join(directory, SAVED_MODEL_DIR)

@@ -62,8 +62,8 @@ def zoo_table(presets=None):
   ]
   for p in entries:
     coco = p.paper_results.get("coco_retinanet_map")
-    trained = (p.description if p.experiment == p.name else
-               f"`{p.experiment}`: {p.description}")
+    trained = ": ".join(filter(None, [f"`{p.experiment}`" if p.experiment != p.name else "",
+                                      p.description]))
     lines.append(
         f"| `{p.name}` | {trained} | {p.output_dim} |" + ("" if uniform else f" {_input(p)} |")
         + f" {_weights(p)} | {_vtab(p)} | {'—' if coco is None else f'{coco:.1f}'} |")

@@ -1,0 +1,242 @@
+"""`vivi-export --publish`, then `load_feature_extractor(name)` in a fresh process (cache only)."""
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import types
+
+from absl import app
+from absl import flags
+import numpy as np
+import pytest
+import tensorflow_hub as hub
+import tf_keras
+
+import hub_export
+from hub_export import cli
+from hub_export import publish as publish_lib
+from keras_vivi import configs
+from keras_vivi import models
+from keras_vivi.zoo import loader
+from keras_vivi.zoo.presets import Preset
+from tests.hub_export.conftest import REPO, ramp_images, write_run
+
+TINY = ["model.depth=14", "data.image_size=32"]
+MANIFEST = {  # the keys of keras_vivi.data.manifest.build_manifest
+    "counts": {"videos": 3, "skipped": 1, "shots": 9, "frames": 40, "objects": 57},
+    "shards": ["shard-00000-of-00002.tfrecord", "shard-00001-of-00002.tfrecord"],
+    "detector": {"spec": "mediapipe_oidv4", "name": "mediapipe_oidv4_ssd", "score_threshold": 0.05},
+    "label_map": {}, "class_histogram": {"Cat": 30, "Person": 20, "Car": 7},
+    "flagged": {"single_shot": ["v2"], "no_detections": [], "truncated": []},
+}
+RESULTS = {"tasks": {"cifar100": {"group": "natural", "test_accuracy": 0.5},
+                     "dsprites_orientation": {"group": "structured", "test_accuracy": 0.25}},
+           "means": {"natural": 0.5, "structured": 0.25, "mean": 0.375}}
+
+
+def sha256_of(path):
+  with open(path, "rb") as f:
+    return hashlib.sha256(f.read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+  """A small vivi_objects run (ResNet-14, 32² images) on records with a manifest."""
+  data = tmp_path_factory.mktemp("records")
+  (data / "manifest.json").write_text(json.dumps(MANIFEST))
+  config = configs.apply_overrides(configs.get_experiment("vivi_objects"),
+                                   TINY + [f"data.path={data}"])
+  model_dir = tmp_path_factory.mktemp("tiny_run")
+  tf_keras.utils.set_random_seed(2)
+  write_run(model_dir, config, models.build_backbone(config.model))
+  direct = str(tmp_path_factory.mktemp("direct") / "export")
+  hub_export.export_checkpoint(str(model_dir), direct)
+  images = ramp_images(2, 40, 48)
+  return types.SimpleNamespace(model_dir=str(model_dir), config=config, images=images,
+                               reference=hub.load(direct)(images).numpy())
+
+
+def run_main(*argv):
+  """`vivi-export ARGV` in this process (spares a TensorFlow start-up); returns its stdout."""
+  out = io.StringIO()
+  flags.FLAGS.unparse_flags()
+  try:
+    flags.FLAGS(["vivi-export", *argv])
+    with contextlib.redirect_stdout(out):
+      cli.main(["vivi-export"])
+  finally:
+    flags.FLAGS.unparse_flags()
+  return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def published(tiny_run, tmp_path_factory):
+  """`vivi-export --model_dir=RUN --publish=ZOO --name=tiny_vivi --version=2 --results=…`."""
+  root = tmp_path_factory.mktemp("publish")
+  results = root / "results.json"
+  results.write_text(json.dumps(RESULTS))
+  zoo = root / "zoo"
+  stdout = run_main(f"--model_dir={tiny_run.model_dir}", f"--publish={zoo}", "--name=tiny_vivi",
+                    "--version=2", f"--results={results}")
+  directory = zoo / "tiny_vivi" / "2"
+  return types.SimpleNamespace(zoo=str(zoo), directory=str(directory), stdout=stdout,
+                               archive=str(directory / "tiny_vivi-2.tar.gz"),
+                               saved_model=str(directory / "saved_model"))
+
+
+def test_layout_archive_and_checksum(published):
+  assert sorted(os.listdir(published.directory)) == [
+      "MODEL_CARD.md", "preset.json", "saved_model", "tiny_vivi-2.tar.gz",
+      "tiny_vivi-2.tar.gz.sha256"]
+  assert not [f for f in os.listdir(published.zoo) if f.startswith(".export-")]
+  digest = sha256_of(published.archive)
+  with open(published.archive + ".sha256") as f:
+    assert f.read() == f"{digest}  tiny_vivi-2.tar.gz\n"  # `sha256sum -c` format
+  on_disk = {}
+  for root, dirs, files in os.walk(published.saved_model):
+    for name in dirs + files:
+      path = os.path.join(root, name)
+      on_disk[os.path.relpath(path, published.saved_model)] = path
+  with tarfile.open(published.archive) as tar:
+    members = tar.getmembers()
+    assert {m.name for m in members} == set(on_disk)
+    assert {"saved_model.pb", "variables/variables.index", "MODEL_CARD.md",
+            "vivi_export.json"} <= set(on_disk)
+    for m in members:
+      assert (m.mtime, m.uid, m.gid) == (0, 0, 0)
+      if m.isfile():
+        with open(on_disk[m.name], "rb") as f:
+          assert tar.extractfile(m).read() == f.read(), m.name
+  # The archive's bytes depend on the module's files only.
+  again = os.path.join(os.path.dirname(published.zoo), "again.tar.gz")
+  assert publish_lib.write_archive(published.saved_model, again) == digest
+  assert sha256_of(again) == digest
+
+
+def test_model_card(published):
+  with open(os.path.join(published.directory, "MODEL_CARD.md")) as f:
+    card = f.read()
+  with open(os.path.join(published.saved_model, "MODEL_CARD.md")) as f:
+    assert f.read() == card
+  assert card.startswith("# tiny_vivi (version 2)\n")
+  assert "| 3 | 1 | 9 | 40 | 57 | 2 |" in card  # videos skipped shots frames objects shards
+  assert "name mediapipe_oidv4_ssd" in card and "(3 in all): Cat 30, Person 20, Car 7" in card
+  assert "Flagged videos: single_shot 1." in card
+  assert "| natural | structured | mean |\n|---|---|---|\n| 50.0 | 25.0 | 37.5 |" in card
+  assert "| dsprites_orientation | structured | 25.0 |" in card
+  assert "values in [0, 1]" in card and "`[batch, 2048]`" in card and "## Intended use" in card
+  assert '"depth": 14' in card and "Experiment `vivi_objects`" in card
+
+
+def test_printed_entry_is_the_preset_file(published, tiny_run):
+  stdout = published.stdout
+  printed = stdout[stdout.index("{\n"):stdout.index("\nUse it:")]
+  with open(os.path.join(published.directory, "preset.json")) as f:
+    entry = json.load(f)
+  assert json.loads(printed) == entry and list(entry) == ["tiny_vivi"]
+  preset = Preset.from_dict("tiny_vivi", entry["tiny_vivi"])
+  assert preset.handle == published.archive and preset.sha256 == sha256_of(published.archive)
+  assert (preset.version, preset.output_dim, preset.image_size) == (2, 2048, 32)
+  assert dict(preset.evaluation["vtab_1k"]) == RESULTS["means"]
+  with open(os.path.join(tiny_run.model_dir, "config.json")) as f:
+    assert json.loads(json.dumps(configs.to_dict(preset.config()))) == json.load(f)
+
+
+_LOAD = """
+import json, sys
+import numpy as np, tf_keras, keras_vivi
+images = np.load(sys.argv[1])
+layer = keras_vivi.load_feature_extractor("tiny_vivi", trainable=True)
+np.save(sys.argv[2], layer(images, training=False).numpy())
+model = tf_keras.Sequential([layer, tf_keras.layers.Dense(3)])
+model.compile(tf_keras.optimizers.SGD(0.1), tf_keras.losses.SparseCategoricalCrossentropy(True))
+before = [w.numpy().copy() for w in layer.weights]
+model.train_on_batch(images, np.array([0, 2]))
+changed = [bool(np.any(b != w.numpy())) for b, w in zip(before, layer.weights)]
+moving = [c for c, w in zip(changed, layer.weights) if "moving" in w.name]
+print(json.dumps({"trainable": len(layer.trainable_weights), "changed": sum(changed),
+                  "moving_changed": sum(moving), "moving": len(moving)}))
+"""
+
+
+def test_load_by_name_in_a_fresh_process_from_the_cache_only(published, tiny_run, tmp_path,
+                                                            monkeypatch):
+  cache = tmp_path / "tfhub_cache"
+  monkeypatch.setenv("TFHUB_CACHE_DIR", str(cache))
+  entry = Preset.from_dict("tiny_vivi", json.loads(
+      open(os.path.join(published.directory, "preset.json")).read())["tiny_vivi"])
+  # What the first load does: check the archive's sha256, unpack it into the TF-Hub cache.
+  module_dir = loader.resolve_handle(entry.handle, sha256=entry.sha256)
+  assert module_dir == str(cache / hashlib.sha1(published.archive.encode()).hexdigest())
+
+  images = str(tmp_path / "images.npy")
+  np.save(images, tiny_run.images)
+  outputs = str(tmp_path / "outputs.npy")
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TFHUB_CACHE_DIR": str(cache),
+         "KERAS_VIVI_OFFLINE": "1",
+         "KERAS_VIVI_PRESETS": os.path.join(published.directory, "preset.json"),
+         # Any network attempt would fail at once instead of reaching out.
+         "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+  hidden = published.archive + ".hidden"
+  os.rename(published.archive, hidden)  # Only the cache is left to load from.
+  try:
+    proc = subprocess.run([sys.executable, "-c", _LOAD, images, outputs], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+  finally:
+    os.rename(hidden, published.archive)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  np.testing.assert_allclose(np.load(outputs), tiny_run.reference, rtol=1e-5, atol=1e-5)
+  report = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert report["trainable"] > 0 and report["changed"] >= report["trainable"]
+  assert report["moving"] > 0 and report["moving_changed"] == report["moving"]
+
+
+def test_a_published_version_is_not_replaced(published, tmp_path):
+  with pytest.raises(FileExistsError, match="tiny_vivi version 2 is already published"):
+    publish_lib.publish(published.saved_model, published.zoo, "tiny_vivi", version=2)
+  with pytest.raises(ValueError, match="version must be a positive int.*got 0"):
+    publish_lib.publish(published.saved_model, published.zoo, "tiny_vivi", version=0)
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{", "is not valid JSON"),
+    (json.dumps({"tasks": {"cifar100": {"group": "natural"}}}), "must look like"),
+    (json.dumps([1]), "must look like"),
+    (json.dumps({}), "must look like"),
+])
+def test_results_format(content, message, tmp_path):
+  path = tmp_path / "results.json"
+  path.write_text(content)
+  with pytest.raises(ValueError, match=message):
+    publish_lib.read_results(str(path))
+  with pytest.raises(FileNotFoundError, match="missing.json"):
+    publish_lib.read_results(str(tmp_path / "missing.json"))
+
+
+@pytest.mark.parametrize("name,overrides", [
+    ("vivi", []),
+    ("vivi_objects_cotrain_3x", ["model.depth=26", "data.crop_area=0.2,0.9", "data.seed=4",
+                                 "train.mixed_precision=mixed_bfloat16", "data.flip=false",
+                                 "model.projection_hidden_dims=", "data.path=/data/a b,c"]),
+])
+def test_config_overrides_rebuild_the_config(name, overrides):
+  config = configs.apply_overrides(configs.get_experiment(name), overrides)
+  experiment, found = publish_lib.config_overrides(
+      json.loads(json.dumps(configs.to_dict(config))))
+  assert experiment == name and sorted(found) == sorted(overrides)
+  assert configs.apply_overrides(configs.get_experiment(name), found) == config
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(export_dir=None, publish_dir=None), "Give --export_dir=DIR, --publish=ZOO_DIR"),
+    (dict(export_dir="e", publish_dir=None, name="x"), "add --publish=ZOO_DIR"),
+    (dict(export_dir="e", publish_dir=None, version_given=True), "add --publish=ZOO_DIR"),
+])
+def test_output_flags(kwargs, message):
+  with pytest.raises(app.UsageError, match=message):
+    cli.check_outputs(**kwargs)
