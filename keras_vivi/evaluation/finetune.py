@@ -69,7 +69,7 @@ def build_classifier(handle, num_classes, trainable=True, image_size=224):
 
   Args:
     handle: SavedModel directory or TF-Hub handle whose `obj(images, training)` maps float32
-      `[B, H, W, 3]` in [0, 1] to `[B, D]` pre-logits.
+      `[B, H, W, 3]` in [0, 1] to `[B, D]` (or `[B, 1, 1, D]`) pre-logits.
     num_classes: number of logits.
     trainable: fine-tune the module's variables too (VTAB's setting), not only the head.
     image_size: the input's height and width.
@@ -82,9 +82,11 @@ def build_classifier(handle, num_classes, trainable=True, image_size=224):
     raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
   images = tf_keras.Input([image_size, image_size, 3], dtype=tf.float32, name="images")
   features = hub.KerasLayer(handle, trainable=trainable, name="module")(images)
+  if features.shape.rank == 4 and features.shape[1:3] == (1, 1):
+    features = tf_keras.layers.Flatten(name="squeeze")(features)  # task_adaptation accepts these
   if features.shape.rank != 2:
-    raise ValueError(f"The module {handle!r} must return [batch, dim] features, got shape "
-                     f"{features.shape}.")
+    raise ValueError(f"The module {handle!r} must return [batch, dim] or [batch, 1, 1, dim] "
+                     f"features, got shape {features.shape}.")
   logits = tf_keras.layers.Dense(num_classes, kernel_initializer="zeros", name="head")(features)
   return tf_keras.Model(images, logits, name="vtab_classifier")
 

@@ -64,3 +64,27 @@ def test_errors():
   with pytest.raises(ValueError, match="empty dataset"):
     empty = tf.data.Dataset.from_tensor_slices((np.zeros([0, 2, 2, 3], np.float32), [0][:0]))
     finetune.evaluate_accuracy(lambda x, training: tf.zeros([0, 2]), empty.batch(2))
+
+
+class _Pool(tf.Module):
+  """A stand-in module: mean colour per image, as [B, 3] or [B, 1, 1, 3] or [B, 2, 2, 3]."""
+
+  def __init__(self, size):
+    super().__init__()
+    self.size = size
+    self.scale = tf.Variable(1.0)
+
+  @tf.function
+  def __call__(self, images, training=False):
+    if self.size is None:
+      return self.scale * tf.reduce_mean(images, axis=[1, 2])
+    return self.scale * tf.image.resize(images, [self.size, self.size], method="area")
+
+
+def test_module_output_shapes():
+  images = np.full([2, 8, 8, 3], 0.5, np.float32)
+  for size in (None, 1):
+    classifier = finetune.build_classifier(_Pool(size), 4, image_size=8)
+    assert classifier(images).shape == (2, 4)
+  with pytest.raises(ValueError, match=r"\[batch, dim\] or \[batch, 1, 1, dim\].*\(None, 2, 2, 3\)"):
+    finetune.build_classifier(_Pool(2), 4, image_size=8)
