@@ -125,6 +125,9 @@ def read_manifest(data_path):
 
 
 def _percent(value):
+  """Accuracies are fractions (vivi-vtab); anything else is shown as it is."""
+  if value is None:
+    return "—"
   return f"{100 * value:.1f}" if isinstance(value, (int, float)) and value <= 1 else str(value)
 
 
@@ -157,7 +160,8 @@ def _evaluation_section(results, results_path):
   if results is None:
     return ("Not evaluated yet. Run the VTAB-1k protocol on this module and publish a new "
             "version with `--results=results.json`.")
-  lines = [f"VTAB-1k (`{os.path.basename(results_path)}`), test accuracy (%):", ""]
+  module = f" of `{results['hub']}`" if results.get("hub") else ""
+  lines = [f"VTAB-1k (`{os.path.basename(results_path)}`{module}), test accuracy (%):", ""]
   means = results.get("means", {})
   if means:
     lines += ["| " + " | ".join(means) + " |", "|" + "---|" * len(means),
@@ -167,6 +171,10 @@ def _evaluation_section(results, results_path):
     lines += ["| task | group | accuracy |", "|---|---|---|"]
     lines += [f"| {name} | {task.get('group', '')} | {_percent(task['test_accuracy'])} |"
               for name, task in tasks.items()]
+  missing = results.get("missing") or {}
+  if missing:
+    lines += ["", "Not run: " + "; ".join(f"{name} ({reason})"
+                                          for name, reason in missing.items()) + "."]
   return "\n".join(lines).rstrip()
 
 
@@ -258,6 +266,12 @@ def write_archive(directory, archive):
   return loader.file_sha256(archive)
 
 
+def _evaluation(results):
+  """The preset's `evaluation`: the VTAB group means that exist."""
+  means = {k: v for k, v in ((results or {}).get("means") or {}).items() if v is not None}
+  return {"vtab_1k": means} if means else {}
+
+
 def _is_export(path):
   return tf.io.gfile.exists(os.path.join(path, exporter.METADATA_FILE))
 
@@ -326,8 +340,7 @@ def publish(source, publish_dir, name, version=1, results=None, experiment=None,
       name=name, experiment=experiment_name, description=description, handle=archive,
       sha256=sha256, version=version, overrides=overrides or (),
       image_size=int(info.get("trained_image_size") or 224), output_dim=int(info["output"]["dim"]),
-      evaluation={"vtab_1k": dict(results_dict["means"])} if results_dict and
-      results_dict.get("means") else {})
+      evaluation=_evaluation(results_dict))
   publication = Publication(directory, saved_model, os.path.join(directory, MODEL_CARD_FILE),
                             archive, sha256, preset)
   with open(os.path.join(directory, PRESET_FILE), "w", encoding="utf-8") as f:

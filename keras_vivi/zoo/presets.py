@@ -62,8 +62,10 @@ class Preset:
     image_size: the side of the square training images; any size works at inference.
     input_range: the range of the float32 RGB values the model expects.
     output_dim: size of the `[batch, output_dim]` features.
-    evaluation: results measured on these weights, e.g. `{"vtab_1k": {"mean": 64.1}}`.
-    paper_results: what the paper reports for `experiment` (not a measurement of `handle`).
+    evaluation: results measured on these weights, as fractions: `{"vtab_1k": MEANS}` with
+      the group means of `vivi-vtab`'s results.json ("natural", ..., "overall").
+    paper_results: what the paper reports for `experiment` (not a measurement of `handle`),
+      in the same form, plus "coco_retinanet_map".
     produce: shell commands that train and publish the weights of an unpublished entry.
   """
   name: str
@@ -161,17 +163,25 @@ def looks_like_handle(text):
 
 
 def _paper(name, description, vtab=None, coco_map=None, width=1):
-  """A paper experiment's entry: no weights, the commands that make them."""
+  """A paper experiment's entry: no weights, the commands that make them.
+
+  `vtab` is (overall, natural, specialized, structured) and `coco_map` the RetinaNet mAP, in
+  percent as the paper's tables print them.
+  """
+  # Fractions, as vivi-vtab and COCO evaluation write them; the paper prints percentages.
   results = {}
   if vtab:
-    keys = ("mean", "natural", "specialized", "structured")
-    results["vtab_1k"] = dict(zip(keys, vtab))
+    keys = ("overall", "natural", "specialized", "structured")
+    results["vtab_1k"] = {k: round(v / 100, 4) for k, v in zip(keys, vtab)}
   if coco_map is not None:
-    results["coco_retinanet_map"] = coco_map
+    results["coco_retinanet_map"] = round(coco_map / 100, 4)
   produce = (
       "vivi-prepare --videos=VIDEOS --output=data/videos",
       f"vivi-train --experiment={name} --data=data/videos --model_dir=runs/{name}",
-      f"vivi-export --model_dir=runs/{name} --publish=zoo --name={name} --version=1",
+      f"vivi-export --model_dir=runs/{name} --export_dir=exports/{name}",
+      f"vivi-vtab --hub=exports/{name} --tasks=all --output=vtab/{name}",
+      f"vivi-export --model_dir=runs/{name} --publish=zoo --name={name} --version=1 "
+      f"--results=vtab/{name}/results.json",
   )
   return Preset(name=name, experiment=name, description=description, output_dim=2048 * width,
                 paper_results=results, produce=produce)

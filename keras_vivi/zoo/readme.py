@@ -19,11 +19,12 @@ README = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.ab
 
 def _vtab(preset):
   vtab = preset.paper_results.get("vtab_1k", {})
-  if not vtab:
+  if vtab.get("overall") is None:
     return "—"
   groups = [vtab.get(k) for k in ("natural", "specialized", "structured")]
-  detail = (" (" + " / ".join(f"{v:.1f}" for v in groups) + ")") if all(groups) else ""
-  return f"{vtab['mean']:.1f}{detail}"
+  detail = (" (" + " / ".join(f"{100 * v:.1f}" for v in groups) + ")"
+            if all(v is not None for v in groups) else "")
+  return f"{100 * vtab['overall']:.1f}{detail}"
 
 
 def _weights(preset):
@@ -51,22 +52,24 @@ def zoo_table(presets=None):
       + (f"(trained at {next(iter(inputs))})" if uniform else "in the entry's input range")
       + f"; features are `[batch, dim]`. {published} of {len(entries)} entries have "
       "published weights; an entry without them lists the commands that make them "
-      "(`get_preset(NAME).produce`: `vivi-train --experiment=NAME`, then "
-      "`vivi-export --model_dir=runs/NAME --publish=zoo --name=NAME`). The VTAB-1k and COCO "
+      "(`get_preset(NAME).produce`: `vivi-train --experiment=NAME`, `vivi-vtab` on its export, "
+      "then `vivi-export --model_dir=runs/NAME --publish=zoo --name=NAME "
+      "--results=vtab/NAME/results.json`). The VTAB-1k and COCO "
       "columns are the paper's results for the experiment, not measurements of shipped "
       "weights.",
       "",
       "| preset | trained with | dim |" + ("" if uniform else " input |") +
-      " weights | VTAB-1k, paper: mean (nat. / spec. / struct.) | COCO mAP, paper |",
+      " weights | VTAB-1k (%), paper: mean (nat. / spec. / struct.) | COCO mAP (%), paper |",
       "|---|---|---|" + ("" if uniform else "---|") + "---|---|---|",
   ]
   for p in entries:
     coco = p.paper_results.get("coco_retinanet_map")
+    coco = "—" if coco is None else f"{100 * coco:.1f}"
     trained = ": ".join(filter(None, [f"`{p.experiment}`" if p.experiment != p.name else "",
                                       p.description]))
     lines.append(
         f"| `{p.name}` | {trained} | {p.output_dim} |" + ("" if uniform else f" {_input(p)} |")
-        + f" {_weights(p)} | {_vtab(p)} | {'—' if coco is None else f'{coco:.1f}'} |")
+        + f" {_weights(p)} | {_vtab(p)} | {coco} |")
   return "\n".join(lines)
 
 

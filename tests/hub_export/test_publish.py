@@ -34,9 +34,14 @@ MANIFEST = {  # the keys of keras_vivi.data.manifest.build_manifest
     "label_map": {}, "class_histogram": {"Cat": 30, "Person": 20, "Car": 7},
     "flagged": {"single_shot": ["v2"], "no_detections": [], "truncated": []},
 }
-RESULTS = {"tasks": {"cifar100": {"group": "natural", "test_accuracy": 0.5},
-                     "dsprites_orientation": {"group": "structured", "test_accuracy": 0.25}},
-           "means": {"natural": 0.5, "structured": 0.25, "mean": 0.375}}
+RESULTS = {  # as vivi-vtab writes it (keras_vivi.evaluation.vtab.write_results)
+    "hub": "exports/tiny", "config": {},
+    "tasks": {"cifar100": {"group": "natural", "test_accuracy": 0.5, "selected": {}, "sweep": []},
+              "dsprites_orientation": {"group": "structured", "test_accuracy": 0.25,
+                                       "selected": {}, "sweep": []}},
+    "missing": {"resisc45": "manual download"},
+    "means": {"natural": 0.5, "specialized": None, "structured": 0.25, "local": None,
+              "overall": 0.375}}
 
 
 def sha256_of(path):
@@ -127,8 +132,10 @@ def test_model_card(published):
   assert "| 3 | 1 | 9 | 40 | 57 | 2 |" in card  # videos skipped shots frames objects shards
   assert "name mediapipe_oidv4_ssd" in card and "(3 in all): Cat 30, Person 20, Car 7" in card
   assert "Flagged videos: single_shot 1." in card
-  assert "| natural | structured | mean |\n|---|---|---|\n| 50.0 | 25.0 | 37.5 |" in card
+  assert ("| natural | specialized | structured | local | overall |\n|---|---|---|---|---|\n"
+          "| 50.0 | — | 25.0 | — | 37.5 |") in card
   assert "| dsprites_orientation | structured | 25.0 |" in card
+  assert "Not run: resisc45 (manual download)." in card and "of `exports/tiny`" in card
   assert "values in [0, 1]" in card and "`[batch, 2048]`" in card and "## Intended use" in card
   assert '"depth": 14' in card and "Experiment `vivi_objects`" in card
 
@@ -142,7 +149,8 @@ def test_printed_entry_is_the_preset_file(published, tiny_run):
   preset = Preset.from_dict("tiny_vivi", entry["tiny_vivi"])
   assert preset.handle == published.archive and preset.sha256 == sha256_of(published.archive)
   assert (preset.version, preset.output_dim, preset.image_size) == (2, 2048, 32)
-  assert dict(preset.evaluation["vtab_1k"]) == RESULTS["means"]
+  assert dict(preset.evaluation["vtab_1k"]) == {"natural": 0.5, "structured": 0.25,
+                                                 "overall": 0.375}
   with open(os.path.join(tiny_run.model_dir, "config.json")) as f:
     assert json.loads(json.dumps(configs.to_dict(preset.config()))) == json.load(f)
 
