@@ -208,7 +208,7 @@ _VALIDATION = Slicing()
 _MANUAL_RESISC = ("download NWPU-RESISC45.rar (see `tfds.builder('resisc45').MANUAL_DOWNLOAD_"
                   "INSTRUCTIONS`) into MANUAL_DIR, then")
 _MANUAL_RETINOPATHY = ("download the Kaggle 'diabetic-retinopathy-detection' files (train/test "
-                       "images and trainLabels.csv, retinopathy_solution.csv) into MANUAL_DIR, then")
+                       "images, trainLabels.csv, retinopathy_solution.csv) into MANUAL_DIR, then")
 
 VTAB_TASKS = (
     Task("caltech101", "natural", 102, "caltech101:3.*.*", _CUT90, 3060),

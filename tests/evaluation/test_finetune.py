@@ -86,5 +86,5 @@ def test_module_output_shapes():
   for size in (None, 1):
     classifier = finetune.build_classifier(_Pool(size), 4, image_size=8)
     assert classifier(images).shape == (2, 4)
-  with pytest.raises(ValueError, match=r"\[batch, dim\] or \[batch, 1, 1, dim\].*\(None, 2, 2, 3\)"):
+  with pytest.raises(ValueError, match=r"1, 1, dim\] features, got .*\(None, 2, 2, 3\)"):
     finetune.build_classifier(_Pool(2), 4, image_size=8)

@@ -10,8 +10,8 @@ from keras_vivi.evaluation import vtab_tasks
 from keras_vivi.evaluation.vtab_tasks import Slicing
 
 # Hand-computed from task_adaptation's definitions and the tfds train split sizes
-# (val200 starts at ⌊p·n/100⌋; eurosat/resisc45 test after ⌊0.6n⌋ + ⌊0.2n⌋, dsprites after
-# ⌊0.8n⌋ + ⌊0.1n⌋).
+# (val200 starts at ⌊p·n/100⌋; eurosat/resisc45 test after ⌊0.6n⌋ + ⌊0.2n⌋, dsprites
+# after ⌊0.8n⌋ + ⌊0.1n⌋).
 EXPECTED_SPLITS = {
     "caltech101": ("train[2754:2954]", "test"),          # 3060 · 90 %
     "cifar100": ("train[45000:45200]", "test"),          # 50000 · 90 %
@@ -65,8 +65,8 @@ def test_cut_floors_each_share():
   assert vtab_tasks.cut_index((), 99) == 0
   slicing = Slicing(val_split="train", val_cut=(60,), test_split="train", test_cut=(60, 20))
   assert vtab_tasks.split_strings(slicing, 99, train_size=10, val_size=5) == {
-      "train800": "train[:10]", "val200": "train[59:64]", "train800val200": "train[:10]+train[59:64]",
-      "test": "train[78:]"}
+      "train800": "train[:10]", "val200": "train[59:64]",
+      "train800val200": "train[:10]+train[59:64]", "test": "train[78:]"}
   with pytest.raises(ValueError, match="needs num_examples, got None"):
     vtab_tasks.split_strings(slicing)
 
