@@ -1,4 +1,4 @@
-"""vivi-compare on hand-written results.json files, checked against SciPy."""
+"""vivi-compare and its library (evaluation.comparison) on results.json files, against SciPy."""
 
 import json
 import os
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from keras_vivi.cli import compare
+from keras_vivi.evaluation import comparison
 from keras_vivi.evaluation import vtab
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -62,7 +62,7 @@ def accuracies(dirs, task):
 
 def test_compare_tasks_against_scipy(runs):
   a, b = runs
-  result = compare.compare(a, b, names=("VIVI", "Ours"))
+  result = comparison.compare(a, b, names=("VIVI", "Ours"))
   assert list(result["tasks"]) == ["caltech101", "cifar100", "dmlab"]
   assert result["only_a"] == ["eurosat"] and result["only_b"] == ["digits"]
   assert result["missing"]["b"] == {"eurosat": "tfds data not prepared"}
@@ -80,7 +80,7 @@ def test_compare_tasks_against_scipy(runs):
 
 def test_category_means_use_tasks_of_every_run(runs):
   a, b = runs
-  means = compare.compare(a, b)["means"]
+  means = comparison.compare(a, b)["means"]
   # cifar100 is missing from one B run, so Natural is caltech101 alone; digits is no VTAB group.
   assert means["natural"]["tasks"] == ["caltech101"]
   assert means["overall"]["tasks"] == ["caltech101", "dmlab"]
@@ -92,19 +92,19 @@ def test_category_means_use_tasks_of_every_run(runs):
 def test_errors_name_the_problem(runs, tmp_path):
   a, b = runs
   with pytest.raises(FileNotFoundError, match="No results.json in .*nowhere"):
-    compare.compare(a + [str(tmp_path / "nowhere")], b)
+    comparison.compare(a + [str(tmp_path / "nowhere")], b)
   bad = write_run(tmp_path / "bad", "/hub/x", {"dmlab": 1.5})
   with pytest.raises(ValueError, match="'dmlab' needs a 'test_accuracy' in \\[0, 1\\], got 1.5"):
-    compare.compare([bad], b)
+    comparison.compare([bad], b)
   only = write_run(tmp_path / "only", "/hub/x", {"eurosat": 0.9})
   with pytest.raises(ValueError, match="No task in common"):
-    compare.compare([only], b)
+    comparison.compare([only], b)
 
 
 def test_markdown_and_figure(runs, tmp_path):
   a, b = runs
-  result = compare.compare(a, b, names=("VIVI", "Ours"))
-  compare.write(result, str(tmp_path))
+  result = comparison.compare(a, b, names=("VIVI", "Ours"))
+  comparison.write(result, str(tmp_path))
   text = (tmp_path / "comparison.md").read_text()
   assert "| caltech101 | natural |" in text and "better *" in text
   assert "Only in VIVI (not compared): eurosat." in text
@@ -116,10 +116,10 @@ def test_markdown_and_figure(runs, tmp_path):
 def test_single_runs_give_no_p_value(tmp_path):
   a = write_run(tmp_path / "a", "/hub/a", {"dmlab": 0.4})
   b = write_run(tmp_path / "b", "/hub/b", {"dmlab": 0.5})
-  row = compare.compare([a], [b])["tasks"]["dmlab"]
+  row = comparison.compare([a], [b])["tasks"]["dmlab"]
   local_a = write_run(tmp_path / "la", "/hub/a", {"digits": 0.8})
   local_b = write_run(tmp_path / "lb", "/hub/b", {"digits": 0.9})
-  means = compare.compare([local_a, local_a], [local_b, local_b])["means"]
+  means = comparison.compare([local_a, local_a], [local_b, local_b])["means"]
   assert means["overall"]["tasks"] == means["local"]["tasks"] == ["digits"]
   assert row["verdict"] == "too few runs" and row["p"] is None
   assert row["relative_increase"] == pytest.approx(0.25)
@@ -158,7 +158,7 @@ def test_reads_what_vivi_vtab_writes(tmp_path):
                "means": vtab.group_means(tasks)}
     vtab.write_results(results, str(tmp_path / f"run{i}"))
     dirs.append(str(tmp_path / f"run{i}"))
-  result = compare.compare(dirs, dirs[::-1])
+  result = comparison.compare(dirs, dirs[::-1])
   assert list(result["tasks"]) == ["cifar100", "dmlab", "digits"]
   for key in ("natural", "structured", "local", "overall"):
     expected = [json.load(open(os.path.join(d, "results.json")))["means"][key] for d in dirs]

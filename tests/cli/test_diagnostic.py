@@ -1,4 +1,5 @@
-"""vivi-diagnostic on records prepared from two real sample videos, with two small exports."""
+"""vivi-diagnostic and its library (evaluation.object_comparison) on records prepared from two
+real sample videos, with two small exports."""
 
 import json
 import os
@@ -14,9 +15,9 @@ from scipy import stats
 from hub_export import exporter
 from keras_vivi import configs
 from keras_vivi import models
-from keras_vivi.cli import diagnostic
 from keras_vivi.data import prepare
 from keras_vivi.data import sample_videos
+from keras_vivi.evaluation import object_comparison
 from keras_vivi.evaluation import object_diagnostic
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -55,7 +56,7 @@ def numpy_nearest_neighbour(features, labels, groups=None):
 
 
 def test_diagnose_against_numpy_and_scipy(records, exports):
-  result = diagnostic.diagnose(exports, records, image_size=SIZE, names=["VIVI", "Ours"])
+  result = object_comparison.diagnose(exports, records, image_size=SIZE, names=["VIVI", "Ours"])
   assert list(result["models"]) == ["VIVI", "Ours"] and result["baseline"] == "VIVI"
   for name, path in zip(["VIVI", "Ours"], exports):
     obj = hub.load(path)
@@ -77,9 +78,9 @@ def test_diagnose_against_numpy_and_scipy(records, exports):
 
 def test_diagnose_errors(records, exports, tmp_path):
   with pytest.raises(FileNotFoundError, match="No shards match"):
-    diagnostic.diagnose(exports, str(tmp_path), image_size=SIZE)
+    object_comparison.diagnose(exports, str(tmp_path), image_size=SIZE)
   with pytest.raises(ValueError, match="one distinct name per export"):
-    diagnostic.diagnose(exports, records, image_size=SIZE, names=["A", "A"])
+    object_comparison.diagnose(exports, records, image_size=SIZE, names=["A", "A"])
 
 
 def test_cli(records, exports, tmp_path):

@@ -1,0 +1,207 @@
+"""Model B against baseline A on VTAB-1k from repeated `vivi-vtab` runs (Table 1, Figure 4).
+
+  result = compare(["runs/vivi_1", ...], ["runs/ours_1", ...], names=("VIVI", "Ours"))
+  write(result, "comparison/")   # comparison.json, comparison.md, relative_increase.png
+
+Each run directory holds the `results.json` that `keras_vivi.evaluation.vtab` writes; several
+per side are independent repetitions of the protocol (the paper uses 12).
+"""
+
+import json
+import math
+import os
+
+from keras_vivi.evaluation import statistics
+from keras_vivi.evaluation import vtab_tasks
+
+RESULTS = "results.json"
+GROUPS = vtab_tasks.GROUPS
+
+
+def load_results(run_dir):
+  """Reads and checks `run_dir/results.json`.
+
+  Returns:
+    `(tasks {name: (group, test accuracy)}, the whole results dict)`.
+  """
+  path = os.path.join(run_dir, RESULTS)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"No {RESULTS} in {run_dir!r}: expected a vivi-vtab --output "
+                            "directory.")
+  with open(path) as f:
+    try:
+      results = json.load(f)
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{path} is not valid JSON: {e}.") from e
+  if not isinstance(results, dict) or not isinstance(results.get("tasks"), dict):
+    raise ValueError(f"{path} has no 'tasks' mapping (keys: "
+                     f"{sorted(results) if isinstance(results, dict) else type(results)}).")
+  tasks = {}
+  for task, entry in results["tasks"].items():
+    accuracy = entry.get("test_accuracy") if isinstance(entry, dict) else None
+    if (isinstance(accuracy, bool) or not isinstance(accuracy, (int, float))
+        or not 0.0 <= accuracy <= 1.0):
+      raise ValueError(f"{path}: task {task!r} needs a 'test_accuracy' in [0, 1], got "
+                       f"{accuracy!r}.")
+    tasks[task] = (entry.get("group", "other"), float(accuracy))
+  return tasks, results
+
+
+def _side(run_dirs, label):
+  if not run_dirs:
+    raise ValueError(f"Side {label} needs at least one run directory, got {run_dirs!r}.")
+  runs = [load_results(d) for d in run_dirs]
+  accuracies, groups, missing = {}, {}, {}
+  for run_dir, (tasks, results) in zip(run_dirs, runs):
+    for task, (group, accuracy) in tasks.items():
+      if groups.setdefault(task, group) != group:
+        raise ValueError(f"Task {task!r} is in group {group!r} in {run_dir!r} but "
+                         f"{groups[task]!r} in another run of side {label}.")
+      accuracies.setdefault(task, []).append(accuracy)
+    for task, reason in (results.get("missing") or {}).items():
+      missing.setdefault(task, str(reason))
+  hubs = sorted({str(results.get("hub")) for _, results in runs})
+  in_every_run = {t for t in accuracies if len(accuracies[t]) == len(runs)}
+  return dict(accuracies=accuracies, groups=groups, missing=missing, hubs=hubs,
+              in_every_run=in_every_run, num_runs=len(runs))
+
+
+def _ordered(tasks, groups):
+  """Figure 4's order: by group, then the paper's task order, then by name."""
+  rank = {g: i for i, g in enumerate(GROUPS)}
+  order = {t: i for i, t in enumerate(vtab_tasks.list_tasks())}
+  return sorted(tasks, key=lambda t: (rank.get(groups[t], len(GROUPS)), order.get(t, len(order)),
+                                      t))
+
+
+def _as_dict(comparison):
+  out = {k: getattr(comparison, k) for k in comparison.__dataclass_fields__}
+  out["ci_a"], out["ci_b"] = list(comparison.ci_a), list(comparison.ci_b)
+  # JSON has no NaN or infinity.
+  return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+
+
+def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0):
+  """Per-task and per-category comparison of B against A.
+
+  Per task, every run that has the task counts. The category means (Natural, Specialized,
+  Structured, local, and overall: over the tasks of the three VTAB groups, as VTAB's mean of 19,
+  or over the local tasks when there is no VTAB task, as `vivi-vtab` computes it) are computed
+  per run over the tasks that every run of both sides has, then compared across runs.
+
+  Args:
+    a_dirs, b_dirs: run directories of the baseline A and the compared model B.
+    names: display names `(A, B)`.
+    alpha: significance level of Welch's test.
+    seed: bootstrap seed.
+
+  Returns:
+    The comparison as a JSON-ready dict (see `comparison.json`).
+  """
+  if len(names) != 2:
+    raise ValueError(f"names must be two display names, got {names!r}.")
+  a, b = _side(a_dirs, names[0]), _side(b_dirs, names[1])
+  common = set(a["accuracies"]) & set(b["accuracies"])
+  if not common:
+    raise ValueError(f"No task in common: {names[0]} has {sorted(a['accuracies'])}, {names[1]} "
+                     f"has {sorted(b['accuracies'])}.")
+  for task in common:
+    if a["groups"][task] != b["groups"][task]:
+      raise ValueError(f"Task {task!r} is in group {a['groups'][task]!r} for {names[0]} but "
+                       f"{b['groups'][task]!r} for {names[1]}.")
+  groups = a["groups"]
+  options = dict(alpha=alpha, seed=seed)
+  tasks = {}
+  for task in _ordered(common, groups):
+    result = statistics.compare_runs(a["accuracies"][task], b["accuracies"][task], **options)
+    tasks[task] = dict(group=groups[task], runs_a=a["accuracies"][task],
+                       runs_b=b["accuracies"][task], **_as_dict(result))
+  everywhere = a["in_every_run"] & b["in_every_run"]
+  members = {g: _ordered([t for t in everywhere if groups[t] == g], groups)
+             for g in GROUPS + ("local",)}
+  # As vivi-vtab: overall is the mean over the VTAB tasks, or over local tasks if there are none.
+  members["overall"] = (_ordered([t for t in everywhere if groups[t] in GROUPS], groups)
+                        or members["local"])
+  means = {}
+  for group, tasks_in in members.items():
+    if not tasks_in:
+      continue
+    per_run = {side: [sum(s["accuracies"][t][r] for t in tasks_in) / len(tasks_in)
+                      for r in range(s["num_runs"])] for side, s in (("a", a), ("b", b))}
+    result = statistics.compare_runs(per_run["a"], per_run["b"], **options)
+    means[group] = dict(tasks=tasks_in, runs_a=per_run["a"], runs_b=per_run["b"],
+                        **_as_dict(result))
+  return {
+      "names": {"a": names[0], "b": names[1]},
+      "runs": {"a": list(a_dirs), "b": list(b_dirs)},
+      "hubs": {"a": a["hubs"], "b": b["hubs"]},
+      "alpha": alpha,
+      "test": "Welch's two-sided t-test; 95% percentile-bootstrap intervals of the mean",
+      "tasks": tasks,
+      "means": means,
+      "only_a": sorted(set(a["accuracies"]) - common),
+      "only_b": sorted(set(b["accuracies"]) - common),
+      "missing": {"a": a["missing"], "b": b["missing"]},
+  }
+
+
+def pct(x):
+  """A fraction as a percentage with one decimal ('–' for None)."""
+  return "–" if x is None else f"{100 * x:.1f}"
+
+
+def _row(label, group, c):
+  ci = lambda lo_hi: f"[{pct(lo_hi[0])}, {pct(lo_hi[1])}]"
+  rel = "–" if c["relative_increase"] is None else f"{100 * c['relative_increase']:+.1f} %"
+  p = "–" if c["p"] is None else f"{c['p']:.2g}"
+  mark = " *" if c["verdict"] in (statistics.BETTER, statistics.WORSE) else ""
+  return (f"| {label} | {group} | {pct(c['mean_a'])} {ci(c['ci_a'])} | "
+          f"{pct(c['mean_b'])} {ci(c['ci_b'])} | {100 * c['delta']:+.1f} | {rel} | {p} | "
+          f"{c['verdict']}{mark} |")
+
+
+def to_markdown(comparison):
+  """`comparison.md`: the per-task table, the category means and what was left out."""
+  a, b = comparison["names"]["a"], comparison["names"]["b"]
+  runs = comparison["runs"]
+  lines = [f"# VTAB-1k: {b} against {a}", "",
+           f"{len(runs['a'])} run(s) of {a} ({', '.join(comparison['hubs']['a'])}), "
+           f"{len(runs['b'])} run(s) of {b} ({', '.join(comparison['hubs']['b'])}). "
+           f"Accuracy in %, mean [95 % bootstrap interval]; Δ = {b} − {a} in points; "
+           f"p of Welch's two-sided t-test; verdict for {b} at p < {comparison['alpha']} "
+           "(* significant).", "",
+           f"| task | group | {a} | {b} | Δ | relative | p | verdict |",
+           "|---|---|---|---|---|---|---|---|"]
+  lines += [_row(task, c["group"], c) for task, c in comparison["tasks"].items()]
+  if comparison["means"]:
+    lines += ["", "Category means (per run, over the tasks every run of both models has):", "",
+              f"| mean | tasks | {a} | {b} | Δ | relative | p | verdict |",
+              "|---|---|---|---|---|---|---|---|"]
+    lines += [_row(group, len(c["tasks"]), c) for group, c in comparison["means"].items()]
+  for side, label in (("only_a", a), ("only_b", b)):
+    if comparison[side]:
+      lines += ["", f"Only in {label} (not compared): {', '.join(comparison[side])}."]
+  for side, label in (("a", a), ("b", b)):
+    missing = comparison["missing"][side]
+    if missing:
+      lines += ["", f"Missing in runs of {label}:"] + [f"- {t}: {r}" for t, r in missing.items()]
+  return "\n".join(lines) + "\n"
+
+
+def write(comparison, output):
+  """Writes `comparison.json`, `comparison.md` and `relative_increase.png` into `output`."""
+  os.makedirs(output, exist_ok=True)
+  with open(os.path.join(output, "comparison.json"), "w") as f:
+    json.dump(comparison, f, indent=2)
+  with open(os.path.join(output, "comparison.md"), "w") as f:
+    f.write(to_markdown(comparison))
+  a, b = comparison["names"]["a"], comparison["names"]["b"]
+  rows = [dict(task=task, group=c["group"],
+               relative_increase=math.nan if c["relative_increase"] is None
+               else c["relative_increase"],
+               significant=c["verdict"] in (statistics.BETTER, statistics.WORSE))
+          for task, c in comparison["tasks"].items()]
+  statistics.plot_relative_increase(
+      rows, os.path.join(output, "relative_increase.png"),
+      title=f"VTAB accuracy of {b} relative to {a}\n(* Welch p < {comparison['alpha']})",
+      label_a=a, label_b=b)

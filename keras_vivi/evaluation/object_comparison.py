@@ -1,0 +1,144 @@
+"""The object diagnostic of the paper's Table 2 for hub exports, with Fisher's exact test.
+
+  result = diagnose(["exports/vivi", "exports/ours"], "records/", image_size=224)
+  write(result, "diagnostic/")   # diagnostic.json, diagnostic.md, diagnostic.png
+
+For every object of prepared records, is its nearest neighbour (cosine similarity of the
+backbone's block-4 features at the box centre) an object of the same detector class? Reported
+over all other objects and over objects of other shots only (on few, densely sampled videos the
+nearest neighbour is otherwise mostly the same object a frame later). Each later export is
+compared with the first by Fisher's exact test (the paper: p < 0.001).
+"""
+
+import json
+import math
+import os
+
+from keras_vivi.data import pipeline
+from keras_vivi.evaluation import object_diagnostic
+from keras_vivi.evaluation import statistics
+
+FIGURES = (("all", "nearest neighbour among all other objects"),
+           ("other_shots", "nearest neighbour among objects of other shots"))
+
+
+def hub_feature_fn(path):
+  """The level-5 features of a hub export: images `[B, S, S, 3]` in [0, 1] → `[B, h, w, C]`."""
+  import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+
+  obj = hub.load(path)
+  if not hasattr(obj, "feature_maps"):
+    raise ValueError(f"{path!r} has no feature_maps: expected a keras_vivi hub export "
+                     "(vivi-export).")
+  return lambda images: obj.feature_maps(images, training=False)["5"]
+
+
+def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects=5,
+             batch_size=32, alpha=0.001, feature_fns=None):
+  """Table 2's fraction for each export and Fisher's test of each later export against the first.
+
+  Args:
+    hubs: export directories (or handles), baseline first.
+    data: directory or glob of prepared records.
+    image_size, min_score, max_objects, batch_size: as `object_diagnostic.record_frames`.
+    names: display names (default: the exports' basenames).
+    alpha: significance level.
+    feature_fns: optional `{hub: feature_fn}` overriding `hub_feature_fn` (e.g. for models
+      already in memory).
+
+  Returns:
+    A JSON-ready dict: `models[name] = {hub, objects, FIGURE: {fraction, hits, queries}}` and
+    `tests[name] = {FIGURE: {odds_ratio, p, significant}}` against the first model.
+  """
+  hubs = list(hubs)
+  if not hubs:
+    raise ValueError("Give at least one hub export.")
+  # Fails early, before any model is loaded, on a wrong --data.
+  pipeline.shard_files(data)
+  names = list(names) if names else [os.path.basename(os.path.normpath(h)) or h for h in hubs]
+  if len(names) != len(hubs) or len(set(names)) != len(names):
+    raise ValueError(f"Need one distinct name per export, got names={names!r} for hubs={hubs!r}.")
+  models = {}
+  for name, hub_path in zip(names, hubs):
+    feature_fn = (feature_fns or {}).get(hub_path) or hub_feature_fn(hub_path)
+    # Features once, neighbours twice: the extraction dominates the cost.
+    features, labels, shots = object_diagnostic.record_object_features(
+        feature_fn, data, image_size, min_score, max_objects, batch_size)
+    entry = {"hub": hub_path, "objects": int(labels.shape[0])}
+    for figure, groups in (("all", None), ("other_shots", shots)):
+      fraction, hits, queries = object_diagnostic.nearest_neighbour_same_class(
+          features, labels, groups=groups)
+      entry[figure] = {"fraction": float(fraction), "hits": int(hits), "queries": int(queries)}
+    models[name] = entry
+  base = names[0]
+  tests = {}
+  for name in names[1:]:
+    tests[name] = {}
+    for figure, _ in FIGURES:
+      a, b = models[base][figure], models[name][figure]
+      odds, p = statistics.fisher_exact(a["hits"], a["queries"], b["hits"], b["queries"])
+      # JSON has no NaN or infinity.
+      tests[name][figure] = {"odds_ratio": odds if math.isfinite(odds) else None, "p": p,
+                             "significant": p < alpha}
+  return {"data": data, "image_size": image_size, "min_score": min_score,
+          "max_objects": max_objects, "alpha": alpha, "baseline": base, "models": models,
+          "tests": tests}
+
+
+def to_markdown(result):
+  """`diagnostic.md`: one row per model, fractions in %, Fisher's p against the baseline."""
+  base = result["baseline"]
+  lines = ["# Object diagnostic (Table 2)", "",
+           f"Fraction of objects whose nearest neighbour has the same detector class, over the "
+           f"objects of `{result['data']}` (frames at {result['image_size']}², detections with "
+           f"score ≥ {result['min_score']}, ≤ {result['max_objects']} a frame). p: Fisher's "
+           f"exact test against {base}; † p < {result['alpha']}.", "",
+           "| model | objects | all neighbours | p | other shots only | p |",
+           "|---|---|---|---|---|---|"]
+  for name, m in result["models"].items():
+    cells = []
+    for figure, _ in FIGURES:
+      f = m[figure]
+      test = result["tests"].get(name, {}).get(figure)
+      mark = " †" if test and test["significant"] else ""
+      cells += [f"{100 * f['fraction']:.1f}{mark} ({f['hits']}/{f['queries']})",
+                "–" if test is None else f"{test['p']:.2g}"]
+    lines.append(f"| {name} | {m['objects']} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def _plot(result, path):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  names = list(result["models"])
+  width = 0.8 / len(FIGURES)
+  fig, ax = plt.subplots(figsize=(max(3.5, 1.2 * len(names) + 1.5), 3.2), dpi=100)
+  for i, (figure, label) in enumerate(FIGURES):
+    x = np.arange(len(names)) + (i - (len(FIGURES) - 1) / 2) * width
+    values = [100 * result["models"][n][figure]["fraction"] for n in names]
+    ax.bar(x, values, width, label=label)
+    for xi, name, v in zip(x, names, values):
+      test = result["tests"].get(name, {}).get(figure)
+      ax.text(xi, v, f"{v:.1f}" + ("†" if test and test["significant"] else ""), ha="center",
+              va="bottom", fontsize=7)
+  ax.set_xticks(np.arange(len(names)))
+  ax.set_xticklabels(names, fontsize=8)
+  ax.set_ylabel("same-class nearest neighbour [%]")
+  ax.set_ylim(0, 110)
+  ax.legend(fontsize=7, loc="upper left")
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+def write(result, output):
+  """Writes `diagnostic.json`, `diagnostic.md` and `diagnostic.png` into `output`."""
+  os.makedirs(output, exist_ok=True)
+  with open(os.path.join(output, "diagnostic.json"), "w") as f:
+    json.dump(result, f, indent=2)
+  with open(os.path.join(output, "diagnostic.md"), "w") as f:
+    f.write(to_markdown(result))
+  _plot(result, os.path.join(output, "diagnostic.png"))
