@@ -85,8 +85,10 @@ def _publication_report(publication):
           f"Use it: KERAS_VIVI_PRESETS="
           f"{os.path.join(publication.directory, publish_lib.PRESET_FILE)} "
           f"then keras_vivi.load_feature_extractor({preset.name!r}).\n"
-          f"After uploading, set \"handle\" to the module's URL; keep \"sha256\" only if that "
-          f"URL serves this very archive (Kaggle Models / TF-Hub repack theirs: use null).")
+          f"After uploading, set \"handle\" to the module's URL. Keep \"sha256\" if that URL "
+          f"is this very archive file (gs://…/{os.path.basename(publication.archive)}); for a "
+          f"Kaggle Models / TF-Hub handle set it to null: only an archive the loader fetches "
+          f"itself can be checked.")
 
 
 def main(argv):
