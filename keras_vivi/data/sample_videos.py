@@ -46,3 +46,8 @@ def sample_video_path(name: str) -> pathlib.Path:
 def sample_video_paths() -> Dict[str, pathlib.Path]:
   """`{name: path}` for every sample video."""
   return {name: sample_video_path(name) for name in SAMPLE_VIDEOS}
+
+
+if __name__ == "__main__":
+  # `python -m keras_vivi.data.sample_videos` prints the folder, for `vivi-prepare --videos=…`.
+  print(sample_video_dir())
