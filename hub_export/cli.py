@@ -3,6 +3,7 @@
   vivi-export --model_dir=RUN_DIR --export_dir=DIR             # latest checkpoint of a run
   vivi-export --checkpoint=RUN_DIR/ckpt-1000 --export_dir=DIR   # one checkpoint
   vivi-export --experiment=NAME --init=random --export_dir=DIR  # from-scratch baseline
+              [--override=model.depth=14]
 
 With --publish=ZOO_DIR the export also becomes ZOO_DIR/NAME/VERSION/ (SavedModel, model card,
 NAME-VERSION.tar.gz and its sha256, preset.json), ready to upload to Kaggle Models / TF-Hub, and
@@ -22,6 +23,7 @@ from absl import logging
 import hub_export
 from hub_export import exporter
 from hub_export import publish as publish_lib
+from keras_vivi import configs
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None,
                                  "A keras_vivi training run: its latest checkpoint is exported.")
@@ -32,6 +34,9 @@ _EXPERIMENT = flags.DEFINE_string(
 _INIT = flags.DEFINE_enum("init", "checkpoint", ["checkpoint", "random"],
                           "'random' exports a freshly initialised backbone of --experiment.")
 _SEED = flags.DEFINE_integer("seed", 0, "Initialisation seed for --init=random.")
+_OVERRIDE = flags.DEFINE_multi_string(
+    "override", [], "With --init=random: section.field=value changes to --experiment, e.g. "
+    "model.depth=14 (as vivi-train --override).")
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Output directory of the SavedModel "
                                   "(optional with --publish).")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False,
@@ -45,15 +50,22 @@ _RESULTS = flags.DEFINE_string("results", None, "VTAB results.json for the model
 
 
 def export(model_dir=None, checkpoint=None, experiment=None, init="checkpoint", seed=0,
-           export_dir=None, overwrite=False):
+           export_dir=None, overwrite=False, overrides=()):
   """Validates the flag combination and exports; returns the metadata of the export."""
   if init == "random":
     if model_dir or checkpoint:
       raise app.UsageError("--init=random takes no --model_dir or --checkpoint.")
     if not experiment:
       raise app.UsageError("--init=random needs --experiment=NAME for the architecture.")
-    exporter.export_random_init(experiment, export_dir, seed=seed, overwrite=overwrite)
+    try:
+      config = configs.apply_overrides(configs.get_experiment(experiment), overrides)
+    except (KeyError, ValueError) as e:
+      raise app.UsageError(str(e)) from None
+    exporter.export_random_init(config, export_dir, seed=seed, overwrite=overwrite)
   else:
+    if overrides:
+      raise app.UsageError(f"--override applies to --init=random only (a checkpoint's "
+                           f"architecture is its run's), got {list(overrides)}.")
     if bool(model_dir) == bool(checkpoint):
       raise app.UsageError("Give exactly one of --model_dir or --checkpoint (or --experiment "
                            f"with --init=random); got model_dir={model_dir!r}, "
@@ -116,7 +128,7 @@ def main(argv):
     export_dir = tempfile.mkdtemp(prefix=".export-", dir=publish_dir)
   try:
     info = export(_MODEL_DIR.value, _CHECKPOINT.value, _EXPERIMENT.value, _INIT.value,
-                  _SEED.value, export_dir, _OVERWRITE.value)
+                  _SEED.value, export_dir, _OVERWRITE.value, _OVERRIDE.value)
     source = info["source"]
     if _EXPORT_DIR.value:
       origin = source.get("checkpoint") or f"random init (seed {source.get('seed')})"
