@@ -1,0 +1,121 @@
+"""examples/*.ipynb executed end to end in smoke mode, as a user's kernel would run them.
+
+Each notebook runs in a fresh `python3` kernel with KERAS_VIVI_SMOKE=1 (tiny sizes) and
+KERAS_VIVI_WORKDIR in a temporary directory; its last cell prints `NOTEBOOK_SUMMARY {json}`,
+whose values are checked here. A notebook that raises, writes into the repository or stops
+showing its plots fails.
+"""
+
+import json
+import math
+import os
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLES = os.path.join(REPO, "examples")
+CELL_TIMEOUT = 600  # seconds; the slowest smoke cell takes about 20
+SUMMARY = "NOTEBOOK_SUMMARY "
+
+
+def _repo_files():
+  return {os.path.join(d, f) for d, _, files in os.walk(EXAMPLES) for f in files}
+
+
+def run_notebook(name, tmp_path, monkeypatch):
+  """Executes examples/NAME.ipynb; returns (summary dict, executed notebook)."""
+  monkeypatch.setenv("KERAS_VIVI_SMOKE", "1")
+  monkeypatch.setenv("KERAS_VIVI_WORKDIR", str(tmp_path / "workdir"))
+  monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+  monkeypatch.delenv("KERAS_VIVI_EXPORT", raising=False)
+  monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+      p for p in (os.environ.get("PYTHONPATH"), REPO) if p))
+  cwd = tmp_path / "cwd"
+  cwd.mkdir()
+  notebook = nbformat.read(os.path.join(EXAMPLES, f"{name}.ipynb"), as_version=4)
+  before = _repo_files()
+  client = nbclient.NotebookClient(notebook, kernel_name="python3", timeout=CELL_TIMEOUT,
+                                   resources={"metadata": {"path": str(cwd)}})
+  client.execute()
+  assert _repo_files() == before, "the notebook wrote into examples/"
+  lines = [line for cell in notebook.cells if cell.cell_type == "code"
+           for output in cell.outputs if output.output_type == "stream"
+           for line in output.text.splitlines() if line.startswith(SUMMARY)]
+  assert len(lines) == 1, f"{name} printed {len(lines)} summary lines"
+  return json.loads(lines[0][len(SUMMARY):]), notebook
+
+
+def images_shown(notebook):
+  return sum("image/png" in output.get("data", {}) for cell in notebook.cells
+             if cell.cell_type == "code" for output in cell.outputs)
+
+
+def all_finite(values):
+  return all(math.isfinite(v) for v in values)
+
+
+def test_notebooks_are_committed_without_outputs():
+  for name in sorted(os.listdir(EXAMPLES)):
+    if name.endswith(".ipynb"):
+      notebook = nbformat.read(os.path.join(EXAMPLES, name), as_version=4)
+      nbformat.validate(notebook)
+      code = [c for c in notebook.cells if c.cell_type == "code"]
+      assert code and all(not c.outputs and c.execution_count is None for c in code), name
+      assert 'SMOKE = os.environ.get("KERAS_VIVI_SMOKE") == "1"' in code[0].source, name
+
+
+def test_quickstart(tmp_path, monkeypatch):
+  summary, notebook = run_notebook("01_quickstart", tmp_path, monkeypatch)
+  assert summary["videos"] == 4
+  assert summary["frames"] > 0 and summary["objects"] > 0
+  assert math.isfinite(summary["explicit_fit_loss"])
+  assert summary["epochs"] == 3
+  for key, values in summary["losses"].items():
+    assert len(values) == 3 and all_finite(values), key
+  assert summary["feature_shape"][1] == 2048
+  # The export computes what the trained backbone computes.
+  assert summary["export_difference"] < 1e-3
+  assert summary["feature_map_levels"] == ["2", "3", "4", "5"]
+  assert images_shown(notebook) >= 4  # contact sheet, class histogram, a batch, the losses
+  assert (tmp_path / "workdir" / "01_quickstart" / "export" / "saved_model.pb").exists()
+
+
+def test_feature_extractor(tmp_path, monkeypatch):
+  summary, notebook = run_notebook("02_feature_extractor", tmp_path, monkeypatch)
+  assert summary["feature_shape"] == [20, 2048]
+  assert 0.0 <= summary["nearest_neighbour_same_picture"] <= 1.0
+  # Zero-initialised heads start at chance (every image gets class 0); training beats it.
+  assert summary["probe_before"] < 0.2 and summary["finetune_before"] < 0.2
+  assert summary["probe_after"] > 0.4
+  assert summary["finetune_after"] > 0.5
+  for key in ("probe_losses", "finetune_losses"):
+    assert all_finite(summary[key]) and summary[key][-1] < summary[key][0], key
+  assert images_shown(notebook) >= 5
+
+
+def test_vtab(tmp_path, monkeypatch):
+  summary, notebook = run_notebook("03_vtab", tmp_path, monkeypatch)
+  assert 0.0 <= summary["digits_test_accuracy"] <= 1.0
+  assert summary["digits_selected"]["learning_rate"] == 0.1
+  assert {"results.json", "results.csv", "results.md", "results.png"} <= set(
+      summary["results_files"])
+  assert summary["vtab_tasks"] == 19
+  assert len(summary["runs_a"]) == len(summary["runs_b"]) == 2
+  assert summary["comparison_verdict"] in ("better", "worse", "not significant")
+  assert {"comparison.json", "comparison.md", "relative_increase.png"} <= set(
+      summary["comparison_files"])
+  assert images_shown(notebook) >= 1
+
+
+def test_retinanet(tmp_path, monkeypatch):
+  summary, notebook = run_notebook("04_retinanet", tmp_path, monkeypatch)
+  # The real detector's boxes: a person on astronaut and camera, the cat, the coffee cup.
+  assert summary["images"] >= 8
+  assert {"Person", "Cat", "Coffee cup"} <= set(summary["classes"].values())
+  assert len(summary["losses"]) == 4 and all_finite(summary["losses"])
+  assert summary["detection_boxes_shape"] == [2, 100, 4]
+  assert summary["backbone"] == "ViviFeatureMaps"
+  assert images_shown(notebook) >= 3
