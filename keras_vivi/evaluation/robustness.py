@@ -251,12 +251,10 @@ def _write_shifts(results, output_dir):
   with open(os.path.join(output_dir, "shifts.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
 
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  from keras_vivi import plotting  # pylint: disable=g-import-not-at-top
 
   names = list(results["sets"])
-  fig, ax = plt.subplots(figsize=(max(3.5, 0.8 * len(names) + 1.5), 3.2), dpi=100)
+  fig, ax = plotting.subplots(figsize=(max(3.5, 0.8 * len(names) + 1.5), 3.2))
   values = [100 * results["sets"][n]["accuracy"] for n in names]
   ax.bar(np.arange(len(names)), values, color="#1f77b4")
   for i, v in enumerate(values):
@@ -269,7 +267,6 @@ def _write_shifts(results, output_dir):
     ax.set_title("missing: " + ", ".join(results["missing"]), fontsize=8)
   fig.tight_layout()
   fig.savefig(os.path.join(output_dir, "shifts.png"))
-  plt.close(fig)
 
 
 def evaluate_shifts(classifier, test_sets, batch_size=64, image_size=None, data_dir=None,

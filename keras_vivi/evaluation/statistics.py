@@ -219,16 +219,14 @@ def plot_relative_increase(rows, path, title="Relative increase of B over A", la
   Returns:
     `path`.
   """
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  from keras_vivi import plotting  # pylint: disable=g-import-not-at-top
   from matplotlib import patches  # pylint: disable=g-import-not-at-top
 
   rows = list(rows)
   values = [100.0 * r["relative_increase"] if np.isfinite(r["relative_increase"]) else 0.0
             for r in rows]
   colours = [GROUP_COLOURS.get(r["group"], OTHER_COLOUR) for r in rows]
-  fig, ax = plt.subplots(figsize=(max(4.5, 0.45 * len(rows) + 1.5), 3.6), dpi=100)
+  fig, ax = plotting.subplots(figsize=(max(4.5, 0.45 * len(rows) + 1.5), 3.6))
   x = np.arange(len(rows))
   ax.bar(x, values, color=colours)
   ax.axhline(0.0, color="black", linewidth=0.8)
@@ -252,5 +250,4 @@ def plot_relative_increase(rows, path, title="Relative increase of B over A", la
     ax.legend(handles=handles, fontsize=7, loc="best")
   fig.tight_layout()
   fig.savefig(path)
-  plt.close(fig)
   return path

@@ -228,9 +228,7 @@ _COLOURS = {"natural": "tab:green", "specialized": "tab:orange", "structured": "
 
 
 def _plot(results, path):
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  from keras_vivi import plotting  # pylint: disable=g-import-not-at-top
   tasks, means = results["tasks"], results["means"]
   names, values, colours = [], [], []
   for group in _COLOURS:
@@ -239,7 +237,7 @@ def _plot(results, path):
     values += [100 * tasks[n]["test_accuracy"] for n in members]
     values += [100 * means[group]] if members else []
     colours += [_COLOURS[group]] * (len(members) + bool(members))
-  figure, axis = pyplot.subplots(figsize=(max(4.0, 0.45 * len(names) + 1.5), 4.5))
+  figure, axis = plotting.subplots(figsize=(max(4.0, 0.45 * len(names) + 1.5), 4.5))
   bars = axis.bar(range(len(names)), values, color=colours)
   for bar, name in zip(bars, names):
     if name.startswith("mean "):
@@ -259,7 +257,6 @@ def _plot(results, path):
   axis.set_title(title, fontsize=10)
   figure.tight_layout()
   figure.savefig(path + ".tmp.png", dpi=100)
-  pyplot.close(figure)
   os.replace(path + ".tmp.png", path)
 
 

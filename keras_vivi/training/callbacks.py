@@ -53,7 +53,7 @@ class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
 
   def _record(self):
     values = self.compute()
-    entry = {"step": int(self.model.optimizer.iterations), **values}
+    entry = {"step": int(self.model.optimizer.iterations.numpy()), **values}
     self.history.append(entry)
     if self.log_file:
       with tf.io.gfile.GFile(self.log_file, "a") as f:
@@ -91,5 +91,5 @@ class FrameSummaryCallback(tf_keras.callbacks.Callback):
       self._writer = tf.summary.create_file_writer(self.log_dir)
     with self._writer.as_default():
       tf.summary.image("frames_with_boxes", self.images,
-                       step=int(self.model.optimizer.iterations), max_outputs=len(self.images))
+                       step=int(self.model.optimizer.iterations.numpy()), max_outputs=len(self.images))
       self._writer.flush()
