@@ -15,12 +15,12 @@ def test_demo_writes_the_report_and_reuses_finished_stages(tmp_path, capsys):
   report = demo.run_demo(config)
   text = open(report).read()
   for png in ("contact_sheet.png", "class_histogram.png", "training.png",
-              "object_diagnostic.png", "vtab.png"):
+              "diagnostic/diagnostic.png", "vtab.png"):
     assert f"]({png})" in text and os.path.getsize(tmp_path / "out" / png) > 1000
   # One training row per experiment, one diagnostic and one VTAB row per model.
   for name in ("vivi_objects", "vivi", demo.RANDOM_INIT):
     assert re.search(rf"^\| {name} \| digits \| \d+\.\d \|", text, re.M), name
-    assert re.search(rf"^\| {name} \| \d+\.\d \(\d+/\d+\) \|", text, re.M), name
+    assert re.search(rf"^\| {name} \| \d+ \| \d+\.\d \(\d+/\d+\) \|", text, re.M), name
   assert re.search(r"^\| vivi_objects \| \d\.\d+ → \d\.\d+ \|", text, re.M)
 
   capsys.readouterr()
