@@ -2,7 +2,7 @@
 → `OUTPUT/REPORT.md`. A second run reuses every finished stage.
 
   vivi-demo --output=demo_output
-  vivi-demo --output=/tmp/quick --steps=20 --vtab_steps_scale=0.002   # a quick look
+  vivi-demo --output=quick_look --steps=20 --vtab_steps_scale=0.002   # a quick look
 """
 
 import dataclasses
