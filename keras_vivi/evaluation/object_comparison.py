@@ -61,13 +61,11 @@ def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects
   models = {}
   for name, hub_path in zip(names, hubs):
     feature_fn = (feature_fns or {}).get(hub_path) or hub_feature_fn(hub_path)
-    # Features once, neighbours twice: the extraction dominates the cost.
-    features, labels, shots = object_diagnostic.record_object_features(
-        feature_fn, data, image_size, min_score, max_objects, batch_size)
-    entry = {"hub": hub_path, "objects": int(labels.shape[0])}
-    for figure, groups in (("all", None), ("other_shots", shots)):
-      fraction, hits, queries = object_diagnostic.nearest_neighbour_same_class(
-          features, labels, groups=groups)
+    figures = object_diagnostic.diagnose_records(feature_fn, data, image_size, min_score,
+                                                 max_objects, batch_size)
+    # Every object is a query among all others (given two or more).
+    entry = {"hub": hub_path, "objects": int(figures["all"][2])}
+    for figure, (fraction, hits, queries) in figures.items():
       entry[figure] = {"fraction": float(fraction), "hits": int(hits), "queries": int(queries)}
     models[name] = entry
   base = names[0]

@@ -98,16 +98,19 @@ def record_object_features(feature_fn, records, image_size, min_score=0.05, max_
 
 
 def diagnose_records(feature_fn, records, image_size, min_score=0.05, max_objects=5,
-                     batch_size=32, across_shots=False):
-  """Table 2's diagnostic over every object of prepared records: `(fraction, hits, queries)`.
+                     batch_size=32):
+  """Table 2's diagnostic over every object of prepared records.
 
-  See `record_object_features` for the arguments and `nearest_neighbour_same_class` for the
-  result. Each stored frame counts once (training batches repeat frames, and a duplicated
-  object would be its own nearest neighbour). With `across_shots`, neighbours come from other
-  shots only: on few videos sampled densely, an object's nearest neighbour is otherwise mostly
-  the same object a frame later, whatever the representation.
+  See `record_object_features` for the arguments. Each stored frame counts once (training
+  batches repeat frames, and a duplicated object would be its own nearest neighbour).
+
+  Returns:
+    `{"all": (fraction, hits, queries), "other_shots": (…)}` as `nearest_neighbour_same_class`
+    gives them, with neighbours among all other objects, and among objects of other shots only:
+    on few videos sampled densely, an object's nearest neighbour is otherwise mostly the same
+    object a frame later, whatever the representation.
   """
   features, labels, shots = record_object_features(feature_fn, records, image_size, min_score,
-                                                    max_objects, batch_size)
-  return nearest_neighbour_same_class(features, labels,
-                                      groups=shots if across_shots else None)
+                                                   max_objects, batch_size)
+  return {"all": nearest_neighbour_same_class(features, labels),
+          "other_shots": nearest_neighbour_same_class(features, labels, groups=shots)}

@@ -41,15 +41,11 @@ class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
 
   def compute(self):
     config = self.data_config
-    features, labels, shots = evaluation.record_object_features(
+    figures = evaluation.diagnose_records(
         lambda images: self.model.backbone(images, training=False)["5"], config.path,
         config.image_size, config.min_score, config.max_objects)
-    return {
-        "object_nn_same_class": float(
-            evaluation.nearest_neighbour_same_class(features, labels)[0]),
-        "object_nn_same_class_other_shots": float(
-            evaluation.nearest_neighbour_same_class(features, labels, groups=shots)[0]),
-    }
+    return {"object_nn_same_class": float(figures["all"][0]),
+            "object_nn_same_class_other_shots": float(figures["other_shots"][0])}
 
   def _record(self):
     values = self.compute()

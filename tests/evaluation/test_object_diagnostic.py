@@ -99,11 +99,11 @@ def test_records_diagnostic_counts_every_stored_object_once(tmp_path):
   np.testing.assert_array_equal(shots.numpy(), [0, 0, 0, 1 << 20, 1 << 20, 1 << 20])
   np.testing.assert_allclose(features.numpy(), np.array(colours) / 255.0, atol=0.06)
   # Objects of class 3 and 7 each find a same-coloured twin of their class; 4 and 5 do not.
-  frac, hits, queries = diagnose_records(lambda x: x, str(tmp_path), 8, max_objects=3)
+  figures = diagnose_records(lambda x: x, str(tmp_path), 8, max_objects=3)
+  frac, hits, queries = figures["all"]
   assert (int(hits), int(queries)) == (4, 6)
   np.testing.assert_allclose(frac.numpy(), 4 / 6)
   # In other shots only, the two red class-3 objects lose their twin (their nearest is yellow);
   # only the yellow class-7 pair still match.
-  _, hits, queries = diagnose_records(lambda x: x, str(tmp_path), 8, max_objects=3,
-                                      across_shots=True)
+  _, hits, queries = figures["other_shots"]
   assert (int(hits), int(queries)) == (2, 6)
