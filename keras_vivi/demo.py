@@ -17,6 +17,7 @@ import tqdm
 from keras_vivi import plotting
 
 REPORT_FILE = "REPORT.md"
+CONFIG_FILE = "demo_config.json"   # the settings the output was made with
 RANDOM_INIT = "random_init"   # the from-scratch baseline in the evaluations
 _LOSSES = ("total_loss", "frame_loss", "object_loss", "shot_loss")
 
@@ -220,6 +221,7 @@ def write_report(demo, manifest, runs, diagnostic, vtab_results, seconds):
             f"Fine-tuned test accuracy on {task}", "accuracy", os.path.join(out, "vtab.png"))
 
   counts = manifest["counts"]
+  shots = experiment_config(demo.experiments[0], demo, records).data.shots_per_video
   top = ", ".join(f"{k} ({v})" for k, v in list(manifest["class_histogram"].items())[:6])
   train_rows = []
   for name, model_dir in runs.items():
@@ -246,7 +248,7 @@ def write_report(demo, manifest, runs, diagnostic, vtab_results, seconds):
 
 Generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by `make demo`. A small-scale run of
 the whole chain on real sample videos and the real MediaPipe OIDv4 detector: ResNet-{demo.depth} v2 at
-{demo.image_size}², {demo.steps} steps of {demo.batch_size} videos × 4 shots × {demo.frames_per_shot}
+{demo.image_size}², {demo.steps} steps of {demo.batch_size} videos × {shots} shots × {demo.frames_per_shot}
 frames, learning rate {demo.learning_rate}. The paper trains a ResNet-50 for 120k steps of 512 videos:
 these numbers show the machinery working, not the paper's results.
 
@@ -293,9 +295,28 @@ Task(s) {', '.join(demo.vtab_tasks)} at {demo.vtab_image_size}², sweep {demo.vt
   return path
 
 
+def _check_reusable(demo):
+  """Records `demo` in its output; an output made with other settings is refused, not mixed."""
+  os.makedirs(demo.output, exist_ok=True)
+  path = os.path.join(demo.output, CONFIG_FILE)
+  current = {k: list(v) if isinstance(v, tuple) else v
+             for k, v in dataclasses.asdict(demo).items() if k != "output"}
+  if os.path.exists(path):
+    with open(path) as f:
+      previous = json.load(f)
+    changed = {k: (previous.get(k), v) for k, v in current.items() if previous.get(k) != v}
+    if changed:
+      raise ValueError(
+          f"{demo.output!r} holds a demo run with other settings "
+          f"({', '.join(f'{k}: {a!r} → {b!r}' for k, (a, b) in changed.items())}); give another "
+          "output directory or delete this one.")
+  with open(path, "w") as f:
+    json.dump(current, f, indent=1)
+
+
 def run_demo(demo=DemoConfig()):
   """Runs every stage (reusing finished ones) and writes the report; returns its path."""
-  os.makedirs(demo.output, exist_ok=True)
+  _check_reusable(demo)
   records = os.path.join(demo.output, "records")
   stages = _Stages()
   manifest = stages("prepare", prepare_stage, demo, records)
@@ -306,9 +327,9 @@ def run_demo(demo=DemoConfig()):
            demo.steps_per_epoch)
   vtab_dir = os.path.join(demo.output, "vtab")
   diagnostic_dir = os.path.join(demo.output, "diagnostic")
+  random_init = experiment_config(demo.experiments[0], demo, records)
   for name in (*runs, RANDOM_INIT):
     exports[name] = os.path.join(demo.output, "exports", name)
-    random_init = experiment_config(demo.experiments[0], demo, records)
     if stages(f"export {name}", export_stage, name, runs.get(name), exports[name], random_init,
               demo.seed):
       shutil.rmtree(os.path.join(vtab_dir, name), ignore_errors=True)

@@ -4,6 +4,8 @@ import dataclasses
 import os
 import re
 
+import pytest
+
 from keras_vivi import demo
 
 
@@ -30,3 +32,11 @@ def test_demo_writes_the_report_and_reuses_finished_stages(tmp_path, capsys):
   out = capsys.readouterr().out
   assert out.count("Reusing") == 1 + 2 + 3 + 1  # records, runs, exports, diagnostic
   assert os.path.getmtime(exports) == before
+
+
+def test_demo_refuses_an_output_made_with_other_settings(tmp_path):
+  out = str(tmp_path / "out")
+  demo._check_reusable(demo.DemoConfig(output=out, steps=5))
+  demo._check_reusable(demo.DemoConfig(output=out, steps=5))  # same settings: reused
+  with pytest.raises(ValueError, match=r"other settings \(steps: 5 → 6\)"):
+    demo._check_reusable(demo.DemoConfig(output=out, steps=6))
