@@ -8,6 +8,9 @@
     NAME-VERSION.tar.gz.sha256   `sha256sum -c` format
     preset.json            the zoo entry {NAME: fields} (keras_vivi.zoo presets-file format)
 
+The version is written into `NAME/.VERSION.<uuid>.tmp` and renamed into place when complete;
+a version is published when its preset.json exists.
+
 The archive is byte-for-byte reproducible from saved_model/ (sorted members, zeroed owners and
 times), so its sha256 identifies the weights.
 """
@@ -18,6 +21,7 @@ import json
 import os
 import shutil
 import tarfile
+import uuid
 
 from absl import logging
 import tensorflow as tf
@@ -156,25 +160,78 @@ def _data_section(data_path, manifest_path, manifest):
   return "\n".join(lines).rstrip()
 
 
+def _vtab_split(results):
+  """`(vtab, local)`: {task: test accuracy} of the 19 VTAB-1k tasks and of the others that ran."""
+  from keras_vivi.evaluation import vtab_tasks  # pylint: disable=g-import-not-at-top
+  names = vtab_tasks.list_tasks()
+  tasks = {n: t for n, t in ((results or {}).get("tasks") or {}).items()
+           if t.get("test_accuracy") is not None}
+  vtab = {n: tasks[n]["test_accuracy"] for n in names if n in tasks}
+  local = {n: t["test_accuracy"] for n, t in tasks.items() if n not in vtab}
+  return vtab, local
+
+
+def vtab_means(results):
+  """VTAB-1k means of `results` from its VTAB tasks only (never local ones).
+
+  The means of the groups that ran, and "overall" (the mean of the 19 tasks) only when all 19
+  ran.
+  """
+  from keras_vivi.evaluation import vtab_tasks  # pylint: disable=g-import-not-at-top
+  results = results or {}
+  vtab, _ = _vtab_split(results)
+  if not results.get("tasks"):
+    # Means without per-task results: the group means can be taken, "overall" cannot be
+    # checked to cover the 19 tasks.
+    return {g: v for g, v in (results.get("means") or {}).items()
+            if g in vtab_tasks.GROUPS and v is not None}
+  means = {}
+  for group in vtab_tasks.GROUPS:
+    accuracies = [vtab[n] for n in vtab_tasks.list_tasks(group) if n in vtab]
+    if accuracies:
+      means[group] = sum(accuracies) / len(accuracies)
+  if len(vtab) == len(vtab_tasks.list_tasks()):
+    means["overall"] = sum(vtab.values()) / len(vtab)
+  return means
+
+
 def _evaluation_section(results, results_path):
   if results is None:
     return ("Not evaluated yet. Run the VTAB-1k protocol on this module and publish a new "
             "version with `--results=results.json`.")
-  module = f" of `{results['hub']}`" if results.get("hub") else ""
-  lines = [f"VTAB-1k (`{os.path.basename(results_path)}`{module}), test accuracy (%):", ""]
-  means = results.get("means", {})
-  if means:
-    lines += ["| " + " | ".join(means) + " |", "|" + "---|" * len(means),
-              "| " + " | ".join(_percent(v) for v in means.values()) + " |", ""]
-  tasks = results.get("tasks", {})
-  if tasks:
-    lines += ["| task | group | accuracy |", "|---|---|---|"]
-    lines += [f"| {name} | {task.get('group', '')} | {_percent(task['test_accuracy'])} |"
-              for name, task in tasks.items()]
+  from keras_vivi.evaluation import vtab_tasks  # pylint: disable=g-import-not-at-top
+  names = vtab_tasks.list_tasks()
+  vtab, local = _vtab_split(results)
+  tasks = results.get("tasks") or {}
   missing = results.get("missing") or {}
-  if missing:
-    lines += ["", "Not run: " + "; ".join(f"{name} ({reason})"
-                                          for name, reason in missing.items()) + "."]
+  module = f" of `{results['hub']}`" if results.get("hub") else ""
+  lines = [f"VTAB-1k (`{os.path.basename(results_path)}`{module}), test accuracy (%): "
+           f"{len(vtab)} of the {len(names)} tasks ran.", ""]
+  means = vtab_means(results)
+  if means:
+    keys = list(vtab_tasks.GROUPS) + ["overall"]
+    lines += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys),
+              "| " + " | ".join(_percent(means.get(k)) for k in keys) + " |", ""]
+    if "overall" not in means:
+      lines += [f"No overall VTAB-1k score: it is the mean of all {len(names)} tasks. Group "
+                "means average the tasks of the group that ran.", ""]
+  if vtab:
+    lines += ["| task | group | accuracy |", "|---|---|---|"]
+    lines += [f"| {n} | {tasks[n].get('group', '')} | {_percent(vtab[n])} |" for n in vtab]
+    lines += [""]
+  not_run = [n for n in names if n not in vtab]
+  if not_run:
+    lines += [f"Missing VTAB-1k tasks ({len(not_run)}): " +
+              ", ".join(f"{n} ({missing[n]})" if n in missing else n for n in not_run) + ".", ""]
+  if local:
+    lines += ["Local tasks (not part of VTAB-1k), test accuracy (%):", "",
+              "| task | accuracy |", "|---|---|"]
+    lines += [f"| {n} | {_percent(a)} |" for n, a in local.items()]
+    lines += [""]
+  other_missing = {n: r for n, r in missing.items() if n not in names}
+  if other_missing:
+    lines += ["Local tasks not run: " + "; ".join(f"{n} ({r})" for n, r in
+                                                  other_missing.items()) + "."]
   return "\n".join(lines).rstrip()
 
 
@@ -267,27 +324,68 @@ def write_archive(directory, archive):
 
 
 def _evaluation(results):
-  """The preset's `evaluation`: the VTAB group means that exist."""
-  means = {k: v for k, v in ((results or {}).get("means") or {}).items() if v is not None}
-  return {"vtab_1k": means} if means else {}
+  """The preset's `evaluation`: `{"vtab_1k": vtab_means, "local_tasks": {task: accuracy}}`.
+
+  Each key only when it has figures.
+  """
+  evaluation = {}
+  means = vtab_means(results)
+  if means:
+    evaluation["vtab_1k"] = means
+  _, local = _vtab_split(results)
+  if local:
+    evaluation["local_tasks"] = local
+  return evaluation
 
 
 def _is_export(path):
   return tf.io.gfile.exists(os.path.join(path, exporter.METADATA_FILE))
 
 
+def is_published(directory):
+  """Whether `directory` (PUBLISH_DIR/NAME/VERSION) holds a complete publication."""
+  return os.path.isfile(os.path.join(directory, PRESET_FILE))
+
+
 def check_version_free(publish_dir, name, version, overwrite=False):
-  """`PUBLISH_DIR/NAME/VERSION`; FileExistsError if it is published and not `overwrite`."""
+  """`PUBLISH_DIR/NAME/VERSION`; FileExistsError if it is published and not `overwrite`.
+
+  A version counts as published when its preset.json exists (`publish` writes it into a temp
+  sibling and renames that into place last); a half-written directory left by an older run
+  does not count and is replaced.
+  """
   directory = os.path.join(os.path.abspath(publish_dir), name, str(version))
-  if os.path.exists(directory) and os.listdir(directory) and not overwrite:
+  if is_published(directory) and not overwrite:
     raise FileExistsError(f"{name} version {version} is already published in {directory!r}; "
                           "publish a new --version (or pass overwrite=True, --overwrite).")
   return directory
 
 
+def _move_into_place(tmp_dir, directory, name, version, overwrite):
+  """Renames `tmp_dir` to `directory`; an old publication is removed only once it is replaced."""
+  old = None
+  if os.path.exists(directory):
+    if is_published(directory) and not overwrite:  # Published meanwhile by another run.
+      raise FileExistsError(f"{name} version {version} was published in {directory!r} while "
+                            "this run was writing it; publish a new --version.")
+    old = f"{os.path.dirname(directory)}/.{version}.{uuid.uuid4().hex}.old"
+    os.rename(directory, old)
+  try:
+    os.rename(tmp_dir, directory)
+  except OSError:
+    if old is not None and not os.path.exists(directory):
+      os.rename(old, directory)
+    raise
+  if old is not None:
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def publish(source, publish_dir, name, version=1, results=None, experiment=None,
             overwrite=False):
   """Writes `PUBLISH_DIR/NAME/VERSION/` from an export or a training run.
+
+  The module is built in `NAME/.VERSION.<uuid>.tmp` and renamed into place at the end, so a
+  failed or killed run leaves no (partial) `NAME/VERSION` and never touches an existing one.
 
   Args:
     source: an export directory (`vivi-export --export_dir`), or a training run's model_dir
@@ -297,7 +395,7 @@ def publish(source, publish_dir, name, version=1, results=None, experiment=None,
     version: positive int; a published version is never replaced unless `overwrite`.
     results: optional path of VTAB `results.json` for the card and the preset.
     experiment: the architecture of a run without config.json (see `export_checkpoint`).
-    overwrite: replace an existing `NAME/VERSION`.
+    overwrite: replace an existing `NAME/VERSION` (once the new one is complete).
 
   Returns:
     A `Publication`.
@@ -308,10 +406,23 @@ def publish(source, publish_dir, name, version=1, results=None, experiment=None,
                      f"got {version!r}.")
   results_dict = read_results(results) if results else None
   directory = check_version_free(publish_dir, name, version, overwrite)
-  if os.path.exists(directory):
-    shutil.rmtree(directory)
-  os.makedirs(directory)
-  saved_model = os.path.join(directory, SAVED_MODEL_DIR)
+  os.makedirs(os.path.dirname(directory), exist_ok=True)
+  tmp_dir = os.path.join(os.path.dirname(directory), f".{version}.{uuid.uuid4().hex}.tmp")
+  try:
+    preset = _write(source, tmp_dir, directory, name, version, results_dict, results,
+                    experiment)
+    _move_into_place(tmp_dir, directory, name, version, overwrite)
+  finally:
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+  return Publication(directory, os.path.join(directory, SAVED_MODEL_DIR),
+                     os.path.join(directory, MODEL_CARD_FILE), preset.handle, preset.sha256,
+                     preset)
+
+
+def _write(source, tmp_dir, directory, name, version, results_dict, results, experiment):
+  """Fills `tmp_dir` with the publication that will live at `directory`; its preset."""
+  os.makedirs(tmp_dir)
+  saved_model = os.path.join(tmp_dir, SAVED_MODEL_DIR)
   if _is_export(source):
     shutil.copytree(source, saved_model)
   else:
@@ -319,14 +430,14 @@ def publish(source, publish_dir, name, version=1, results=None, experiment=None,
   info = exporter.read_metadata(saved_model)
 
   card = model_card(name, version, info, results_dict, results)
-  for path in (os.path.join(directory, MODEL_CARD_FILE),
+  for path in (os.path.join(tmp_dir, MODEL_CARD_FILE),
                os.path.join(saved_model, MODEL_CARD_FILE)):
     with open(path, "w", encoding="utf-8") as f:
       f.write(card)
-  archive = os.path.join(directory, f"{name}-{version}.tar.gz")
-  sha256 = write_archive(saved_model, archive)
-  with open(archive + ".sha256", "w", encoding="utf-8") as f:
-    f.write(f"{sha256}  {os.path.basename(archive)}\n")
+  archive_name = f"{name}-{version}.tar.gz"
+  sha256 = write_archive(saved_model, os.path.join(tmp_dir, archive_name))
+  with open(os.path.join(tmp_dir, archive_name + ".sha256"), "w", encoding="utf-8") as f:
+    f.write(f"{sha256}  {archive_name}\n")
 
   config = info.get("experiment_config")
   experiment_name, overrides = (config_overrides(config) if config else
@@ -337,12 +448,12 @@ def publish(source, publish_dir, name, version=1, results=None, experiment=None,
                     experiment_name)
   description = (config or {}).get("description", "") or f"keras_vivi {experiment_name}"
   preset = presets_lib.Preset(
-      name=name, experiment=experiment_name, description=description, handle=archive,
-      sha256=sha256, version=version, overrides=overrides or (),
-      image_size=int(info.get("trained_image_size") or 224), output_dim=int(info["output"]["dim"]),
-      evaluation=_evaluation(results_dict))
-  publication = Publication(directory, saved_model, os.path.join(directory, MODEL_CARD_FILE),
-                            archive, sha256, preset)
-  with open(os.path.join(directory, PRESET_FILE), "w", encoding="utf-8") as f:
-    f.write(publication.preset_json() + "\n")
-  return publication
+      name=name, experiment=experiment_name, description=description,
+      handle=os.path.join(directory, archive_name), sha256=sha256, version=version,
+      overrides=overrides or (), image_size=int(info.get("trained_image_size") or 224),
+      output_dim=int(info["output"]["dim"]), evaluation=_evaluation(results_dict))
+  entry = json.dumps({name: preset.to_dict()}, indent=2, ensure_ascii=False)
+  # preset.json last: its presence marks the publication complete.
+  with open(os.path.join(tmp_dir, PRESET_FILE), "w", encoding="utf-8") as f:
+    f.write(entry + "\n")
+  return preset

@@ -5,7 +5,9 @@ for `handle` lives in `$TFHUB_CACHE_DIR/<sha1(handle)>/` (tensorflow_hub's
 compressed-module layout), so a cache filled by either is used by both. On top of that:
   - the cache is looked at first, so a cached module loads without any network access;
   - archives (local or remote `.tar.gz`) are checked against the preset's sha256 before they
-    are unpacked, and the digest of what was unpacked is kept in `<sha1(handle)>.sha256`;
+    are unpacked, and the digest of what was unpacked is kept in `<sha1(handle)>.sha256`; a
+    cached remote module whose digest is not the expected one is fetched again (offline it
+    is an error naming the directory to delete);
   - with `$KERAS_VIVI_OFFLINE=1` (or `offline=True`) nothing is fetched: a module that is not
     cached is an error saying how to put it there.
 """
@@ -192,26 +194,55 @@ def _resolve_local(handle, path, sha256):
     return cache_archive(handle, path, sha256=actual)
   if _is_cached(module_dir):
     # The archive is gone but its unpacked copy is still cached.
-    return _verified_cache(module_dir, sha256, handle)
+    return _verified_cache(module_dir, sha256, handle,
+                           f"its archive {path!r} no longer exists to unpack again")
   raise _not_cached(handle, module_dir, f"{path!r} does not exist")
 
 
-def _verified_cache(module_dir, sha256, handle):
-  """`module_dir` after checking the digest recorded when its archive was unpacked."""
+def _stale_cache(module_dir, cached, sha256, handle, reason):
+  return ChecksumMismatchError(
+      f"Cached module {module_dir!r} of handle {handle!r} has sha256 {cached}, expected "
+      f"{sha256}: it is not the published archive (stale or another version), and {reason}. "
+      f"Delete it (`rm -rf {module_dir} {module_dir}{DIGEST_SUFFIX}`) and load the handle "
+      f"once online (a mismatched cached module is then fetched again by itself). "
+      f"{_populate_hint(handle, module_dir)} Or fix the preset's sha256 if the archive was "
+      "republished on purpose.")
+
+
+def _cache_matches(module_dir, sha256, handle):
+  """Whether the cached `module_dir` may be used: its recorded digest is `sha256` (or unknown)."""
   cached = _read_digest(module_dir)
   if sha256 is not None and cached is None:
     logging.warning("Cannot verify the sha256 of %s: %s was cached without a record of its "
                     "archive's digest.", handle, module_dir)
-  elif sha256 is not None:
-    _check_digest(cached, sha256, f"Cached module {module_dir!r}", handle)
+  return sha256 is None or cached is None or cached == sha256
+
+
+def _verified_cache(module_dir, sha256, handle, reason):
+  """`module_dir` after checking the digest recorded when its archive was unpacked."""
+  if not _cache_matches(module_dir, sha256, handle):
+    raise _stale_cache(module_dir, _read_digest(module_dir), sha256, handle, reason)
   return module_dir
+
+
+def _remove_cached(module_dir):
+  shutil.rmtree(module_dir, ignore_errors=True)
+  if os.path.exists(module_dir + DIGEST_SUFFIX):
+    os.remove(module_dir + DIGEST_SUFFIX)
 
 
 def _resolve_remote(handle, sha256, offline):
   module_dir = cached_module_dir(handle)
   if _is_cached(module_dir):
-    return _verified_cache(module_dir, sha256, handle)
-  if offline:
+    if offline:
+      return _verified_cache(module_dir, sha256, handle,
+                             f"it cannot be fetched again offline (${OFFLINE_ENV} is set)")
+    if _cache_matches(module_dir, sha256, handle):
+      return module_dir
+    logging.warning("Cached module %s of %s has sha256 %s, expected %s; fetching it again.",
+                    module_dir, handle, _read_digest(module_dir), sha256)
+    _remove_cached(module_dir)
+  elif offline:
     raise _not_cached(handle, module_dir, f"offline (${OFFLINE_ENV} is set)")
   try:
     if sha256 is not None:

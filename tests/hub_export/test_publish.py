@@ -34,6 +34,14 @@ MANIFEST = {  # the keys of keras_vivi.data.manifest.build_manifest
     "label_map": {}, "class_histogram": {"Cat": 30, "Person": 20, "Car": 7},
     "flagged": {"single_shot": ["v2"], "no_detections": [], "truncated": []},
 }
+# The 19 VTAB-1k tasks by group, as the VTAB paper lists them.
+VTAB_NATURAL = ["caltech101", "cifar100", "dtd", "oxford_flowers102", "oxford_iiit_pet",
+                "sun397", "svhn"]
+VTAB_SPECIALIZED = ["patch_camelyon", "eurosat", "resisc45", "diabetic_retinopathy"]
+VTAB_STRUCTURED = ["clevr_count", "clevr_distance", "dmlab", "kitti_distance",
+                   "dsprites_location", "dsprites_orientation", "smallnorb_azimuth",
+                   "smallnorb_elevation"]
+VTAB_19 = VTAB_NATURAL + VTAB_SPECIALIZED + VTAB_STRUCTURED
 RESULTS = {  # as vivi-vtab writes it (keras_vivi.evaluation.vtab.write_results)
     "hub": "exports/tiny", "config": {},
     "tasks": {"cifar100": {"group": "natural", "test_accuracy": 0.5, "selected": {}, "sweep": []},
@@ -132,10 +140,14 @@ def test_model_card(published):
   assert "| 3 | 1 | 9 | 40 | 57 | 2 |" in card  # videos skipped shots frames objects shards
   assert "name mediapipe_oidv4_ssd" in card and "(3 in all): Cat 30, Person 20, Car 7" in card
   assert "Flagged videos: single_shot 1." in card
-  assert ("| natural | specialized | structured | local | overall |\n|---|---|---|---|---|\n"
-          "| 50.0 | — | 25.0 | — | 37.5 |") in card
+  assert "test accuracy (%): 2 of the 19 tasks ran." in card and "of `exports/tiny`" in card
+  # Two of 19 tasks: no overall VTAB-1k score (the file's 0.375 is the mean of these two).
+  assert ("| natural | specialized | structured | overall |\n|---|---|---|---|\n"
+          "| 50.0 | — | 25.0 | — |") in card and "37.5" not in card
   assert "| dsprites_orientation | structured | 25.0 |" in card
-  assert "Not run: resisc45 (manual download)." in card and "of `exports/tiny`" in card
+  missing = [n for n in VTAB_19 if n not in ("cifar100", "dsprites_orientation")]
+  assert ("Missing VTAB-1k tasks (17): " + ", ".join(
+      "resisc45 (manual download)" if n == "resisc45" else n for n in missing) + ".") in card
   assert "values in [0, 1]" in card and "`[batch, 2048]`" in card and "## Intended use" in card
   assert '"depth": 14' in card and "Experiment `vivi_objects`" in card
 
@@ -149,8 +161,8 @@ def test_printed_entry_is_the_preset_file(published, tiny_run):
   preset = Preset.from_dict("tiny_vivi", entry["tiny_vivi"])
   assert preset.handle == published.archive and preset.sha256 == sha256_of(published.archive)
   assert (preset.version, preset.output_dim, preset.image_size) == (2, 2048, 32)
-  assert dict(preset.evaluation["vtab_1k"]) == {"natural": 0.5, "structured": 0.25,
-                                                 "overall": 0.375}
+  # Two of 19 VTAB tasks: their group means, no "overall"; no local task ran.
+  assert entry["tiny_vivi"]["evaluation"] == {"vtab_1k": {"natural": 0.5, "structured": 0.25}}
   with open(os.path.join(tiny_run.model_dir, "config.json")) as f:
     assert json.loads(json.dumps(configs.to_dict(preset.config()))) == json.load(f)
 
@@ -248,3 +260,128 @@ def test_config_overrides_rebuild_the_config(name, overrides):
 def test_output_flags(kwargs, message):
   with pytest.raises(app.UsageError, match=message):
     cli.check_outputs(**kwargs)
+
+
+def _tasks(accuracies, group):
+  return {name: {"group": group, "test_accuracy": a} for name, a in accuracies.items()}
+
+
+def test_digits_only_is_no_vtab_result():
+  """A demo run on the local `digits` task: vivi-vtab's "overall" is the digits accuracy."""
+  results = {"hub": "m", "tasks": _tasks({"digits": 0.9}, "local"), "missing": {},
+             "means": {"natural": None, "specialized": None, "structured": None, "local": 0.9,
+                       "overall": 0.9}}
+  assert publish_lib._evaluation(results) == {"local_tasks": {"digits": 0.9}}
+  card = publish_lib._evaluation_section(results, "/x/results.json")
+  assert "0 of the 19 tasks ran." in card and "| overall |" not in card
+  assert "Missing VTAB-1k tasks (19): " + ", ".join(VTAB_19) + "." in card
+  assert "Local tasks (not part of VTAB-1k)" in card and "| digits | 90.0 |" in card
+  assert card.count("90.0") == 1
+
+
+def test_all_19_tasks_give_an_overall_score():
+  natural = dict(zip(VTAB_NATURAL, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]))  # mean 0.4
+  specialized = dict(zip(VTAB_SPECIALIZED, [0.2, 0.4, 0.6, 0.8]))        # mean 0.5
+  structured = dict.fromkeys(VTAB_STRUCTURED, 0.3)                       # mean 0.3
+  tasks = {**_tasks(natural, "natural"), **_tasks(specialized, "specialized"),
+           **_tasks(structured, "structured"), **_tasks({"lfw_subset": 0.95}, "local")}
+  results = {"tasks": tasks, "missing": {"digits": "no sklearn"},
+             "means": {"natural": 0.4, "specialized": 0.5, "structured": 0.3, "local": 0.95,
+                       "overall": 7.2 / 19}}
+  evaluation = publish_lib._evaluation(results)
+  assert evaluation["local_tasks"] == {"lfw_subset": 0.95}
+  assert evaluation["vtab_1k"] == pytest.approx(
+      {"natural": 0.4, "specialized": 0.5, "structured": 0.3,
+       "overall": (7 * 0.4 + 4 * 0.5 + 8 * 0.3) / 19})
+  card = publish_lib._evaluation_section(results, "results.json")
+  assert "19 of the 19 tasks ran." in card and "Missing VTAB-1k" not in card
+  assert ("| natural | specialized | structured | overall |\n|---|---|---|---|\n"
+          "| 40.0 | 50.0 | 30.0 | 37.9 |") in card
+  assert "| svhn | natural | 70.0 |" in card and "| lfw_subset | 95.0 |" in card
+  assert "Local tasks not run: digits (no sklearn)." in card
+
+  del tasks["resisc45"]  # 18 of 19: the group means stay, overall goes.
+  results["missing"]["resisc45"] = "manual download"
+  assert publish_lib._evaluation(results)["vtab_1k"] == pytest.approx(
+      {"natural": 0.4, "specialized": (0.2 + 0.4 + 0.8) / 3, "structured": 0.3})
+  card = publish_lib._evaluation_section(results, "results.json")
+  assert "18 of the 19 tasks ran." in card
+  assert "Missing VTAB-1k tasks (1): resisc45 (manual download)." in card
+
+
+def test_means_without_tasks_give_group_means_only():
+  results = {"tasks": {}, "means": {"natural": 0.5, "specialized": None, "local": 0.9,
+                                    "overall": 0.7}}
+  assert publish_lib._evaluation(results) == {"vtab_1k": {"natural": 0.5}}
+  assert publish_lib._evaluation(None) == {}
+
+
+def test_the_19_vtab_tasks():
+  from keras_vivi.evaluation import vtab_tasks
+  assert vtab_tasks.list_tasks() == VTAB_19
+
+
+def _snapshot(directory):
+  """{relative path: bytes} of every file under `directory`."""
+  files = {}
+  for root, _, names in os.walk(directory):
+    for name in names:
+      with open(os.path.join(root, name), "rb") as f:
+        files[os.path.relpath(os.path.join(root, name), directory)] = f.read()
+  return files
+
+
+def test_a_failed_publication_leaves_no_version(published, tmp_path, monkeypatch):
+  module = os.path.join(published.zoo, "tiny_vivi")
+  with pytest.raises(Exception):
+    publish_lib.publish(str(tmp_path / "no_such_run"), published.zoo, "tiny_vivi", version=3)
+  assert sorted(os.listdir(module)) == ["2"]
+  assert publish_lib.check_version_free(published.zoo, "tiny_vivi", 3) == os.path.join(module, "3")
+
+  def killed(directory, archive):  # Fails after the SavedModel, card and half an archive.
+    with open(archive, "wb") as f:
+      f.write(b"partial")
+    raise KeyboardInterrupt
+  monkeypatch.setattr(publish_lib, "write_archive", killed)
+  with pytest.raises(KeyboardInterrupt):
+    publish_lib.publish(published.saved_model, published.zoo, "tiny_vivi", version=3)
+  assert sorted(os.listdir(module)) == ["2"]
+  publish_lib.check_version_free(published.zoo, "tiny_vivi", 3)
+
+
+def test_overwrite_keeps_the_old_version_when_the_new_one_fails(published, tmp_path):
+  before = _snapshot(published.directory)
+  with pytest.raises(Exception):
+    publish_lib.publish(str(tmp_path / "no_such_run"), published.zoo, "tiny_vivi", version=2,
+                        overwrite=True)
+  assert _snapshot(published.directory) == before
+  assert sorted(os.listdir(os.path.join(published.zoo, "tiny_vivi"))) == ["2"]
+
+
+def test_half_written_versions_and_leftovers_do_not_count(published):
+  module = os.path.join(published.zoo, "tiny_vivi")
+  # What a killed run of the old, in-place publish left, and a killed run's temp dir.
+  os.makedirs(os.path.join(module, "5", "saved_model"))
+  with open(os.path.join(module, "5", "saved_model", "saved_model.pb"), "wb") as f:
+    f.write(b"half")
+  os.makedirs(os.path.join(module, ".5.deadbeef.tmp"))
+  assert publish_lib.check_version_free(published.zoo, "tiny_vivi", 5) == os.path.join(module, "5")
+  publication = publish_lib.publish(published.saved_model, published.zoo, "tiny_vivi", 5)
+  directory = os.path.join(module, "5")
+  assert publication.directory == directory
+  assert sorted(os.listdir(directory)) == [
+      "MODEL_CARD.md", "preset.json", "saved_model", "tiny_vivi-5.tar.gz",
+      "tiny_vivi-5.tar.gz.sha256"]
+  with open(os.path.join(directory, "preset.json")) as f:
+    entry = json.load(f)["tiny_vivi"]
+  archive = os.path.join(directory, "tiny_vivi-5.tar.gz")
+  assert entry["handle"] == publication.archive == archive
+  assert entry["sha256"] == sha256_of(archive)
+  with open(os.path.join(directory, "saved_model", "saved_model.pb"), "rb") as f:
+    assert f.read() != b"half"
+  with pytest.raises(FileExistsError, match="tiny_vivi version 5 is already published"):
+    publish_lib.publish(published.saved_model, published.zoo, "tiny_vivi", 5)
+  # A successful overwrite replaces it and leaves no old copy behind.
+  publish_lib.publish(published.saved_model, published.zoo, "tiny_vivi", 5, overwrite=True)
+  assert sorted(os.listdir(module)) == [".5.deadbeef.tmp", "2", "5"]
+  assert sha256_of(archive) == entry["sha256"]  # Same source, same bytes.

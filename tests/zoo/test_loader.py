@@ -152,7 +152,68 @@ def test_remote_archive_with_checksum(tiny_saved_models, cache, monkeypatch):
   assert loader.resolve_handle(url, sha256=digest) == sha1_dir(cache, url)
   assert fetched == [url, url]  # The cached copy is not fetched again.
   with pytest.raises(loader.ChecksumMismatchError, match="Cached module"):
-    loader.resolve_handle(url, sha256="2" * 64)
+    loader.resolve_handle(url, sha256="2" * 64, offline=True)
+
+
+def test_stale_cached_remote_module_is_fetched_again_online(tiny_saved_models, cache,
+                                                             monkeypatch):
+  url = "https://example.org/zoo/tiny-1.tar.gz"
+  _, old_archive, old_digest = tiny_saved_models[2.0]
+  _, new_archive, new_digest = tiny_saved_models[1.0]
+  module_dir = loader.cache_archive(url, old_archive, sha256=old_digest)
+  open(os.path.join(module_dir, "marker"), "w").close()
+  served, fetched = [new_archive], []
+
+  def fake_download(handle, path):
+    fetched.append(handle)
+    shutil.copy(served[0], path)
+  monkeypatch.setattr(loader, "_download", fake_download)
+  assert loader.resolve_handle(url, sha256=new_digest) == module_dir == sha1_dir(cache, url)
+  assert fetched == [url] and not os.path.exists(os.path.join(module_dir, "marker"))
+  with open(module_dir + ".sha256") as f:
+    assert f.read().split()[0] == new_digest
+  np.testing.assert_allclose(outputs(hub.KerasLayer(module_dir)), tiny_features(ramp(), 1.0),
+                             rtol=1e-6)
+  assert loader.resolve_handle(url, sha256=new_digest) == module_dir
+  assert fetched == [url]  # Now it matches: used from the cache.
+  # The server still has another archive: the error is about the fetched archive, and the
+  # stale copy is gone so that the next call fetches again instead of repeating the error.
+  wrong = "3" * 64
+  with pytest.raises(loader.ChecksumMismatchError,
+                     match=f"Archive .* has sha256 {new_digest}, expected {wrong}"):
+    loader.resolve_handle(url, sha256=wrong)
+  assert fetched == [url, url]
+  assert sorted(os.listdir(cache)) == []
+  with pytest.raises(loader.ChecksumMismatchError, match=f"expected {wrong}"):
+    loader.resolve_handle(url, sha256=wrong)
+  assert fetched == [url, url, url]
+
+
+def test_stale_cached_remote_module_offline_names_what_to_delete(tiny_saved_models, cache,
+                                                                 no_network):
+  url = "https://example.org/zoo/tiny-1.tar.gz"
+  _, old_archive, old_digest = tiny_saved_models[2.0]
+  _, new_archive, new_digest = tiny_saved_models[1.0]
+  module_dir = loader.cache_archive(url, old_archive, sha256=old_digest)
+  assert module_dir == sha1_dir(cache, url)
+  with pytest.raises(loader.ChecksumMismatchError) as error:
+    loader.resolve_handle(url, sha256=new_digest, offline=True)
+  message = str(error.value)
+  assert f"Cached module {module_dir!r}" in message
+  assert f"has sha256 {old_digest}, expected {new_digest}" in message
+  assert "cannot be fetched again offline" in message
+  assert f"`rm -rf {module_dir} {module_dir}.sha256`" in message
+  assert f"keras_vivi.zoo.cache_archive({url!r}, 'ARCHIVE.tar.gz')" in message
+  assert "Fetch it again" not in message
+  assert sorted(os.listdir(cache)) == sorted([os.path.basename(module_dir),
+                                              os.path.basename(module_dir) + ".sha256"])
+  # Doing what it says works.
+  shutil.rmtree(module_dir)
+  os.remove(module_dir + ".sha256")
+  loader.cache_archive(url, new_archive, sha256=new_digest)
+  path = loader.resolve_handle(url, sha256=new_digest, offline=True)
+  np.testing.assert_allclose(outputs(hub.KerasLayer(path)), tiny_features(ramp(), 1.0),
+                             rtol=1e-6)
 
 
 def test_gcs_directory_needs_network(cache):
