@@ -12,9 +12,10 @@ import math
 import os
 
 from keras_vivi.evaluation import statistics
+from keras_vivi.evaluation import vtab
 from keras_vivi.evaluation import vtab_tasks
 
-RESULTS = "results.json"
+RESULTS = vtab.RESULTS_JSON
 GROUPS = vtab_tasks.GROUPS
 
 
@@ -116,18 +117,17 @@ def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0):
     result = statistics.compare_runs(a["accuracies"][task], b["accuracies"][task], **options)
     tasks[task] = dict(group=groups[task], runs_a=a["accuracies"][task],
                        runs_b=b["accuracies"][task], **_as_dict(result))
-  everywhere = a["in_every_run"] & b["in_every_run"]
-  members = {g: _ordered([t for t in everywhere if groups[t] == g], groups)
-             for g in GROUPS + ("local",)}
-  # As vivi-vtab: overall is the mean over the VTAB tasks, or over local tasks if there are none.
-  members["overall"] = (_ordered([t for t in everywhere if groups[t] in GROUPS], groups)
-                        or members["local"])
+  everywhere = _ordered(a["in_every_run"] & b["in_every_run"], groups)
+  # Per run, as vivi-vtab computes its means (overall: the VTAB tasks, else the local tasks).
+  run_means = {side: [vtab.group_means({t: {"group": groups[t],
+                                            "test_accuracy": s["accuracies"][t][r]}
+                                        for t in everywhere})
+                      for r in range(s["num_runs"])] for side, s in (("a", a), ("b", b))}
   means = {}
-  for group, tasks_in in members.items():
+  for group, tasks_in in vtab.group_members({t: groups[t] for t in everywhere}).items():
     if not tasks_in:
       continue
-    per_run = {side: [sum(s["accuracies"][t][r] for t in tasks_in) / len(tasks_in)
-                      for r in range(s["num_runs"])] for side, s in (("a", a), ("b", b))}
+    per_run = {side: [m[group] for m in run_means[side]] for side in ("a", "b")}
     result = statistics.compare_runs(per_run["a"], per_run["b"], **options)
     means[group] = dict(tasks=tasks_in, runs_a=per_run["a"], runs_b=per_run["b"],
                         **_as_dict(result))

@@ -13,6 +13,8 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
+import keras_vivi
+
 
 def schedule_boundaries(steps, learning_rate, decay_every, decay_factor=0.1):
   """The piecewise-constant schedule as (boundaries, values).
@@ -68,8 +70,10 @@ def build_classifier(handle, num_classes, trainable=True, image_size=224):
   """A hub module with a zero-initialised linear head.
 
   Args:
-    handle: SavedModel directory or TF-Hub handle whose `obj(images, training)` maps float32
-      `[B, H, W, 3]` in [0, 1] to `[B, D]` (or `[B, 1, 1, D]`) pre-logits.
+    handle: a zoo preset name or a hub handle (SavedModel directory, local or remote `.tar.gz`,
+      TF-Hub URL), loaded through the zoo's cache (`keras_vivi.load_feature_extractor`: sha256
+      checks, `$KERAS_VIVI_OFFLINE`), or a callable module object; `obj(images, training)`
+      maps float32 `[B, H, W, 3]` in [0, 1] to `[B, D]` (or `[B, 1, 1, D]`) pre-logits.
     num_classes: number of logits.
     trainable: fine-tune the module's variables too (VTAB's setting), not only the head.
     image_size: the input's height and width.
@@ -81,7 +85,11 @@ def build_classifier(handle, num_classes, trainable=True, image_size=224):
   if num_classes < 1:
     raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
   images = tf_keras.Input([image_size, image_size, 3], dtype=tf.float32, name="images")
-  features = hub.KerasLayer(handle, trainable=trainable, name="module")(images)
+  if isinstance(handle, str):
+    module = keras_vivi.load_feature_extractor(handle, trainable=trainable, name="module")
+  else:
+    module = hub.KerasLayer(handle, trainable=trainable, name="module")
+  features = module(images)
   if features.shape.rank == 4 and features.shape[1:3] == (1, 1):
     features = tf_keras.layers.Flatten(name="squeeze")(features)  # task_adaptation accepts these
   if features.shape.rank != 2:
@@ -117,8 +125,11 @@ def finetune(classifier, dataset, steps, learning_rate, decay_every, momentum=0.
   return classifier.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=verbose)
 
 
-def evaluate_accuracy(classifier, dataset):
-  """Top-1 accuracy (a fraction in [0, 1]) over a finite tf.data of `(images, labels)` batches."""
+def count_correct(classifier, dataset, on_batch=None):
+  """(top-1 hits, examples) over a finite tf.data of `(images, labels)` batches.
+
+  `on_batch(batch_size)` is called after every batch (e.g. a progress bar's update).
+  """
 
   @tf.function
   def count(images, labels):
@@ -131,6 +142,14 @@ def evaluate_accuracy(classifier, dataset):
     hits, size = count(images, labels)
     correct += int(hits)
     total += int(size)
+    if on_batch is not None:
+      on_batch(int(size))
+  return correct, total
+
+
+def evaluate_accuracy(classifier, dataset):
+  """Top-1 accuracy (a fraction in [0, 1]) over a finite tf.data of `(images, labels)` batches."""
+  correct, total = count_correct(classifier, dataset)
   if not total:
-    raise ValueError("evaluate_accuracy got an empty dataset.")
+    raise ValueError("evaluate_accuracy got an empty dataset; expected at least one example.")
   return correct / total

@@ -25,7 +25,6 @@ NOT_IN_TFDS = {
     "ytbb_robust": "YT-BB-Robust (Shankar et al. 2019) is a video set: classify every frame and "
                    "score with `video_robustness`.",
 }
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 def _predicted_labels(frames, video):
@@ -109,11 +108,11 @@ def video_robustness(predictions, labels, k=10, anchors=None):
     # errors_before[i] = misclassified frames among the first i, so any window's error count is
     # a difference of two entries.
     errors_before = np.concatenate([[0], np.cumsum(~correct)])
-    ids = (frames.size - 1) // 2 if anchors is None else anchors[v]
-    ids = np.atleast_1d(np.asarray(ids))
+    given = (frames.size - 1) // 2 if anchors is None else anchors[v]
+    ids = np.atleast_1d(np.asarray(given))
     if ids.size == 0 or ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= frames.size:
       raise ValueError(f"Video {v}: anchors must be frame indices in [0, {frames.size}), got "
-                       f"{anchors[v]!r}.")
+                       f"{given!r}.")
     lo, hi = np.maximum(ids - k, 0), np.minimum(ids + k + 1, frames.size)
     anchor_correct.append(correct[ids])
     pmk_correct.append(errors_before[hi] - errors_before[lo] == 0)
@@ -180,31 +179,21 @@ def shape_bias(predicted, shape_labels, texture_labels):
                    texture_accuracy=texture_hits / n if n else float("nan"))
 
 
-def _folder_dataset(path, image_size):
+def _folder_dataset(path):
   """A class-folder directory as `(dataset of (image, label), count)`, or raises ValueError."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from keras_vivi.evaluation import vtab_tasks  # pylint: disable=g-import-not-at-top
 
   classes = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
   if not classes:
     raise ValueError(f"{path} has no class folders: expected one sub-directory per class.")
   # Integer folder names are class indices of the classifier; other names are indexed in
   # sorted order (as tf_keras.utils.image_dataset_from_directory does).
-  numeric = all(c.isdigit() for c in classes)
-  files, labels = [], []
-  for index, name in enumerate(classes):
-    for file in sorted(os.listdir(os.path.join(path, name))):
-      if file.lower().endswith(IMAGE_EXTENSIONS):
-        files.append(os.path.join(path, name, file))
-        labels.append(int(name) if numeric else index)
-  if not files:
-    raise ValueError(f"{path} has class folders but no {'/'.join(IMAGE_EXTENSIONS)} images.")
-
-  def load(file, label):
-    image = tf.io.decode_image(tf.io.read_file(file), channels=3, expand_animations=False)
-    return image, label
-
-  dataset = tf.data.Dataset.from_tensor_slices((files, np.asarray(labels, np.int64)))
-  return dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE), len(files)
+  labels = [int(c) for c in classes] if all(c.isdigit() for c in classes) else None
+  dataset, count = vtab_tasks.class_folder_dataset([path], classes, labels)
+  if not count:
+    raise ValueError(f"{path} has class folders but no "
+                     f"{'/'.join(vtab_tasks.IMAGE_EXTENSIONS)} images.")
+  return dataset, count
 
 
 def _tfds_dataset(spec, data_dir):
@@ -296,6 +285,8 @@ def evaluate_shifts(classifier, test_sets, batch_size=64, image_size=None, data_
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tqdm  # pylint: disable=g-import-not-at-top
+  from keras_vivi.evaluation import finetune  # pylint: disable=g-import-not-at-top
+  from keras_vivi.evaluation import vtab  # pylint: disable=g-import-not-at-top
 
   if not isinstance(test_sets, dict):
     test_sets = {str(source): str(source) for source in test_sets}
@@ -306,20 +297,14 @@ def evaluate_shifts(classifier, test_sets, batch_size=64, image_size=None, data_
                      "pass image_size.")
 
   def preprocess(image, label):
-    image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, [image_size, image_size])
-    return image, label
-
-  @tf.function
-  def count(images, labels):
-    predicted = tf.argmax(classifier(images, training=False), axis=-1)
-    return tf.reduce_sum(tf.cast(tf.equal(predicted, tf.cast(labels, predicted.dtype)), tf.int64))
+    return vtab.preprocess(image, label, image_size)
 
   results = {"sets": {}, "missing": {}}
   for name, source in test_sets.items():
     split = None
     try:
       if os.path.isdir(source):
-        dataset, total = _folder_dataset(source, image_size)
+        dataset, total = _folder_dataset(source)
       else:
         dataset, total, split = _tfds_dataset(source, data_dir)
     except ValueError as e:
@@ -327,12 +312,8 @@ def evaluate_shifts(classifier, test_sets, batch_size=64, image_size=None, data_
       continue
     batches = (dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
                .prefetch(tf.data.AUTOTUNE))
-    correct = seen = 0
     with tqdm.tqdm(total=total, desc=name, unit="img", disable=not progress) as bar:
-      for images, labels in batches:
-        correct += int(count(images, labels))
-        seen += int(labels.shape[0])
-        bar.update(int(labels.shape[0]))
+      correct, seen = finetune.count_correct(classifier, batches, on_batch=bar.update)
     if not seen:
       results["missing"][name] = {"source": source, "reason": "the set holds no examples"}
       continue

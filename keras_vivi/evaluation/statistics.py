@@ -16,7 +16,8 @@ import numpy as np
 from scipy import special
 from scipy import stats
 
-# Figure 4's colours: blue Natural, orange Specialized, green Structured (matplotlib's C0, C1, C2).
+# The colours of the VTAB groups in every plot (here and `vtab`'s results.png): Figure 4's blue
+# Natural, orange Specialized, green Structured (matplotlib's C0, C1, C2); gray for the rest.
 GROUP_COLOURS = {"natural": "#1f77b4", "specialized": "#ff7f0e", "structured": "#2ca02c"}
 OTHER_COLOUR = "#7f7f7f"
 

@@ -19,6 +19,7 @@ mean of 19 when all ran); only when no VTAB task ran is it the mean over the loc
 
 import csv
 import dataclasses
+import io
 import json
 import os
 from typing import Tuple
@@ -29,7 +30,9 @@ import tf_keras
 from tqdm import auto as tqdm
 
 from keras_vivi.evaluation import finetune
+from keras_vivi.evaluation import statistics
 from keras_vivi.evaluation import vtab_tasks
+from keras_vivi.zoo import presets as presets_lib
 
 RESULTS_JSON = "results.json"
 MEAN_KEYS = vtab_tasks.GROUPS + ("local", "overall")
@@ -156,19 +159,26 @@ def run_task(handle, task, config, data_dir=None, verbose=0, progress=True):
           "sweep": sweep}
 
 
+def group_members(groups):
+  """{'natural', 'specialized', 'structured', 'local', 'overall'} → the task names each mean
+  averages, for `groups` mapping task name → group.
+
+  'overall' is the VTAB tasks (group by group), or the local tasks when there is no VTAB task.
+  """
+  members = {g: [t for t, group in groups.items() if group == g] for g in MEAN_KEYS[:-1]}
+  members["overall"] = sum((members[g] for g in vtab_tasks.GROUPS), []) or members["local"]
+  return members
+
+
 def group_means(tasks):
   """{'natural', 'specialized', 'structured', 'local', 'overall'} → mean test accuracy or None.
 
-  `tasks` maps task name → {'group', 'test_accuracy', ...}. 'overall' averages the VTAB tasks
-  present, or the local tasks when there is no VTAB task.
+  `tasks` maps task name → {'group', 'test_accuracy', ...}; what each mean averages is
+  `group_members`.
   """
-  by_group = {g: [t["test_accuracy"] for t in tasks.values() if t["group"] == g]
-              for g in MEAN_KEYS[:-1]}
-  means = {g: float(np.mean(v)) if v else None for g, v in by_group.items()}
-  vtab = sum((by_group[g] for g in vtab_tasks.GROUPS), [])
-  overall = vtab or by_group["local"]
-  means["overall"] = float(np.mean(overall)) if overall else None
-  return means
+  members = group_members({name: t["group"] for name, t in tasks.items()})
+  return {key: float(np.mean([tasks[n]["test_accuracy"] for n in names])) if names else None
+          for key, names in members.items()}
 
 
 def _ordered(names):
@@ -176,18 +186,26 @@ def _ordered(names):
   return sorted(names, key=lambda n: (order.get(n, len(order)), n))
 
 
+def _replace(path, write):
+  """`write(temporary path)`, then renames it to `path`: readers never see a partial file."""
+  root, extension = os.path.splitext(path)
+  temporary = f"{root}.tmp{extension}"  # keeps the extension matplotlib infers the format from
+  write(temporary)
+  os.replace(temporary, path)
+
+
+def _write_text(path, text):
+  def write(temporary):
+    with open(temporary, "w", newline="", encoding="utf-8") as f:
+      f.write(text)
+  _replace(path, write)
+
+
 def write_results(results, output_dir):
   """Writes results.json, results.csv, results.md and results.png (each replaced atomically)."""
-  tf.io.gfile.makedirs(output_dir)
+  os.makedirs(output_dir, exist_ok=True)
   tasks, means = results["tasks"], results["means"]
-
-  def write(name, text):
-    path = os.path.join(output_dir, name)
-    with open(path + ".tmp", "w", newline="") as f:
-      f.write(text)
-    os.replace(path + ".tmp", path)
-
-  write(RESULTS_JSON, json.dumps(results, indent=2) + "\n")
+  _write_text(os.path.join(output_dir, RESULTS_JSON), json.dumps(results, indent=2) + "\n")
 
   rows = [["task", "group", "test_accuracy", "learning_rate", "steps", "decay_every",
            "val_accuracy"]]
@@ -202,9 +220,9 @@ def write_results(results, output_dir):
       rows.append([f"mean_{key}", key, f"{means[key]:.4f}", "", "", "", ""])
   for name in _ordered(results["missing"]):
     rows.append([name, "missing", "", "", "", "", ""])
-  with open(os.path.join(output_dir, "results.csv.tmp"), "w", newline="") as f:
-    csv.writer(f).writerows(rows)
-  os.replace(os.path.join(output_dir, "results.csv.tmp"), os.path.join(output_dir, "results.csv"))
+  table = io.StringIO(newline="")
+  csv.writer(table).writerows(rows)
+  _write_text(os.path.join(output_dir, "results.csv"), table.getvalue())
 
   lines = [f"# VTAB-1k: `{results['hub']}`", "",
            "| task | group | test accuracy (%) | selected lr / steps / decay every |",
@@ -219,24 +237,21 @@ def write_results(results, output_dir):
   if results["missing"]:
     lines += ["", "Missing tasks (not in the means):", ""]
     lines += [f"- {name}: {results['missing'][name]}" for name in _ordered(results["missing"])]
-  write("results.md", "\n".join(lines) + "\n")
-  _plot(results, os.path.join(output_dir, "results.png"))
-
-
-_COLOURS = {"natural": "tab:green", "specialized": "tab:orange", "structured": "tab:blue",
-            "local": "tab:gray"}
+  _write_text(os.path.join(output_dir, "results.md"), "\n".join(lines) + "\n")
+  _replace(os.path.join(output_dir, "results.png"), lambda path: _plot(results, path))
 
 
 def _plot(results, path):
   from keras_vivi import plotting  # pylint: disable=g-import-not-at-top
   tasks, means = results["tasks"], results["means"]
   names, values, colours = [], [], []
-  for group in _COLOURS:
+  for group in MEAN_KEYS[:-1]:
     members = [n for n in _ordered(tasks) if tasks[n]["group"] == group]
     names += members + ([f"mean {group}"] if members else [])
     values += [100 * tasks[n]["test_accuracy"] for n in members]
     values += [100 * means[group]] if members else []
-    colours += [_COLOURS[group]] * (len(members) + bool(members))
+    colour = statistics.GROUP_COLOURS.get(group, statistics.OTHER_COLOUR)
+    colours += [colour] * (len(members) + bool(members))
   figure, axis = plotting.subplots(figsize=(max(4.0, 0.45 * len(names) + 1.5), 4.5))
   bars = axis.bar(range(len(names)), values, color=colours)
   for bar, name in zip(bars, names):
@@ -256,17 +271,26 @@ def _plot(results, path):
     title += f" ({len(results['missing'])} tasks missing)"
   axis.set_title(title, fontsize=10)
   figure.tight_layout()
-  figure.savefig(path + ".tmp.png", dpi=100)
-  os.replace(path + ".tmp.png", path)
+  figure.savefig(path, dpi=100)
+
+
+def normalize_hub(handle):
+  """`handle` as results.json records it: an existing local path made absolute (so
+  `exports/x`, `./exports/x` and `/abs/exports/x` are one module); preset names and URLs as
+  given."""
+  if handle in presets_lib.list_presets() or handle.startswith(("http://", "https://", "gs://")):
+    return handle
+  path = os.path.expanduser(handle[len("file://"):] if handle.startswith("file://") else handle)
+  return os.path.abspath(path) if os.path.exists(path) else handle
 
 
 def _resume(output_dir, handle, config):
   path = os.path.join(output_dir, RESULTS_JSON)
   fresh = {"hub": handle, "config": config_to_dict(config), "tasks": {}, "missing": {},
            "means": group_means({})}
-  if not tf.io.gfile.exists(path):
+  if not os.path.exists(path):
     return fresh
-  with tf.io.gfile.GFile(path) as f:
+  with open(path, encoding="utf-8") as f:
     previous = json.load(f)
   if previous.get("hub") != handle or previous.get("config") != fresh["config"]:
     raise ValueError(f"{path} holds results of hub {previous.get('hub')!r} with config "
@@ -295,8 +319,9 @@ def run_vtab(handle, task_names, output_dir, config=VtabConfig(), data_dir=None,
   """Runs the protocol on `task_names`, writing results to `output_dir` after every task.
 
   Args:
-    handle: hub module (SavedModel directory or TF-Hub handle) mapping float32 images
-      [B, H, W, 3] in [0, 1] to [B, D].
+    handle: a zoo preset name or a hub handle (see `keras_vivi.load_feature_extractor`) of a
+      module mapping float32 images [B, H, W, 3] in [0, 1] to [B, D]; results.json records
+      local paths as absolute paths (`normalize_hub`).
     task_names: task names (see `vtab_tasks.get_task`).
     output_dir: where results.{json,csv,md,png} go; finished tasks found there are skipped.
     config: `VtabConfig`.
@@ -307,6 +332,7 @@ def run_vtab(handle, task_names, output_dir, config=VtabConfig(), data_dir=None,
   Returns:
     The results.json content as a dict.
   """
+  handle = normalize_hub(handle)
   results = _resume(output_dir, handle, config)
   tasks = [vtab_tasks.get_task(n) for n in task_names]
   bar = tqdm.tqdm(tasks, desc="VTAB tasks", disable=not progress)

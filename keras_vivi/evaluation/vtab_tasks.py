@@ -20,6 +20,7 @@ Local tasks need no download and serve smoke runs and demos:
 """
 
 import dataclasses
+import importlib
 import os
 from typing import Callable, Optional, Tuple
 
@@ -29,7 +30,7 @@ import tensorflow_datasets as tfds
 
 GROUPS = ("natural", "specialized", "structured")
 SPLITS = ("train800", "val200", "train800val200", "test")
-_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 class TaskDataMissing(RuntimeError):
@@ -86,8 +87,7 @@ def split_strings(slicing, num_examples=None, train_size=800, val_size=200):
     raise ValueError(f"Slicing {slicing} cuts at a percentage and needs num_examples, got "
                      f"{num_examples!r}.")
   start = cut_index(slicing.val_cut, num_examples) if slicing.val_cut else 0
-  val = f"{slicing.val_split}[{start}:{start + val_size}]" if start else \
-      f"{slicing.val_split}[:{val_size}]"
+  val = f"{slicing.val_split}[{start or ''}:{start + val_size}]"  # '[:200]' as task_adaptation
   if slicing.test_cut:
     test = f"{slicing.test_split}[{cut_index(slicing.test_cut, num_examples)}:]"
   elif slicing.test_from_percent:
@@ -142,11 +142,8 @@ _NO_VEHICLE_DEPTH = 1000.0
 def kitti_closest_vehicle_distance(example):
   """Bin of the smallest depth among vehicles (`KITTI_VEHICLE_THRESHOLDS`)."""
   objects = example["objects"]
-  # Real frames list as many types as locations; random mock frames do not, so pair them up to
-  # the shorter list.
-  count = tf.minimum(tf.size(objects["type"]), tf.shape(objects["location"])[0])
-  is_vehicle = objects["type"][:count] < KITTI_VEHICLE_TYPES
-  depths = tf.boolean_mask(tf.cast(objects["location"][:count, 2], tf.float32), is_vehicle)
+  is_vehicle = objects["type"] < KITTI_VEHICLE_TYPES
+  depths = tf.boolean_mask(tf.cast(objects["location"][:, 2], tf.float32), is_vehicle)
   distance = tf.reduce_min(tf.concat([depths, [_NO_VEHICLE_DEPTH]], axis=0))
   return example["image"], bin_index(distance, KITTI_VEHICLE_THRESHOLDS)
 
@@ -270,15 +267,26 @@ def _gray_to_rgb_uint8(images, maximum):
   return np.repeat(images[..., None], 3, axis=-1)
 
 
+def _import_local_data(module, package):
+  """`module`, or an error naming `package` and how to install it."""
+  try:
+    return importlib.import_module(module)
+  except ModuleNotFoundError as e:
+    raise ModuleNotFoundError(
+        f"The local tasks digits and lfw_subset need {package}, which is not installed "
+        f"({e}); install it: `pip install {package}` (or the package's test extra, "
+        f"`pip install -e '.[test]'`).") from e
+
+
 def _digits(split):
-  from sklearn import datasets  # pylint: disable=g-import-not-at-top
+  datasets = _import_local_data("sklearn.datasets", "scikit-learn")
   digits = datasets.load_digits()
   index = permuted_splits(len(digits.target), 800, 200)[split]
   return _gray_to_rgb_uint8(digits.images[index], 16.0), digits.target[index].astype(np.int64)
 
 
 def _lfw_subset(split):
-  from skimage import data  # pylint: disable=g-import-not-at-top
+  data = _import_local_data("skimage.data", "scikit-image")
   images = np.asarray(data.lfw_subset())
   maximum = 255.0 if images.dtype == np.uint8 else 1.0
   labels = np.r_[np.ones(100), np.zeros(100)].astype(np.int64)  # first 100 are faces
@@ -340,31 +348,49 @@ def prepare_command(task, data_dir=None):
   return command
 
 
-def _folder_split(task, split):
-  directory = task.name[len(FOLDER_PREFIX):]
-  classes = folder_classes(directory)
-  parts = {"train800": ["train"], "val200": ["val"], "train800val200": ["train", "val"],
-           "test": ["test"]}[split]
-  paths, labels = [], []
-  for part in parts:
-    for label, name in enumerate(classes):
-      folder = os.path.join(directory, part, name)
+def class_folder_dataset(roots, classes, labels=None):
+  """The images of ROOT/CLASS/ for every root and class, as (uint8 image, int64 label).
+
+  Args:
+    roots: directories holding one sub-directory per class (missing ones are skipped).
+    classes: the class directory names.
+    labels: the label of each class (default: its index in `classes`).
+
+  Returns:
+    `(dataset, num_images)`: an unshuffled tf.data of (uint8 [H, W, 3], int64 []) in the
+    order roots, classes, sorted file names, over the files ending in `IMAGE_EXTENSIONS` (any
+    case; a GIF gives its first frame), and its size.
+  """
+  labels = range(len(classes)) if labels is None else labels
+  paths, targets = [], []
+  for root in roots:
+    for name, label in zip(classes, labels):
+      folder = os.path.join(root, name)
       if not tf.io.gfile.isdir(folder):
         continue
       files = sorted(f for f in tf.io.gfile.listdir(folder)
-                     if f.lower().endswith(_IMAGE_EXTENSIONS))
+                     if f.lower().endswith(IMAGE_EXTENSIONS))
       paths += [os.path.join(folder, f) for f in files]
-      labels += [label] * len(files)
-  if not paths:
-    raise FileNotFoundError(f"Image-folder task: no images for split {split!r} under "
-                            f"{[os.path.join(directory, p) for p in parts]}.")
+      targets += [label] * len(files)
 
   def decode(path, label):
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     return image, label
 
-  data = tf.data.Dataset.from_tensor_slices((paths, np.asarray(labels, np.int64)))
-  return data.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+  data = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string),
+                                             np.asarray(targets, np.int64)))
+  return data.map(decode, num_parallel_calls=tf.data.AUTOTUNE), len(paths)
+
+
+def _folder_split(task, split):
+  directory = task.name[len(FOLDER_PREFIX):]
+  parts = {"train800": ["train"], "val200": ["val"], "train800val200": ["train", "val"],
+           "test": ["test"]}[split]
+  roots = [os.path.join(directory, p) for p in parts]
+  data, count = class_folder_dataset(roots, folder_classes(directory))
+  if not count:
+    raise FileNotFoundError(f"Image-folder task: no images for split {split!r} under {roots}.")
+  return data
 
 
 def _num_train_examples(task, builder):

@@ -1,8 +1,15 @@
+import dataclasses
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_hub as hub
+import tf_keras
 
 from keras_vivi.evaluation import finetune
+from keras_vivi.zoo import loader
+from keras_vivi.zoo import presets as presets_lib
 
 
 def test_schedule_boundaries_by_hand():
@@ -88,3 +95,21 @@ def test_module_output_shapes():
     assert classifier(images).shape == (2, 4)
   with pytest.raises(ValueError, match=r"1, 1, dim\] features, got .*\(None, 2, 2, 3\)"):
     finetune.build_classifier(_Pool(2), 4, image_size=8)
+
+
+def test_classifier_from_a_preset_name(small_preset, small_export):
+  """A registered preset by name: its archive is checked, unpacked into the cache and loaded."""
+  classifier = finetune.build_classifier("small_d14", 3, image_size=32)
+  assert os.listdir(loader.cached_module_dir(small_preset.handle))
+  images = np.random.default_rng(0).uniform(0, 1, [2, 32, 32, 3]).astype(np.float32)
+  features = tf_keras.Model(classifier.input, classifier.get_layer("module").output)
+  expected = hub.load(small_export)(images, training=False).numpy()
+  np.testing.assert_allclose(features(images, training=False).numpy(), expected, rtol=1e-5,
+                             atol=1e-5)
+  assert classifier.get_layer("module").trainable
+  # The preset's sha256 is checked; offline, a remote handle is not fetched.
+  presets_lib.register_preset(dataclasses.replace(small_preset, name="bad", sha256="0" * 64))
+  with pytest.raises(loader.ChecksumMismatchError, match="expected 0000"):
+    finetune.build_classifier("bad", 3, image_size=32)
+  with pytest.raises(loader.ModuleNotCachedError, match="offline"):
+    finetune.build_classifier("https://example.invalid/module.tar.gz", 3, image_size=32)

@@ -82,6 +82,34 @@ def test_shape_bias_hand_built():
     robustness.shape_bias([1, 2], [1], [2])
 
 
+def test_evaluate_shifts_reads_class_folders(tmp_path):
+  """A stand-in classifier (logits = mean colour) on class folders, against NumPy."""
+  import tf_keras
+  rng = np.random.default_rng(0)
+  expected = {}
+  for root, classes in (("numeric", {"0": 0, "2": 2}), ("named", {"blue": 0, "red": 1})):
+    hits = total = 0
+    for name, label in classes.items():
+      os.makedirs(tmp_path / root / name)
+      for i in range(3):
+        colour = rng.permutation([30, 120, 220])  # one colour: resizing keeps the mean
+        Image.new("RGB", (7, 5 + i), tuple(int(c) for c in colour)).save(
+            tmp_path / root / name / f"{i}.PNG")
+        hits += int(colour.argmax() == label)
+        total += 1
+    (tmp_path / root / name / "notes.txt").write_text("not an image")
+    expected[root] = (hits, total)
+  inputs = tf_keras.Input([4, 4, 3])
+  classifier = tf_keras.Model(inputs, tf_keras.layers.GlobalAveragePooling2D()(inputs))
+  results = robustness.evaluate_shifts(
+      classifier, {r: str(tmp_path / r) for r in expected}, batch_size=4, progress=False)
+  assert results["missing"] == {}
+  for root, (hits, total) in expected.items():
+    r = results["sets"][root]
+    assert (r["correct"], r["examples"]) == (hits, total), root
+    assert r["accuracy"] == pytest.approx(hits / total)
+
+
 SIZE = 32
 
 

@@ -2,9 +2,11 @@ import csv
 import json
 import os
 
+import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
+from keras_vivi.evaluation import statistics
 from keras_vivi.evaluation import vtab
 from keras_vivi.evaluation import vtab_tasks
 from tests.evaluation.conftest import run_module
@@ -50,6 +52,63 @@ def test_group_means_by_hand():
   assert means["overall"] == pytest.approx(0.5)  # (0.5 + 0.7 + 0.3) / 3: local not in VTAB's
   assert vtab.group_means({"d": tasks["d"]})["overall"] == pytest.approx(0.9)
   assert vtab.group_means({}) == dict.fromkeys(vtab.MEAN_KEYS)
+
+
+def test_normalize_hub(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / "exports" / "x").mkdir(parents=True)
+  (tmp_path / "vivi_objects").mkdir()  # a directory named like a preset: the preset wins
+  absolute = str(tmp_path / "exports" / "x")
+  for given in ("exports/x", "./exports/x", "exports/x/", absolute, f"file://{absolute}"):
+    assert vtab.normalize_hub(given) == absolute, given
+  for given in ("vivi_objects", "https://example.com/m.tar.gz", "gs://bucket/m",
+                "missing/dir"):
+    assert vtab.normalize_hub(given) == given
+
+
+def _entry(group, accuracy):
+  selected = {"learning_rate": 0.01, "steps": 10, "decay_every": 5}
+  return {"group": group, "test_accuracy": accuracy, "selected": selected,
+          "sweep": [{**selected, "val_accuracy": accuracy}]}
+
+
+def test_resume_counts_spellings_of_one_path_as_one_hub(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / "exports" / "x").mkdir(parents=True)
+  monkeypatch.setattr(vtab, "run_task", lambda *args: _entry("local", 0.5))
+  config = vtab.VtabConfig(image_size=32)
+  vtab.run_vtab("exports/x", ["digits"], "out", config, progress=False)
+  with open(tmp_path / "out" / "results.json") as f:
+    assert json.load(f)["hub"] == str(tmp_path / "exports" / "x")
+
+  def fail(*args, **kwargs):
+    raise AssertionError("finished task trained again")
+  monkeypatch.setattr(vtab, "run_task", fail)
+  for spelling in ("./exports/x", str(tmp_path / "exports" / "x")):
+    assert vtab.run_vtab(spelling, ["digits"], "out", config, progress=False)["tasks"] == {
+        "digits": _entry("local", 0.5)}
+  with pytest.raises(ValueError, match="choose another output directory"):
+    vtab.run_vtab("exports", ["digits"], "out", config, progress=False)
+
+
+def test_write_results_tables_and_group_colours(tmp_path):
+  tasks = {"dtd": _entry("natural", 0.4), "eurosat": _entry("specialized", 0.9),
+           "dmlab": _entry("structured", 0.3), "digits": _entry("local", 0.8)}
+  results = {"hub": "h", "config": {}, "tasks": tasks, "missing": {"svhn": "not prepared"},
+             "means": vtab.group_means(tasks)}
+  vtab.write_results(results, str(tmp_path))
+  assert sorted(os.listdir(tmp_path)) == ["results.csv", "results.json", "results.md",
+                                          "results.png"]
+  with open(tmp_path / "results.csv", newline="") as f:
+    rows = {r["task"]: r for r in csv.DictReader(f)}
+  assert rows["eurosat"]["test_accuracy"] == "0.9000" and rows["svhn"]["group"] == "missing"
+  assert rows["mean_overall"]["test_accuracy"] == f"{(0.4 + 0.9 + 0.3) / 3:.4f}"
+  # results.png draws each group in the colour of every other plot (statistics.GROUP_COLOURS).
+  rgb = (mpimg.imread(str(tmp_path / "results.png"))[..., :3] * 255).round().astype(int)
+  rgb = rgb.reshape(-1, 3)
+  for colour in list(statistics.GROUP_COLOURS.values()) + [statistics.OTHER_COLOUR]:
+    target = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    assert np.any(np.all(np.abs(rgb - target) <= 2, axis=1)), colour
 
 
 def _digits_test_share_of_zero():
