@@ -8,8 +8,10 @@ is retrained on train800val200 and scored on test. Images are resized to `image_
 ratio not kept) and scaled to [0, 1]; no augmentation. A task whose tfds data is not prepared is
 reported under "missing" with the command that prepares it; the others still run.
 
-OUTPUT receives, rewritten after every finished task (a re-run with the same OUTPUT, module
-and config skips finished tasks, so long jobs never lose finished work):
+The module is a zoo preset name or a hub handle (`keras_vivi.load_feature_extractor`). OUTPUT
+receives, rewritten after every finished task (a re-run with the same OUTPUT, module and config
+skips finished tasks, so long jobs never lose finished work; a local module counts by its
+absolute path):
   results.json  {"hub", "config", "tasks": {name: {"group", "test_accuracy", "selected",
                 "sweep"}}, "missing": {name: reason}, "means": {group: mean | null, "overall"}}
   results.csv, results.md (tables) and results.png (bar chart by group, with group means).
