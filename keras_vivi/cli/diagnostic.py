@@ -19,7 +19,8 @@ from absl import flags
 
 from keras_vivi.evaluation import object_comparison
 
-_HUB = flags.DEFINE_list("hub", None, "Hub exports (vivi-export --export_dir), baseline first.",
+_HUB = flags.DEFINE_list("hub", None, "Hub exports (vivi-export --export_dir, handles or zoo "
+                         "preset names), baseline first.",
                          required=True)
 _DATA = flags.DEFINE_string("data", None, "Directory (or glob) of prepared records.",
                             required=True)

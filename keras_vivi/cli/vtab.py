@@ -16,8 +16,9 @@ from keras_vivi.evaluation import vtab
 
 _DEFAULT = vtab.VtabConfig()
 
-_HUB = flags.DEFINE_string("hub", None, "Hub module: SavedModel directory (vivi-export) or "
-                           "TF-Hub handle; obj(images [B,H,W,3] in [0,1], training) -> [B, D].",
+_HUB = flags.DEFINE_string("hub", None, "Hub module: SavedModel directory (vivi-export), TF-Hub "
+                           "handle, archive or zoo preset name; obj(images [B,H,W,3] in [0,1], "
+                           "training) -> [B, D].",
                            required=True)
 _TASKS = flags.DEFINE_string("tasks", "all", "all | natural | specialized | structured | "
                              "NAME,NAME (e.g. cifar100,dtd or digits).")

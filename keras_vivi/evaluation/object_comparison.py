@@ -22,32 +22,13 @@ FIGURES = (("all", "nearest neighbour among all other objects"),
            ("other_shots", "nearest neighbour among objects of other shots"))
 
 
-def resolve_module(name_or_handle, offline=None):
-  """The local SavedModel directory of a zoo preset name or a hub handle, through the zoo's
-  cache (sha256 checks, `$KERAS_VIVI_OFFLINE`), as `keras_vivi.load_feature_extractor`
-  resolves it."""
-  from keras_vivi.zoo import loader  # pylint: disable=g-import-not-at-top
-  from keras_vivi.zoo import presets  # pylint: disable=g-import-not-at-top
-
-  if not isinstance(name_or_handle, str) or not name_or_handle:
-    raise ValueError(f"Expected a preset name or a hub handle, got {name_or_handle!r}.")
-  if name_or_handle not in presets.list_presets() and presets.looks_like_handle(name_or_handle):
-    return loader.resolve_handle(name_or_handle, offline=offline)
-  preset = presets.get_preset(name_or_handle)  # Unknown names fail here, listing the known.
-  if not preset.available:
-    raise loader.PresetNotAvailableError(
-        f"Preset {preset.name!r} ({preset.description}) has no published weights; presets "
-        f"with weights: {', '.join(presets.list_presets(available_only=True)) or 'none'}. "
-        f"Make them with: {'; '.join(preset.produce)}.")
-  return loader.resolve_handle(preset.handle, sha256=preset.sha256, offline=offline)
-
-
 def hub_feature_fn(name_or_handle):
   """The level-5 features of a hub export (a directory, handle or zoo preset name): images
   `[B, S, S, 3]` in [0, 1] → `[B, h, w, C]`."""
   import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+  from keras_vivi.zoo import loader  # pylint: disable=g-import-not-at-top
 
-  obj = hub.load(resolve_module(name_or_handle))
+  obj = hub.load(loader.resolve(name_or_handle))
   if not hasattr(obj, "feature_maps"):
     raise ValueError(f"{name_or_handle!r} has no feature_maps: expected a keras_vivi hub "
                      "export (vivi-export).")

@@ -319,22 +319,23 @@ def load_feature_extractor(name_or_handle, trainable=False, offline=None, **kwar
     PresetNotAvailableError: the preset has no published weights (says how to make them).
     and the errors of `resolve_handle`.
   """
+  return hub.KerasLayer(resolve(name_or_handle, offline), trainable=trainable, **kwargs)
+
+
+def resolve(name_or_handle, offline=None):
+  """The local module directory of a preset name or a handle (see `load_feature_extractor`)."""
   if not isinstance(name_or_handle, str) or not name_or_handle:
     raise ValueError(f"name_or_handle must be a preset name or a handle, got "
                      f"{name_or_handle!r}.")
-  sha256 = None
-  if name_or_handle in presets_lib.list_presets() or \
-      not presets_lib.looks_like_handle(name_or_handle):
-    preset = presets_lib.get_preset(name_or_handle)  # Unknown names fail here.
-    if not preset.available:
-      steps = "\n  ".join(preset.produce)
-      raise PresetNotAvailableError(
-          f"Preset {preset.name!r} ({preset.description}) has no published weights. Train and "
-          f"publish them:\n  {steps}\nthen register the printed entry (a presets JSON file in "
-          f"${presets_lib.PRESETS_ENV}). Presets with weights: "
-          f"{', '.join(presets_lib.list_presets(available_only=True)) or 'none'}.")
-    handle, sha256 = preset.handle, preset.sha256
-  else:
-    handle = name_or_handle
-  return hub.KerasLayer(resolve_handle(handle, sha256=sha256, offline=offline),
-                        trainable=trainable, **kwargs)
+  if name_or_handle not in presets_lib.list_presets() and \
+      presets_lib.looks_like_handle(name_or_handle):
+    return resolve_handle(name_or_handle, offline=offline)
+  preset = presets_lib.get_preset(name_or_handle)  # Unknown names fail here.
+  if not preset.available:
+    steps = "\n  ".join(preset.produce)
+    raise PresetNotAvailableError(
+        f"Preset {preset.name!r} ({preset.description}) has no published weights. Train and "
+        f"publish them:\n  {steps}\nthen register the printed entry (a presets JSON file in "
+        f"${presets_lib.PRESETS_ENV}). Presets with weights: "
+        f"{', '.join(presets_lib.list_presets(available_only=True)) or 'none'}.")
+  return resolve_handle(preset.handle, sha256=preset.sha256, offline=offline)

@@ -89,21 +89,21 @@ def test_diagnose_errors(records, exports, tmp_path):
 
 def test_hub_feature_fn_resolves_preset_names(small_preset, small_export, tmp_path):
   """A preset name loads its archive through the zoo's cache (sha256-checked, offline)."""
-  path = object_comparison.resolve_module("small_d14")
+  path = loader.resolve("small_d14")
   assert path == loader.cached_module_dir(small_preset.handle) and os.listdir(path)
-  assert object_comparison.resolve_module(small_export) == small_export
+  assert loader.resolve(small_export) == small_export
   images = np.random.default_rng(0).uniform(0, 1, [2, SIZE, SIZE, 3]).astype(np.float32)
   expected = hub.load(small_export).feature_maps(images, training=False)["5"].numpy()
   got = object_comparison.hub_feature_fn("small_d14")(images).numpy()
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
   with pytest.raises(presets_lib.UnknownPresetError, match="Unknown preset 'nope'.*small_d14"):
-    object_comparison.resolve_module("nope")
+    loader.resolve("nope")
   with pytest.raises(loader.PresetNotAvailableError, match="'vivi' .*no published weights"):
-    object_comparison.resolve_module("vivi")
+    loader.resolve("vivi")
   with pytest.raises(loader.ModuleNotCachedError, match="offline"):
-    object_comparison.resolve_module("https://example.invalid/module.tar.gz")
+    loader.resolve("https://example.invalid/module.tar.gz")
   with pytest.raises(loader.ModuleNotCachedError, match="does not exist"):
-    object_comparison.resolve_module(str(tmp_path / "missing.tar.gz"))
+    loader.resolve(str(tmp_path / "missing.tar.gz"))
 
 
 def test_cli(records, exports, tmp_path):
