@@ -37,7 +37,7 @@ def sandbox(tmp_path_factory):
   (root / "examples").symlink_to(REPO / "examples")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TFHUB_CACHE_DIR=str(root / "hub_cache"),
              PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
-  return root, env
+  return root, env, set()
 
 
 def _hub_detector(root):
@@ -60,11 +60,7 @@ def _coco(root):
 SETUP = {"inline-detector": _hub_detector, "retinanet-coco": _coco}
 
 
-@pytest.mark.parametrize("snippet", [
-    pytest.param(s, id=s["name"], marks=[pytest.mark.slow] if s["slow"] else [])
-    for s in SNIPPETS])
-def test_snippet_runs(snippet, sandbox):
-  root, env = sandbox
+def _run(snippet, root, env):
   if snippet["name"] in SETUP:
     SETUP[snippet["name"]](root)
   if snippet["lang"] == "python":
@@ -75,3 +71,17 @@ def test_snippet_runs(snippet, sandbox):
                         timeout=TIMEOUT)
   assert proc.returncode == 0, (f"README snippet {snippet['name']!r} failed:\n"
                                 f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+
+
+@pytest.mark.parametrize("index", [
+    pytest.param(i, id=s["name"], marks=[pytest.mark.slow] if s["slow"] else [])
+    for i, s in enumerate(SNIPPETS)])
+def test_snippet_runs(index, sandbox):
+  root, env, done = sandbox
+  # What a reader has typed before: the earlier snippets (run here when deselected, e.g. `-m slow`).
+  for earlier in SNIPPETS[:index]:
+    if not earlier["slow"] and earlier["name"] not in done:
+      _run(earlier, root, env)
+      done.add(earlier["name"])
+  _run(SNIPPETS[index], root, env)
+  done.add(SNIPPETS[index]["name"])
