@@ -11,6 +11,7 @@ import json
 import math
 import os
 
+from keras_vivi.evaluation import outputs
 from keras_vivi.evaluation import statistics
 from keras_vivi.evaluation import vtab
 from keras_vivi.evaluation import vtab_tasks
@@ -190,18 +191,15 @@ def to_markdown(comparison):
 
 def write(comparison, output):
   """Writes `comparison.json`, `comparison.md` and `relative_increase.png` into `output`."""
-  os.makedirs(output, exist_ok=True)
-  with open(os.path.join(output, "comparison.json"), "w") as f:
-    json.dump(comparison, f, indent=2)
-  with open(os.path.join(output, "comparison.md"), "w") as f:
-    f.write(to_markdown(comparison))
+  outputs.write_report(output, "comparison", comparison, to_markdown(comparison))
   a, b = comparison["names"]["a"], comparison["names"]["b"]
   rows = [dict(task=task, group=c["group"],
                relative_increase=math.nan if c["relative_increase"] is None
                else c["relative_increase"],
                significant=c["verdict"] in (statistics.BETTER, statistics.WORSE))
           for task, c in comparison["tasks"].items()]
-  statistics.plot_relative_increase(
-      rows, os.path.join(output, "relative_increase.png"),
-      title=f"VTAB accuracy of {b} relative to {a}\n(* Welch p < {comparison['alpha']})",
-      label_a=a, label_b=b)
+  title = f"VTAB accuracy of {b} relative to {a}\n(* Welch p < {comparison['alpha']})"
+  outputs.replace_atomically(
+      os.path.join(output, "relative_increase.png"),
+      lambda path: statistics.plot_relative_increase(rows, path, title=title, label_a=a,
+                                                     label_b=b))

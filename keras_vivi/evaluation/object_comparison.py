@@ -10,12 +10,12 @@ nearest neighbour is otherwise mostly the same object a frame later). Each later
 compared with the first by Fisher's exact test (the paper: p < 0.001).
 """
 
-import json
 import math
 import os
 
 from keras_vivi.data import pipeline
 from keras_vivi.evaluation import object_diagnostic
+from keras_vivi.evaluation import outputs
 from keras_vivi.evaluation import statistics
 
 FIGURES = (("all", "nearest neighbour among all other objects"),
@@ -134,9 +134,6 @@ def _plot(result, path):
 
 def write(result, output):
   """Writes `diagnostic.json`, `diagnostic.md` and `diagnostic.png` into `output`."""
-  os.makedirs(output, exist_ok=True)
-  with open(os.path.join(output, "diagnostic.json"), "w") as f:
-    json.dump(result, f, indent=2)
-  with open(os.path.join(output, "diagnostic.md"), "w") as f:
-    f.write(to_markdown(result))
-  _plot(result, os.path.join(output, "diagnostic.png"))
+  outputs.write_report(output, "diagnostic", result, to_markdown(result))
+  outputs.replace_atomically(os.path.join(output, "diagnostic.png"),
+                             lambda path: _plot(result, path))

@@ -10,10 +10,11 @@ the source task, e.g. ImageNet): a tf_keras model of images `[B, S, S, 3]` in [0
 """
 
 import dataclasses
-import json
 import os
 
 import numpy as np
+
+from keras_vivi.evaluation import outputs
 
 # Shifted sets that tfds does not serve, and how to get them in.
 NOT_IN_TFDS = {
@@ -225,9 +226,6 @@ def _tfds_dataset(spec, data_dir):
 
 
 def _write_shifts(results, output_dir):
-  os.makedirs(output_dir, exist_ok=True)
-  with open(os.path.join(output_dir, "shifts.json"), "w") as f:
-    json.dump(results, f, indent=2)
   lines = ["# Accuracy under distribution shift", "", "| test set | source | examples | accuracy |",
            "|---|---|---|---|"]
   for name, r in results["sets"].items():
@@ -237,8 +235,7 @@ def _write_shifts(results, output_dir):
     lines += ["", "Not evaluated:", ""]
     lines += [f"- {name} (`{r['source']}`): {r['reason']}"
               for name, r in results["missing"].items()]
-  with open(os.path.join(output_dir, "shifts.md"), "w") as f:
-    f.write("\n".join(lines) + "\n")
+  outputs.write_report(output_dir, "shifts", results, "\n".join(lines) + "\n")
 
   from keras_vivi import plotting  # pylint: disable=g-import-not-at-top
 
@@ -255,7 +252,7 @@ def _write_shifts(results, output_dir):
   if results["missing"]:
     ax.set_title("missing: " + ", ".join(results["missing"]), fontsize=8)
   fig.tight_layout()
-  fig.savefig(os.path.join(output_dir, "shifts.png"))
+  outputs.replace_atomically(os.path.join(output_dir, "shifts.png"), fig.savefig)
 
 
 def evaluate_shifts(classifier, test_sets, batch_size=64, image_size=None, data_dir=None,

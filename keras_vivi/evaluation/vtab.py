@@ -32,6 +32,7 @@ import tf_keras
 from tqdm import auto as tqdm
 
 from keras_vivi.evaluation import finetune
+from keras_vivi.evaluation import outputs
 from keras_vivi.evaluation import statistics
 from keras_vivi.evaluation import vtab_tasks
 from keras_vivi.zoo import presets as presets_lib
@@ -188,26 +189,12 @@ def _ordered(names):
   return sorted(names, key=lambda n: (order.get(n, len(order)), n))
 
 
-def _replace(path, write):
-  """`write(temporary path)`, then renames it to `path`: readers never see a partial file."""
-  root, extension = os.path.splitext(path)
-  temporary = f"{root}.tmp{extension}"  # keeps the extension matplotlib infers the format from
-  write(temporary)
-  os.replace(temporary, path)
-
-
-def _write_text(path, text):
-  def write(temporary):
-    with open(temporary, "w", newline="", encoding="utf-8") as f:
-      f.write(text)
-  _replace(path, write)
-
-
 def write_results(results, output_dir):
   """Writes results.json, results.csv, results.md and results.png (each replaced atomically)."""
   os.makedirs(output_dir, exist_ok=True)
   tasks, means = results["tasks"], results["means"]
-  _write_text(os.path.join(output_dir, RESULTS_JSON), json.dumps(results, indent=2) + "\n")
+  outputs.write_text(os.path.join(output_dir, RESULTS_JSON),
+                     json.dumps(results, indent=2) + "\n")
 
   rows = [["task", "group", "test_accuracy", "learning_rate", "steps", "decay_every",
            "val_accuracy"]]
@@ -224,7 +211,7 @@ def write_results(results, output_dir):
     rows.append([name, "missing", "", "", "", "", ""])
   table = io.StringIO(newline="")
   csv.writer(table).writerows(rows)
-  _write_text(os.path.join(output_dir, "results.csv"), table.getvalue())
+  outputs.write_text(os.path.join(output_dir, "results.csv"), table.getvalue())
 
   lines = [f"# VTAB-1k: `{results['hub']}`", "",
            "| task | group | test accuracy (%) | selected lr / steps / decay every |",
@@ -239,8 +226,8 @@ def write_results(results, output_dir):
   if results["missing"]:
     lines += ["", "Missing tasks (not in the means):", ""]
     lines += [f"- {name}: {results['missing'][name]}" for name in _ordered(results["missing"])]
-  _write_text(os.path.join(output_dir, "results.md"), "\n".join(lines) + "\n")
-  _replace(os.path.join(output_dir, "results.png"), lambda path: _plot(results, path))
+  outputs.write_text(os.path.join(output_dir, "results.md"), "\n".join(lines) + "\n")
+  outputs.replace_atomically(os.path.join(output_dir, "results.png"), lambda path: _plot(results, path))
 
 
 def _plot(results, path):
