@@ -76,6 +76,9 @@ class LossConfig:
   distillation_weight: float = 1.0
   margin: float = 0.2
   shot_negatives: str = "batch"  # "batch" (whole global batch) or "same_position" (strict eq. 1)
+  # "per_video": eq. 1 as written (terms summed over positions and steps, mean over videos);
+  # "per_query": mean over prediction queries (1/(K−1) of that weight for one step).
+  shot_normalization: str = "per_video"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,8 +91,27 @@ class TrainConfig:
   decay_factor: float = 0.1
   momentum: float = 0.9
   weight_decay: float = 1e-4
+  # "l2": weight_decay·Σ‖w‖²/2 over conv, dense and recurrent kernels added to the loss, as the
+  # official TF ResNet and S4L do (the paper states none); "decoupled": SGD(weight_decay=…),
+  # which multiplies by the learning rate and is about 10× weaker at momentum 0.9.
+  weight_decay_type: str = "l2"
   mixed_precision: typing.Optional[str] = None  # None, "mixed_float16" or "mixed_bfloat16"
   jit_compile: bool = False      # XLA is slower for ResNet training on CPU
+
+
+@dataclasses.dataclass(frozen=True)
+class DiagnosticConfig:
+  """Table 2's object diagnostic during training: nearest neighbours within each batch of
+  `videos_per_batch` videos, counts summed over `num_batches` batches (the paper: 50 × 8)."""
+  every_epochs: int = 1          # computed before training and every N epochs; 0 turns it off
+  num_batches: int = 50
+  videos_per_batch: int = 8
+
+  def __post_init__(self):
+    for name in ("every_epochs", "num_batches", "videos_per_batch"):
+      value, low = getattr(self, name), 0 if name == "every_epochs" else 1
+      if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"diagnostic.{name} must be an int >= {low}, got {value!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +122,7 @@ class ExperimentConfig:
   model: ModelConfig = ModelConfig()
   loss: LossConfig = LossConfig()
   train: TrainConfig = TrainConfig()
+  diagnostic: DiagnosticConfig = DiagnosticConfig()
 
 
 _EXPERIMENTS = {}

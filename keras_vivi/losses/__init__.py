@@ -1,6 +1,7 @@
 """Pure loss functions of the shot, frame and object levels."""
 
-from keras_vivi.losses.contrastive import (info_nce, info_nce_accuracy, info_nce_terms, shot_loss,
+from keras_vivi.losses.contrastive import (SHOT_NORMALIZATIONS, info_nce, info_nce_accuracy,
+                                           info_nce_terms, shot_loss, shot_loss_denominator,
                                            shot_prediction_scores)
 from keras_vivi.losses.cross_replica import (gather_across_replicas, replica_offset,
                                              sum_across_replicas)

@@ -106,8 +106,39 @@ def shot_prediction_scores(predictions, shot_mask, candidates=None, candidate_ma
   return scores, positive, cmask, tf.reshape(query_mask, [-1])
 
 
+SHOT_NORMALIZATIONS = ("per_video", "per_query")
+
+
+def shot_loss_denominator(shot_mask, num_queries, normalization="per_video"):
+  """What the summed shot-loss terms are divided by.
+
+  `"per_video"` is eq. 1 as written: the terms of all positions ℓ and steps m are summed per
+  video and averaged over the N videos (those with at least one real shot). `"per_query"`
+  averages over the valid (i, ℓ, m) queries instead: for one prediction step, 1/(K−1) of
+  eq. 1's weight.
+
+  Args:
+    shot_mask: `[B, K]` bool, true for real shots.
+    num_queries: scalar float32, the number of valid queries (from `info_nce_terms`).
+    normalization: one of `SHOT_NORMALIZATIONS`.
+
+  Returns:
+    Scalar float32.
+  """
+  if normalization not in SHOT_NORMALIZATIONS:
+    raise ValueError(f"normalization must be one of {SHOT_NORMALIZATIONS}, got "
+                     f"{normalization!r}.")
+  if normalization == "per_query":
+    return tf.cast(num_queries, tf.float32)
+  return tf.reduce_sum(tf.cast(tf.reduce_any(tf.cast(shot_mask, tf.bool), axis=1), tf.float32))
+
+
 def shot_loss(predictions, shot_mask, candidates, candidate_mask, batch_offset=0,
-              same_position=False):
-  """Shot-level InfoNCE loss (eq. 1); arguments as in `shot_prediction_scores`. Scalar float32."""
-  return info_nce(*shot_prediction_scores(predictions, shot_mask, candidates, candidate_mask,
-                                          batch_offset, same_position))
+              same_position=False, normalization="per_video"):
+  """Shot-level InfoNCE loss (eq. 1), scalar float32.
+
+  Arguments as in `shot_prediction_scores`; `normalization` as in `shot_loss_denominator`.
+  """
+  total, queries = info_nce_terms(*shot_prediction_scores(
+      predictions, shot_mask, candidates, candidate_mask, batch_offset, same_position))
+  return total / tf.maximum(shot_loss_denominator(shot_mask, queries, normalization), 1.0)

@@ -1,5 +1,6 @@
 """Learning-rate schedule and optimiser from a `TrainConfig` (small pure rules)."""
 
+import tensorflow as tf
 import tf_keras
 
 
@@ -19,11 +20,38 @@ def learning_rate_schedule(train, batch_size):
   return tf_keras.optimizers.schedules.PiecewiseConstantDecay(list(train.decay_steps), values)
 
 
+WEIGHT_DECAY_TYPES = ("l2", "decoupled")
+
+
+def _check_weight_decay_type(train):
+  if train.weight_decay_type not in WEIGHT_DECAY_TYPES:
+    raise ValueError(f"train.weight_decay_type must be one of {WEIGHT_DECAY_TYPES}, got "
+                     f"{train.weight_decay_type!r}.")
+
+
 def build_optimizer(train, batch_size):
-  """SGD with momentum and decoupled weight decay (not on biases and normalisation scales)."""
+  """SGD with momentum; with `weight_decay_type="decoupled"` also decoupled weight decay (not on
+  biases and normalisation parameters). The "l2" penalty is added to the loss by the model."""
+  _check_weight_decay_type(train)
+  decoupled = train.weight_decay if train.weight_decay_type == "decoupled" else 0.0
   optimizer = tf_keras.optimizers.SGD(learning_rate_schedule(train, batch_size),
-                                      momentum=train.momentum,
-                                      weight_decay=train.weight_decay or None)
-  if train.weight_decay:
+                                      momentum=train.momentum, weight_decay=decoupled or None)
+  if decoupled:
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
   return optimizer
+
+
+def decayed_weights(variables):
+  """The variables an L2 penalty covers: kernels (rank ≥ 2: conv, dense, LSTM, critic), not
+  biases or normalisation parameters."""
+  return [v for v in variables if v.shape.rank is not None and v.shape.rank >= 2]
+
+
+def l2_penalty(train, variables):
+  """`weight_decay · Σ‖w‖²/2` over `decayed_weights(variables)` when `weight_decay_type="l2"`,
+  else 0. Scalar float32."""
+  _check_weight_decay_type(train)
+  weights = decayed_weights(variables)
+  if train.weight_decay_type != "l2" or not train.weight_decay or not weights:
+    return tf.constant(0.0)
+  return train.weight_decay * tf.add_n([tf.nn.l2_loss(tf.cast(w, tf.float32)) for w in weights])

@@ -6,10 +6,11 @@ import tf_keras
 from keras_vivi import losses
 from keras_vivi import models
 from keras_vivi.data import augment
+from keras_vivi.training.optimization import l2_penalty
 
 # Metrics reported by train_step/test_step, in display order.
 LOSS_NAMES = ("total_loss", "frame_loss", "shot_loss", "object_loss", "box_classifier_loss",
-              "distillation_loss", "crop_loss", "supervised_loss")
+              "distillation_loss", "crop_loss", "supervised_loss", "weight_decay_loss")
 STAT_NAMES = ("shot_accuracy", "frame_active_triplets", "object_active_triplets")
 
 
@@ -147,10 +148,11 @@ class VIVIModel(tf_keras.Model):
       scores = losses.shot_prediction_scores(
           predictions, videos["shot_mask"], all_shots, all_mask, video_offset,
           same_position=l.shot_negatives == "same_position")
-      total, count = losses.info_nce_terms(*scores)
-      add("shot_loss", *_global_mean(total, count))
+      total, queries = losses.info_nce_terms(*scores)
+      add("shot_loss", *_global_mean(total, losses.shot_loss_denominator(
+          videos["shot_mask"], queries, l.shot_normalization)))
       accuracy = losses.info_nce_accuracy(*scores)
-      values["shot_accuracy"] = _global_mean(accuracy * count, count)[1]
+      values["shot_accuracy"] = _global_mean(accuracy * queries, queries)[1]
 
     if l.object or l.box_classifier or l.detector_crops:
       if cfg.data.inline_detection:
@@ -175,10 +177,8 @@ class VIVIModel(tf_keras.Model):
                  box_mask)
 
     if l.detector_crops:
-      crops = tf.image.crop_and_resize(images, tf.reshape(boxes, [-1, 4]),
-                                       tf.repeat(tf.range(tf.shape(images)[0]), m), size)
-      logits = self.crop_classifier(self.backbone(crops, training=training)["pre_logits"])
-      add_mean("crop_loss", losses.supervised_loss(logits, class_ids, box_mask), box_mask)
+      add_mean("crop_loss", self._crop_loss(images, size, boxes, class_ids, box_mask, training),
+               box_mask)
 
     if l.distillation:
       teacher_probs = tf.nn.softmax(tf.cast(tf.stop_gradient(self.teacher(images)), tf.float32))
@@ -200,6 +200,28 @@ class VIVIModel(tf_keras.Model):
     total = tf.add_n([weights[n] * s for n, s in shares.items()])
     values["total_loss"] = tf.add_n([weights[n] * values[n] for n in shares])
     return total, values
+
+  def _crop_loss(self, images, size, boxes, class_ids, box_mask, training):
+    """Mean cross-entropy of the crop classifier over the real boxes only.
+
+    Padded boxes are never cropped: they would cost a backbone pass each and feed constant
+    crops to batch norm. With no real box the backbone is not run and the loss is 0.
+
+    Args:
+      images: `[N, H, W, 3]`; size: `(H, W)`; boxes: `[N, M, 4]`; class_ids, box_mask: `[N·M]`.
+      training: batch-norm mode of the backbone.
+    """
+    valid = tf.where(box_mask)[:, 0]                                  # [V] flat box index
+    m = tf.shape(boxes, out_type=tf.int64)[1]
+
+    def classify():
+      crops = tf.image.crop_and_resize(
+          images, tf.gather(tf.reshape(boxes, [-1, 4]), valid), tf.cast(valid // m, tf.int32),
+          size)
+      logits = self.crop_classifier(self.backbone(crops, training=training)["pre_logits"])
+      return losses.supervised_loss(logits, tf.gather(class_ids, valid))
+
+    return tf.cond(tf.size(valid) > 0, classify, lambda: tf.constant(0.0))
 
   def _triplet(self, embeddings, labels, mask):
     """This replica's triplet share, the global loss and the fraction of active pairs."""
@@ -227,6 +249,12 @@ class VIVIModel(tf_keras.Model):
     videos, labelled = self._split(data)
     with tf.GradientTape() as tape:
       total, values = self.compute_losses(videos, labelled, training=True)
+      if self.config.train.weight_decay_type == "l2" and self.config.train.weight_decay:
+        # Gradients are summed over replicas: each adds its share of the penalty.
+        penalty = l2_penalty(self.config.train, self.trainable_variables)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        total += penalty / replicas
+        values["weight_decay_loss"] = penalty
     # minimize() applies loss scaling when the optimizer is a LossScaleOptimizer.
     self.optimizer.minimize(total, self.trainable_variables, tape=tape)
     logs = self._update(values)

@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from keras_vivi.losses import (gather_across_replicas, info_nce, info_nce_accuracy, shot_loss,
                                shot_prediction_scores)
+from tests.helpers.references import np_shot_loss
 
 
 def np_info_nce(scores, pos, cmask=None, qmask=None):
@@ -56,31 +57,10 @@ def test_info_nce_accuracy():
   assert info_nce_accuracy(scores, pos, cmask).numpy() == pytest.approx(2 / 3)
 
 
-def np_shot_loss(pred, shot_mask, cands, cand_mask, offset, same_position):
-  b, k, s, _ = pred.shape
-  g = cands.shape[0]
-  terms = []
-  for i in range(b):
-    for l in range(k):
-      for m in range(1, s + 1):
-        t = l + m
-        if t >= k or not (shot_mask[i, l] and shot_mask[i, t]):
-          continue
-        p = pred[i, l, m - 1].astype(np.float64)
-        if same_position:
-          keys = [(j, t) for j in range(g) if cand_mask[j, t] or j == offset + i]
-        else:
-          keys = [(j, u) for j in range(g) for u in range(k)
-                  if cand_mask[j, u] or (j, u) == (offset + i, t)]
-        sc = np.array([p @ cands[j, u] for j, u in keys])
-        pos = p @ cands[offset + i, t]
-        terms.append(-pos + np.log(np.sum(np.exp(sc))) - np.log(len(keys)))
-  return np.mean(terms) if terms else 0.0
-
-
+@pytest.mark.parametrize("normalization", ["per_video", "per_query"])
 @pytest.mark.parametrize("same_position", [False, True])
 @pytest.mark.parametrize("steps", [1, 2])
-def test_shot_loss_matches_numpy(same_position, steps):
+def test_shot_loss_matches_numpy(same_position, steps, normalization):
   rng = np.random.default_rng(steps + 10 * same_position)
   b, g, k, d = 2, 5, 4, 6
   cands = rng.normal(size=(g, k, d)).astype(np.float32)
@@ -90,9 +70,23 @@ def test_shot_loss_matches_numpy(same_position, steps):
   offset = 1
   shots_mask = cand_mask[offset:offset + b]
   pred = rng.normal(size=(b, k, steps, d)).astype(np.float32)
-  got = shot_loss(pred, shots_mask, cands, cand_mask, offset, same_position).numpy()
-  want = np_shot_loss(pred, shots_mask, cands, cand_mask, offset, same_position)
+  got = shot_loss(pred, shots_mask, cands, cand_mask, offset, same_position,
+                  normalization).numpy()
+  want = np_shot_loss(pred, shots_mask, cands, cand_mask, offset, same_position, normalization)
   np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_per_video_weighs_k_minus_1_queries_per_video():
+  # One step, K = 4, every shot real: 3 queries per video, so eq. 1 is 3× the per-query mean.
+  rng = np.random.default_rng(7)
+  pred = rng.normal(size=(2, 4, 1, 5)).astype(np.float32)
+  cands = rng.normal(size=(2, 4, 5)).astype(np.float32)
+  mask = np.ones((2, 4), bool)
+  per_video = shot_loss(pred, mask, cands, mask).numpy()
+  per_query = shot_loss(pred, mask, cands, mask, normalization="per_query").numpy()
+  np.testing.assert_allclose(per_video, 3 * per_query, rtol=1e-5)
+  with pytest.raises(ValueError, match="per_video"):
+    shot_loss(pred, mask, cands, mask, normalization="per_shot")
 
 
 def test_shot_scores_shapes_and_positive_is_the_target_shot():

@@ -5,6 +5,7 @@ import tf_keras
 
 from keras_vivi import configs, losses, models
 from keras_vivi.training import VIVIModel, build_optimizer, trainer
+from tests.helpers.references import np_shot_loss
 from tests.training.conftest import dataset_fn_for, small_config, video_batch
 
 
@@ -66,7 +67,7 @@ def test_losses_equal_the_pure_functions_on_the_model_outputs():
   shots = model.shot_projection(models.aggregate_shots(
       out["pre_logits"].numpy().reshape(b, k, f, -1), batch["frame_mask"]))
   want_shot = losses.shot_loss(model.shot_predictor(shots), batch["shot_mask"], shots,
-                               batch["shot_mask"])
+                               batch["shot_mask"], normalization="per_video")
   for key, want in (("frame_loss", want_frame), ("object_loss", want_object),
                     ("box_classifier_loss", want_box), ("shot_loss", want_shot)):
     np.testing.assert_allclose(values[key].numpy(), want.numpy(), rtol=1e-4, err_msg=key)
@@ -98,6 +99,95 @@ def test_two_replicas_give_the_single_replica_loss_and_update(mirrored_strategy)
   # Same global loss, same gradient, same updated weights.
   assert not np.allclose(w1, weights[0])
   np.testing.assert_allclose(w2, w1, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("normalization", ["per_video", "per_query"])
+def test_shot_loss_on_two_replicas_is_equation_1(mirrored_strategy, normalization):
+  # A hand batch of 4 videos (the last with 2 of 3 shots), 2 per replica; no frame loss.
+  config = small_config("vivi", "model.normalization=group", "loss.frame=false",
+                        f"loss.shot_normalization={normalization}")
+  batch = video_batch(config, seed=11)
+  d = config.data
+  b, k, f, s = d.batch_size, d.shots_per_video, d.frames_per_shot, d.image_size
+  with mirrored_strategy.scope():
+    model = VIVIModel(config)
+    model.compute_losses(video_batch(config, batch_size=1))  # builds the variables
+  reps = model.backbone(batch["frames"].reshape(-1, s, s, 3), training=False)["pre_logits"]
+  shots = model.shot_projection(models.aggregate_shots(
+      tf.reshape(reps, [b, k, f, -1]), batch["frame_mask"])).numpy()
+  predictions = model.shot_predictor(shots).numpy()
+  want = np_shot_loss(predictions, batch["shot_mask"], shots, batch["shot_mask"], 0, False,
+                      normalization)
+  dist = mirrored_strategy.experimental_distribute_dataset(
+      tf.data.Dataset.from_tensor_slices(batch).batch(b))
+  total, values = mirrored_strategy.run(tf.function(model.compute_losses),
+                                        args=(next(iter(dist)),))
+  shares = [t.numpy() for t in mirrored_strategy.experimental_local_results(total)]
+  for value in mirrored_strategy.experimental_local_results(values["shot_loss"]):
+    np.testing.assert_allclose(value.numpy(), want, rtol=1e-4)
+  # The replicas' shares add up to β·L_shot, so summed gradients train on the global loss.
+  np.testing.assert_allclose(sum(shares), config.loss.beta * want, rtol=1e-4)
+
+
+def test_l2_weight_decay_is_added_to_the_loss_and_reported():
+  config = small_config("vivi", "train.weight_decay=0.01")
+  model = trainer.build_model(config)
+  model.compile(optimizer=build_optimizer(config.train, config.data.batch_size))
+  batch = video_batch(config, seed=4)
+  model.compute_losses(batch)  # builds the variables
+  weights = {v.name: v.numpy() for v in model.trainable_variables}
+  # Kernels of convolutions, dense layers, the LSTM and the critic; no biases or norm params.
+  want = 0.01 * sum(0.5 * np.sum(w.astype(np.float64) ** 2) for n, w in weights.items()
+                    if w.ndim >= 2)
+  assert any("kernel" in n for n, w in weights.items() if w.ndim >= 2)
+  assert all(w.ndim == 1 for n, w in weights.items() if "gamma" in n or "bias" in n)
+  logs = model.train_step(batch)
+  np.testing.assert_allclose(logs["weight_decay_loss"].numpy(), want, rtol=1e-4)
+  assert model.optimizer.weight_decay is None  # not decoupled as well
+
+
+def test_decoupled_weight_decay_stays_available_by_name():
+  config = small_config("vivi", "train.weight_decay_type=decoupled")
+  optimizer = build_optimizer(config.train, config.data.batch_size)
+  assert optimizer.weight_decay == config.train.weight_decay
+  model = trainer.build_model(config)
+  model.compile(optimizer=optimizer)
+  assert "weight_decay_loss" not in model.train_step(video_batch(config, seed=4))
+  with pytest.raises(ValueError, match="weight_decay_type"):
+    build_optimizer(small_config("vivi", "train.weight_decay_type=l1").train, 4)
+
+
+def test_detector_crops_run_the_backbone_on_real_boxes_only():
+  config = small_config("detector_distill")
+  model = trainer.build_model(config)
+  batch = video_batch(config, seed=6)
+  seen = []
+  backbone_call = model.backbone.call
+
+  def recording_call(images, *args, **kwargs):
+    seen.append(int(images.shape[0]))
+    return backbone_call(images, *args, **kwargs)
+
+  model.backbone.call = recording_call
+  _, values = model.compute_losses(batch, training=True)
+  assert seen == [int(batch["box_mask"].sum())]  # no padded crop reaches batch norm
+  # The loss is the cross-entropy of the real crops, computed here by hand.
+  flat = batch["frames"].reshape(-1, 32, 32, 3)
+  m = config.data.max_objects
+  valid = np.flatnonzero(batch["box_mask"].reshape(-1))
+  crops = tf.image.crop_and_resize(flat, batch["boxes"].reshape(-1, 4)[valid], valid // m,
+                                   (32, 32))
+  model.backbone.call = backbone_call
+  logits = model.crop_classifier(model.backbone(crops, training=True)["pre_logits"]).numpy()
+  labels = batch["class_ids"].reshape(-1)[valid]
+  logp = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
+  np.testing.assert_allclose(values["crop_loss"].numpy(),
+                             -np.mean(logp[np.arange(len(valid)), labels]), rtol=1e-4)
+  empty = dict(batch, box_mask=np.zeros_like(batch["box_mask"]))
+  seen.clear()
+  model.backbone.call = recording_call
+  _, values = model.compute_losses(empty, training=True)
+  assert seen == [] and values["crop_loss"].numpy() == 0.0
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
