@@ -1,12 +1,15 @@
 """`vivi-diagnostic`: the object diagnostic of the paper's Table 2 for hub exports.
 
   vivi-diagnostic --hub=EXPORT_A[,EXPORT_B] --data=RECORDS_DIR --output=DIR [--image_size=224]
-                  [--names=VIVI,Ours]
+                  [--names=VIVI,Ours] [--videos_per_batch=8 --num_batches=50 | --every_object]
 
-For every object of the prepared records (`vivi-prepare --output`), is its nearest neighbour
-(cosine similarity of the backbone's block-4 features at the box centre) an object of the same
-detector class? Reported over all other objects and over objects of other shots only (on few,
-densely sampled videos the nearest neighbour is otherwise mostly the same object a frame later).
+For the objects of the prepared records (`vivi-prepare --output`), is an object's nearest
+neighbour (cosine similarity of the backbone's block-4 features at the box centre) an object of
+the same detector class? By the paper's protocol, neighbours are sought within batches of 8
+consecutive videos and the counts of 50 batches are summed; `--every_object` searches among every
+object of the records (blockwise, features of all objects in memory). Reported over all other
+objects and over objects of other shots only (on few, densely sampled videos the nearest
+neighbour is otherwise mostly the same object a frame later).
 With two or more exports, each later one is compared with the first by Fisher's exact test
 (the paper: p < 0.001). Writes `diagnostic.json`, `diagnostic.md` and `diagnostic.png`; the
 work is `keras_vivi.evaluation.object_comparison`'s.
@@ -32,6 +35,13 @@ _MIN_SCORE = flags.DEFINE_float("min_score", 0.05, "Detections below this score 
 _MAX_OBJECTS = flags.DEFINE_integer("max_objects", 5, "Objects kept per frame (highest scores).")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Frames per feature batch.")
 _ALPHA = flags.DEFINE_float("alpha", 0.001, "Significance level of Fisher's test (the paper's).")
+_VIDEOS_PER_BATCH = flags.DEFINE_integer("videos_per_batch", 8, "Neighbours are sought among the "
+                                         "objects of this many consecutive videos (the paper's).",
+                                         lower_bound=1)
+_NUM_BATCHES = flags.DEFINE_integer("num_batches", 50, "Batches of videos counted (the paper's).",
+                                    lower_bound=1)
+_EVERY_OBJECT = flags.DEFINE_bool("every_object", False, "Seek neighbours among every object of "
+                                  "the records instead of within batches of videos.")
 
 def main(argv):
   if len(argv) > 1:
@@ -39,7 +49,9 @@ def main(argv):
   try:
     result = object_comparison.diagnose(
         _HUB.value, _DATA.value, _IMAGE_SIZE.value, _NAMES.value, _MIN_SCORE.value,
-        _MAX_OBJECTS.value, _BATCH_SIZE.value, _ALPHA.value)
+        _MAX_OBJECTS.value, _BATCH_SIZE.value, _ALPHA.value,
+        videos_per_batch=None if _EVERY_OBJECT.value else _VIDEOS_PER_BATCH.value,
+        num_batches=_NUM_BATCHES.value)
   except (FileNotFoundError, ValueError, OSError) as e:
     raise app.UsageError(str(e)) from e
   object_comparison.write(result, _OUTPUT.value)

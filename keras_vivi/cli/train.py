@@ -23,6 +23,9 @@ _TPU = flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
 _OVERRIDE = flags.DEFINE_multi_string("override", [], "section.field=value, e.g. train.steps=300.")
 _EVERY = flags.DEFINE_integer("steps_per_epoch", 1000,
                               "Steps between checkpoints (one Keras epoch).")
+_DIAGNOSTIC_EVERY = flags.DEFINE_integer(
+    "diagnostic_every", None, "Run the object diagnostic (Table 2) every N epochs; 0 turns it "
+    "off (default: the experiment's diagnostic.every_epochs, 1).", lower_bound=0)
 
 
 def main(argv):
@@ -31,6 +34,8 @@ def main(argv):
   overrides = list(_OVERRIDE.value)
   if _DATA.value:
     overrides.insert(0, f"data.path={_DATA.value}")
+  if _DIAGNOSTIC_EVERY.value is not None:
+    overrides.append(f"diagnostic.every_epochs={_DIAGNOSTIC_EVERY.value}")
   config = configs.apply_overrides(configs.get_experiment(_EXPERIMENT.value), overrides)
   if not config.data.path:
     raise app.UsageError("Give --data=DIR (or --override=data.path=DIR).")

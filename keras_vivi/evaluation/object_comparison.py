@@ -3,8 +3,10 @@
   result = diagnose(["exports/vivi", "exports/ours"], "records/", image_size=224)
   write(result, "diagnostic/")   # diagnostic.json, diagnostic.md, diagnostic.png
 
-For every object of prepared records, is its nearest neighbour (cosine similarity of the
-backbone's block-4 features at the box centre) an object of the same detector class? Reported
+For the objects of prepared records, is an object's nearest neighbour (cosine similarity of
+the backbone's block-4 features at the box centre) an object of the same detector class? By the
+paper's protocol, neighbours are sought within batches of 8 consecutive videos and the counts of
+50 batches are summed; `videos_per_batch=None` searches among every object instead. Reported
 over all other objects and over objects of other shots only (on few, densely sampled videos the
 nearest neighbour is otherwise mostly the same object a frame later). Each later export is
 compared with the first by Fisher's exact test (the paper: p < 0.001).
@@ -36,7 +38,7 @@ def hub_feature_fn(name_or_handle):
 
 
 def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects=5,
-             batch_size=32, alpha=0.001, feature_fns=None):
+             batch_size=32, alpha=0.001, feature_fns=None, videos_per_batch=8, num_batches=50):
   """Table 2's fraction for each export and Fisher's test of each later export against the first.
 
   Args:
@@ -47,6 +49,8 @@ def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects
     alpha: significance level.
     feature_fns: optional `{hub: feature_fn}` overriding `hub_feature_fn` (e.g. for models
       already in memory).
+    videos_per_batch, num_batches: the protocol, as in `object_diagnostic.diagnose_records`
+      (`videos_per_batch=None`: every object of the records).
 
   Returns:
     A JSON-ready dict: `models[name] = {hub, objects, FIGURE: {fraction, hits, queries}}` and
@@ -65,8 +69,11 @@ def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects
   for name, hub_path in zip(names, hubs):
     feature_fn = (feature_fns or {}).get(hub_path) or hub_feature_fn(hub_path)
     figures = object_diagnostic.diagnose_records(feature_fn, data, image_size, min_score,
-                                                 max_objects, batch_size)
-    # Every object is a query among all others (given two or more).
+                                                 max_objects, batch_size, videos_per_batch,
+                                                 num_batches)
+    if not figures["all"][2]:
+      raise ValueError(f"No object of the records at {data!r} has a neighbour to compare with.")
+    # Every object with another one in its batch is a query.
     entry = {"hub": hub_path, "objects": int(figures["all"][2])}
     for figure, (fraction, hits, queries) in figures.items():
       entry[figure] = {"fraction": float(fraction), "hits": int(hits), "queries": int(queries)}
@@ -82,8 +89,17 @@ def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects
       tests[name][figure] = {"odds_ratio": odds if math.isfinite(odds) else None, "p": p,
                              "significant": p < alpha}
   return {"data": data, "image_size": image_size, "min_score": min_score,
-          "max_objects": max_objects, "alpha": alpha, "baseline": base, "models": models,
-          "tests": tests}
+          "max_objects": max_objects, "alpha": alpha, "videos_per_batch": videos_per_batch,
+          "num_batches": num_batches if videos_per_batch else None, "baseline": base,
+          "models": models, "tests": tests}
+
+
+def protocol_text(result):
+  """Where neighbours were sought, in words."""
+  if not result.get("videos_per_batch"):
+    return "among every object of the records"
+  return (f"within batches of {result['videos_per_batch']} consecutive videos, counts summed "
+          f"over up to {result['num_batches']} batches")
 
 
 def to_markdown(result):
@@ -92,8 +108,9 @@ def to_markdown(result):
   lines = ["# Object diagnostic (Table 2)", "",
            f"Fraction of objects whose nearest neighbour has the same detector class, over the "
            f"objects of `{result['data']}` (frames at {result['image_size']}², detections with "
-           f"score ≥ {result['min_score']}, ≤ {result['max_objects']} a frame). p: Fisher's "
-           f"exact test against {base}; † p < {result['alpha']}.", "",
+           f"score ≥ {result['min_score']}, ≤ {result['max_objects']} a frame); neighbours "
+           f"{protocol_text(result)}. p: Fisher's exact test against {base}; "
+           f"† p < {result['alpha']}.", "",
            "| model | objects | all neighbours | p | other shots only | p |",
            "|---|---|---|---|---|---|"]
   for name, m in result["models"].items():

@@ -1,5 +1,6 @@
 """The object diagnostic of the paper's Table 2: does an object's nearest neighbour share its class?"""
 
+import numpy as np
 import tensorflow as tf
 
 from keras_vivi import models
@@ -7,47 +8,56 @@ from keras_vivi.data import pipeline
 from keras_vivi.data import schema
 
 
-def nearest_neighbour_same_class(features, labels, mask=None, groups=None):
+def nearest_neighbour_same_class(features, labels, mask=None, groups=None, block_size=1024):
   """Fraction of objects whose nearest other object (cosine similarity) has the same class.
+
+  Computed over blocks of `block_size` query objects, so memory is O(block_size × N), never
+  N × N.
 
   Args:
     features: `[N, C]` object representations.
     labels: `[N]` int class of each object.
     mask: optional `[N]` bool; masked objects are neither queries nor neighbours.
-    groups: optional `[N]` int (e.g. the video of each object); neighbours are then sought
+    groups: optional `[N]` int (e.g. the shot of each object); neighbours are then sought
       in other groups only.
+    block_size: query objects compared with all N at once.
 
   Returns:
     `(fraction, hits, queries)`: float32 fraction and the two int32 counts behind it (for a
     Fisher exact test between two models). Queries need at least one other valid object.
   """
   x = tf.math.l2_normalize(tf.cast(features, tf.float32), axis=-1)
-  n = tf.shape(x)[0]
+  labels = tf.convert_to_tensor(labels)
+  n = int(x.shape[0])
   valid = tf.ones([n], tf.bool) if mask is None else tf.cast(mask, tf.bool)
-  sim = tf.matmul(x, x, transpose_b=True)
-  allowed = valid[None, :] & ~tf.eye(n, dtype=tf.bool)
-  if groups is not None:
-    allowed &= tf.not_equal(groups[:, None], groups[None, :])
-  neighbour = tf.argmax(tf.where(allowed, sim, -2.0), axis=1, output_type=tf.int32)
-  queries = valid & tf.reduce_any(allowed, axis=1)
-  hit = queries & tf.equal(tf.gather(labels, neighbour), labels)
-  hits = tf.reduce_sum(tf.cast(hit, tf.int32))
-  total = tf.reduce_sum(tf.cast(queries, tf.int32))
+  hits = total = tf.constant(0, tf.int32)
+  for start in range(0, n, block_size):
+    stop = min(start + block_size, n)
+    sim = tf.matmul(x[start:stop], x, transpose_b=True)                # [b, N]
+    allowed = valid[None, :] & tf.not_equal(tf.range(start, stop)[:, None], tf.range(n)[None, :])
+    if groups is not None:
+      allowed &= tf.not_equal(groups[start:stop, None], groups[None, :])
+    neighbour = tf.argmax(tf.where(allowed, sim, -2.0), axis=1, output_type=tf.int32)
+    queries = valid[start:stop] & tf.reduce_any(allowed, axis=1)
+    hit = queries & tf.equal(tf.gather(labels, neighbour), labels[start:stop])
+    hits += tf.reduce_sum(tf.cast(hit, tf.int32))
+    total += tf.reduce_sum(tf.cast(queries, tf.int32))
   return tf.cast(hits, tf.float32) / tf.cast(tf.maximum(total, 1), tf.float32), hits, total
 
 
-def record_frames(records, image_size, min_score=0.05, max_objects=5):
-  """Every stored frame of prepared records, once, with its detections.
+def record_frames(records, image_size, min_score=0.05, max_objects=5, max_videos=None):
+  """Every stored frame of prepared records (of the first `max_videos` videos), once.
 
   Args:
     records: a directory of `vivi-prepare` shards or a glob of them.
     image_size: frames are resized (aspect ratio not kept) to `image_size²`.
     min_score, max_objects: detections kept, as in training.
+    max_videos: read no further than this many videos (default: all).
 
   Returns:
     A `tf.data.Dataset` of `{image float32 [S, S, 3] in [0, 1], boxes [M, 4] (normalised yxyx),
-    class_ids int32 [M], mask bool [M], shot int64}`; `shot` numbers the shots of all videos
-    in record order.
+    class_ids int32 [M], mask bool [M], shot int64, video int64}`; `video` numbers the videos in
+    record order and `shot` the shots of all videos.
   """
   def frames(video, serialized):
     _, seq = schema.parse_video(serialized)
@@ -59,58 +69,109 @@ def record_frames(records, image_size, min_score=0.05, max_objects=5):
     boxes, ids, valid = pipeline.frame_objects(parsed, positions, max_objects, min_score)
     return tf.data.Dataset.from_tensor_slices(
         {"jpeg": seq[schema.FRAME_JPEG], "boxes": boxes, "class_ids": ids, "mask": valid,
-         "shot": shot})
+         "shot": shot, "video": tf.fill(tf.shape(shot), video)})
 
   def decode(frame):
     image = tf.io.decode_jpeg(frame.pop("jpeg"), channels=3)
     frame["image"] = tf.image.resize(tf.cast(image, tf.float32) / 255.0, [image_size] * 2)
     return frame
 
-  return (tf.data.TFRecordDataset(pipeline.shard_files(records))
-          .enumerate()
+  videos = tf.data.TFRecordDataset(pipeline.shard_files(records)).enumerate()
+  if max_videos is not None:
+    videos = videos.take(max_videos)
+  return (videos
           .flat_map(frames)
           .map(decode, num_parallel_calls=tf.data.AUTOTUNE))
 
 
-def record_object_features(feature_fn, records, image_size, min_score=0.05, max_objects=5,
-                           batch_size=32):
-  """Features at the centre of every stored object of prepared records.
+def object_groups(feature_fn, records, image_size, min_score=0.05, max_objects=5,
+                  batch_size=32, videos_per_group=None, max_groups=None):
+  """Features at the centre of the stored objects, one group of consecutive videos at a time.
+
+  Only one group's objects are held at once: memory grows with `videos_per_group`, not with the
+  records.
 
   Args:
     feature_fn: images float32 `[B, S, S, 3]` in [0, 1] → the block-4 grid `[B, h, w, C]`
       (e.g. `lambda x: hub.load(path).feature_maps(x)['5']`).
     records, image_size, min_score, max_objects: as in `record_frames`.
+    batch_size: frames per `feature_fn` call.
+    videos_per_group: videos of one group (the paper: 8); None puts every video in one group.
+    max_groups: stop after this many groups (the paper: 50); None reads every video.
+
+  Yields:
+    `(features float32 [n, C], labels int32 [n], shots int64 [n])` of the n valid objects of
+    each group of videos that has any.
+  """
+  max_videos = (videos_per_group * max_groups
+                if videos_per_group is not None and max_groups is not None else None)
+  pending, current = [], None
+  frames = record_frames(records, image_size, min_score, max_objects, max_videos)
+  for batch in frames.batch(batch_size):
+    grid = feature_fn(batch["image"])
+    r = models.gather_box_features(grid, batch["boxes"], (image_size, image_size))
+    mask = batch["mask"].numpy()
+    per_object = tf.broadcast_to(batch["video"][:, None], mask.shape).numpy()[mask]
+    group = per_object // videos_per_group if videos_per_group else 0 * per_object
+    objects = (tf.cast(r, tf.float32).numpy()[mask], batch["class_ids"].numpy()[mask],
+               tf.broadcast_to(batch["shot"][:, None], mask.shape).numpy()[mask])
+    for g in dict.fromkeys(group.tolist()):  # groups in record order
+      if current is not None and g != current:
+        yield tuple(np.concatenate(parts) for parts in zip(*pending))
+        pending = []
+      current = g
+      pending.append(tuple(a[group == g] for a in objects))
+  if pending:
+    yield tuple(np.concatenate(parts) for parts in zip(*pending))
+
+
+def record_object_features(feature_fn, records, image_size, min_score=0.05, max_objects=5,
+                           batch_size=32):
+  """Features at the centre of every stored object of prepared records, all at once.
+
+  Arguments as in `object_groups`. For small record sets (tests, inspection): this holds every
+  object; the diagnostic itself goes through `object_groups`.
 
   Returns:
     `(features float32 [N, C], labels int32 [N], shots int64 [N])` over the N valid objects.
   """
-  features, labels, shots = [], [], []
-  for batch in record_frames(records, image_size, min_score, max_objects).batch(batch_size):
-    grid = feature_fn(batch["image"])
-    r = models.gather_box_features(grid, batch["boxes"], (image_size, image_size))
-    features.append(tf.boolean_mask(tf.cast(r, tf.float32), batch["mask"]))
-    labels.append(tf.boolean_mask(batch["class_ids"], batch["mask"]))
-    shots.append(tf.boolean_mask(
-        tf.broadcast_to(batch["shot"][:, None], tf.shape(batch["mask"])), batch["mask"]))
-  if not features:
-    raise ValueError(f"No frames in the records at {records!r}.")
-  return tf.concat(features, 0), tf.concat(labels, 0), tf.concat(shots, 0)
+  for group in object_groups(feature_fn, records, image_size, min_score, max_objects,
+                             batch_size):
+    return tuple(tf.constant(a) for a in group)
+  raise ValueError(f"No objects in the records at {records!r}.")
 
 
 def diagnose_records(feature_fn, records, image_size, min_score=0.05, max_objects=5,
-                     batch_size=32):
-  """Table 2's diagnostic over every object of prepared records.
+                     batch_size=32, videos_per_batch=8, num_batches=50, block_size=1024):
+  """Table 2's diagnostic on prepared records, by the paper's protocol by default.
 
-  See `record_object_features` for the arguments. Each stored frame counts once (training
-  batches repeat frames, and a duplicated object would be its own nearest neighbour).
+  The paper counts "all objects in 50 batches of 8 videos": neighbours are sought among the
+  objects of the same batch of `videos_per_batch` consecutive videos and the counts of
+  `num_batches` batches are summed. `videos_per_batch=None` searches among every object of the
+  records instead (memory O(N·C) for the features, nearest neighbours blockwise). Each stored
+  frame counts once (training batches repeat frames, and a duplicated object would be its own
+  nearest neighbour).
+
+  Args:
+    feature_fn, records, image_size, min_score, max_objects, batch_size: as in `object_groups`.
+    videos_per_batch, num_batches: the protocol (the paper's: 8 and 50).
+    block_size: as in `nearest_neighbour_same_class`.
 
   Returns:
-    `{"all": (fraction, hits, queries), "other_shots": (…)}` as `nearest_neighbour_same_class`
-    gives them, with neighbours among all other objects, and among objects of other shots only:
-    on few videos sampled densely, an object's nearest neighbour is otherwise mostly the same
-    object a frame later, whatever the representation.
+    `{"all": (fraction, hits, queries), "other_shots": (…)}` (float, int, int; 0 queries when
+    no object has a neighbour) with neighbours
+    among all other objects of the batch, and among objects of other shots only: on few videos
+    sampled densely an object's nearest neighbour is otherwise mostly the same object a frame
+    later, whatever the representation.
   """
-  features, labels, shots = record_object_features(feature_fn, records, image_size, min_score,
-                                                   max_objects, batch_size)
-  return {"all": nearest_neighbour_same_class(features, labels),
-          "other_shots": nearest_neighbour_same_class(features, labels, groups=shots)}
+  counts = {"all": [0, 0], "other_shots": [0, 0]}
+  for features, labels, shots in object_groups(
+      feature_fn, records, image_size, min_score, max_objects, batch_size, videos_per_batch,
+      num_batches if videos_per_batch else None):
+    for figure, groups in (("all", None), ("other_shots", shots)):
+      _, hits, queries = nearest_neighbour_same_class(features, labels, groups=groups,
+                                                      block_size=block_size)
+      counts[figure][0] += int(hits)
+      counts[figure][1] += int(queries)
+  return {figure: (hits / max(queries, 1), hits, queries)
+          for figure, (hits, queries) in counts.items()}

@@ -21,18 +21,21 @@ class CheckpointCallback(tf_keras.callbacks.Callback):
 
 
 class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
-  """Table 2's diagnostic over every object of the prepared records.
+  """Table 2's diagnostic on the prepared records, by the paper's protocol.
 
   Logs `object_nn_same_class`, the fraction of objects whose nearest neighbour (cosine, backbone
   features at the box centre, un-augmented frames) has the same detector class, and
-  `object_nn_same_class_other_shots`, the same with neighbours from other shots only; computed
-  before training and after every epoch. `history` holds `{"step": int, name: fraction}`
+  `object_nn_same_class_other_shots`, the same with neighbours from other shots only.
+  Neighbours are sought within batches of `diagnostic_config.videos_per_batch` videos, counts
+  summed over `num_batches` batches, so the cost does not grow with the records. Computed before
+  training and every `every_epochs` epochs. `history` holds `{"step": int, name: fraction}`
   entries, also appended to `log_file` (JSON lines) when given, which a resumed run continues.
   """
 
-  def __init__(self, data_config, log_file=None):
+  def __init__(self, data_config, diagnostic_config, log_file=None):
     super().__init__()
     self.data_config = data_config
+    self.diagnostic_config = diagnostic_config
     self.log_file = log_file
     self.history = []
     if log_file and tf.io.gfile.exists(log_file):
@@ -40,10 +43,11 @@ class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
         self.history = [json.loads(line) for line in f if line.strip()]
 
   def compute(self):
-    config = self.data_config
+    config, protocol = self.data_config, self.diagnostic_config
     figures = evaluation.diagnose_records(
         lambda images: self.model.backbone(images, training=False)["5"], config.path,
-        config.image_size, config.min_score, config.max_objects)
+        config.image_size, config.min_score, config.max_objects,
+        videos_per_batch=protocol.videos_per_batch, num_batches=protocol.num_batches)
     return {"object_nn_same_class": float(figures["all"][0]),
             "object_nn_same_class_other_shots": float(figures["other_shots"][0])}
 
@@ -61,6 +65,8 @@ class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
       logging.info("Object diagnostic before training: %s", self._record())
 
   def on_epoch_end(self, epoch, logs=None):
+    if (epoch + 1) % self.diagnostic_config.every_epochs:
+      return
     values = self._record()
     if logs is not None:
       logs.update(values)

@@ -1,5 +1,6 @@
 """`train`: `model.fit` of a named experiment on a `tf.distribute` strategy, resumable."""
 
+import dataclasses
 import math
 import os
 import tempfile
@@ -74,9 +75,11 @@ def make_dataset_fn(config):
 
 
 def summary_batch(config):
-  """One un-augmented batch of the prepared records, for the frames shown in TensorBoard."""
+  """The first video of the prepared records, un-augmented, for the frames shown in TensorBoard
+  (a training batch would hold `data.batch_size` videos: gigabytes at the paper's sizes)."""
   from keras_vivi.data import pipeline
-  return next(iter(pipeline.build_dataset(config.data, training=False)))
+  one_video = dataclasses.replace(config.data, batch_size=1)
+  return next(iter(pipeline.build_dataset(one_video, training=False)))
 
 
 def train(config, model_dir, strategy=None, steps_per_epoch=1000, dataset_fn=None,
@@ -133,9 +136,10 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
   if chief:
     log_dir = os.path.join(model_dir, "logs")
     if config.data.path and not config.data.inline_detection:
-      all_callbacks += [callbacks_lib.ObjectNeighbourCallback(
-                            config.data, os.path.join(model_dir, DIAGNOSTIC_FILE)),
-                        callbacks_lib.FrameSummaryCallback(summary_batch(config), log_dir)]
+      if config.diagnostic.every_epochs:
+        all_callbacks.append(callbacks_lib.ObjectNeighbourCallback(
+            config.data, config.diagnostic, os.path.join(model_dir, DIAGNOSTIC_FILE)))
+      all_callbacks.append(callbacks_lib.FrameSummaryCallback(summary_batch(config), log_dir))
     all_callbacks += [tf_keras.callbacks.TensorBoard(log_dir, update_freq="epoch"),
                       # Appends across restarts: one row per epoch, for plots and reports.
                       tf_keras.callbacks.CSVLogger(os.path.join(model_dir, HISTORY_FILE),

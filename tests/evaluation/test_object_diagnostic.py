@@ -20,7 +20,7 @@ def reference(features, labels, mask, groups=None):
   return hits / max(queries, 1), hits, queries
 
 
-def test_matches_a_loop():
+def test_matches_a_loop_for_any_block_size():
   rng = np.random.default_rng(0)
   for n, c in ((12, 3), (40, 5)):
     features = rng.normal(size=(n, 6)).astype(np.float32)
@@ -28,10 +28,13 @@ def test_matches_a_loop():
     mask = rng.random(n) > 0.2
     groups = rng.integers(0, 4, n)
     for g in (None, groups):
-      frac, hits, queries = nearest_neighbour_same_class(features, labels, mask, g)
       want = reference(features, labels, mask, g)
-      assert (hits.numpy(), queries.numpy()) == want[1:]
-      np.testing.assert_allclose(frac.numpy(), want[0], rtol=1e-6)
+      # Blocks of 1, blocks that do not divide n, one block of all.
+      for block_size in (1, 7, n, 1024):
+        frac, hits, queries = nearest_neighbour_same_class(features, labels, mask, g,
+                                                           block_size=block_size)
+        assert (hits.numpy(), queries.numpy()) == want[1:]
+        np.testing.assert_allclose(frac.numpy(), want[0], rtol=1e-6)
 
 
 def test_separated_classes_score_one_and_single_object_is_no_query():
@@ -99,11 +102,38 @@ def test_records_diagnostic_counts_every_stored_object_once(tmp_path):
   np.testing.assert_array_equal(shots.numpy(), [0, 0, 0, 1 << 20, 1 << 20, 1 << 20])
   np.testing.assert_allclose(features.numpy(), np.array(colours) / 255.0, atol=0.06)
   # Objects of class 3 and 7 each find a same-coloured twin of their class; 4 and 5 do not.
-  figures = diagnose_records(lambda x: x, str(tmp_path), 8, max_objects=3)
+  figures = diagnose_records(lambda x: x, str(tmp_path), 8, max_objects=3,
+                             videos_per_batch=None)
   frac, hits, queries = figures["all"]
   assert (int(hits), int(queries)) == (4, 6)
-  np.testing.assert_allclose(frac.numpy(), 4 / 6)
+  np.testing.assert_allclose(frac, 4 / 6)
+  # The paper's protocol with both videos in one batch is the same search.
+  assert diagnose_records(lambda x: x, str(tmp_path), 8, max_objects=3) == figures
   # In other shots only, the two red class-3 objects lose their twin (their nearest is yellow);
   # only the yellow class-7 pair still match.
   _, hits, queries = figures["other_shots"]
   assert (int(hits), int(queries)) == (2, 6)
+
+
+def test_records_diagnostic_by_batches_of_videos(tmp_path):
+  from keras_vivi.evaluation import diagnose_records
+  order = ("tl", "tr", "bl", "br")
+  videos = [
+      [(order, [("tl", 3, 0.9), ("br", 7, 0.8)]), (order, [("tl", 3, 0.6)])],
+      [(("br", "tr", "bl", "tl"), [("tl", 7, 0.9), ("bl", 4, 0.5), ("tr", 5, 0.7)])],
+      [(order, [("br", 7, 0.9), ("bl", 4, 0.8)])],
+  ]
+  write_records(tmp_path, videos)
+  run = lambda **kw: diagnose_records(lambda x: x, str(tmp_path), 8, max_objects=3,
+                                      batch_size=2, **kw)
+  # One video a batch: video 0 has its red class-3 pair (2 hits of 3: yellow 7 finds red);
+  # video 1 has three classes (0 of 3); video 2: yellow 7 and blue 4 (0 of 2).
+  assert run(videos_per_batch=1)["all"] == (2 / 8, 2, 8)
+  assert run(videos_per_batch=1, num_batches=2)["all"] == (2 / 6, 2, 6)
+  # Videos 0 and 1 in one batch: the yellow 7s of both videos now find each other (4 of 6);
+  # video 2 alone stays at 0 of 2.
+  assert run(videos_per_batch=2)["all"] == (4 / 8, 4, 8)
+  # All three together: video 2's yellow 7 and blue 4 find twins in video 1 as well.
+  assert run(videos_per_batch=3)["all"] == run(videos_per_batch=None)["all"] == (7 / 8, 7, 8)
+  # Every video is one shot, so within one video no object has a neighbour in another shot.
+  assert run(videos_per_batch=1)["other_shots"] == (0, 0, 0)

@@ -124,3 +124,23 @@ def test_trains_on_real_prepared_records(prepared_records, tmp_path):
   np.testing.assert_allclose([float(r["total_loss"]) for r in rows], logs["total_loss"], rtol=1e-5)
   assert json.load(open(tmp_path / "config.json"))["name"] == "vivi_objects"
   assert glob.glob(str(tmp_path / "logs" / "train" / "events.*"))
+
+
+def test_diagnostic_frequency_is_configurable_and_can_be_off(prepared_records, tmp_path):
+  from tests.training.conftest import small_config
+  base = [f"data.path={prepared_records}", "data.batch_size=2", "data.frames_per_shot=2",
+          "data.seed=3", "train.steps=2", "diagnostic.videos_per_batch=2",
+          "diagnostic.num_batches=1"]
+  every_other = small_config("vivi", *base, "diagnostic.every_epochs=2")
+  _, history = trainer.train(every_other, str(tmp_path / "a"), steps_per_epoch=1, verbose=0)
+  diagnostic = [json.loads(line) for line in open(tmp_path / "a" / trainer.DIAGNOSTIC_FILE)]
+  assert [d["step"] for d in diagnostic] == [0, 2]
+  assert "object_nn_same_class" in history.history
+  off = small_config("vivi", *base, "diagnostic.every_epochs=0")
+  _, history = trainer.train(off, str(tmp_path / "b"), steps_per_epoch=1, verbose=0)
+  assert not (tmp_path / "b" / trainer.DIAGNOSTIC_FILE).exists()
+  assert "object_nn_same_class" not in history.history
+  # The TensorBoard frames come from one video, not a whole training batch.
+  assert trainer.summary_batch(off)["frames"].shape[0] == 1
+  with pytest.raises(ValueError, match="diagnostic.every_epochs must be an int >= 0, got -1"):
+    small_config("vivi", "diagnostic.every_epochs=-1")
