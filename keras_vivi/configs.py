@@ -12,6 +12,9 @@ import typing
 import tensorflow as tf
 
 RUN_CONFIG_FILE = "config.json"  # beside a training run's checkpoints
+# The detector of the paper's experiments: TF-Hub's SSD-MobileNetV2 on all 600 Open Images V4
+# classes. The MediaPipe detector (23 of those classes) is the offline default of demos and tests.
+PAPER_DETECTOR = "https://tfhub.dev/google/openimages_v4/ssd/mobilenet_v2/1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +36,10 @@ class DataConfig:
   num_classes: int = 602         # random labels are drawn from 1..num_classes-1 (OIDv4 ids 1..601)
   inline_detection: bool = False  # ignore stored boxes; train_step runs the detector
   detector: str = ""             # detector spec for inline detection ("" = MediaPipe OIDv4)
+  paper_detector: str = PAPER_DETECTOR  # what the paper's experiments used (declared, not loaded)
+  # The label space the boxes came from: set by the trainer from the records' manifest.json (or
+  # the inline detector) and saved in the run's config.json.
+  label_space: str = ""
   raw_image_size: int = 300      # un-augmented frames handed to an inline detector
   shuffle_buffer: int = 256      # videos
   seed: typing.Optional[int] = None  # deterministic order and augmentation when set

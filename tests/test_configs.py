@@ -68,3 +68,14 @@ def test_optional_fields_parse_to_their_type():
                                 ["data.seed=7", "train.mixed_precision=none", "data.path=a/b"])
   assert cfg.data.seed == 7 and cfg.train.mixed_precision is None and cfg.data.path == "a/b"
   assert configs.apply_overrides(cfg, ["data.seed=None"]).data.seed is None
+
+
+def test_paper_defaults_of_the_named_experiments():
+  for name in configs.list_experiments():
+    cfg = configs.get_experiment(name)
+    # The paper's detector is declared; eq. 1 as written; coupled L2 weight decay; Table 2's
+    # diagnostic protocol of 50 batches of 8 videos.
+    assert cfg.data.paper_detector == "https://tfhub.dev/google/openimages_v4/ssd/mobilenet_v2/1"
+    assert cfg.loss.shot_normalization == "per_video"
+    assert (cfg.train.weight_decay_type, cfg.train.weight_decay) == ("l2", 1e-4)
+    assert (cfg.diagnostic.num_batches, cfg.diagnostic.videos_per_batch) == (50, 8)

@@ -117,6 +117,7 @@ class Detector:
 
   spec: str = ""
   name: str = ""
+  label_space: str = "unknown"   # in words, for manifests and training logs
 
   def __init__(self, *, score_threshold: float = 0.05, max_detections: int = 5):
     if not 0.0 <= float(score_threshold) <= 1.0:
@@ -146,6 +147,7 @@ class Detector:
     return {
         "spec": self.spec,
         "name": self.name,
+        "label_space": self.label_space,
         "score_threshold": self.score_threshold,
         "max_detections": self.max_detections,
     }

@@ -11,6 +11,23 @@ from keras_vivi.detector.tflite_ssd_detector import TFLiteSSDDetector
 
 MEDIAPIPE_OIDV4 = "mediapipe_oidv4"
 DEFAULT_SPEC = MEDIAPIPE_OIDV4
+MEDIAPIPE_LABEL_SPACE = ("MediaPipe OIDv4 subset: 23 of the 600 Open Images V4 classes (not the "
+                         "paper's detector)")
+PAPER_LABEL_SPACE = ("Open Images V4, 600 classes (TF-Hub openimages_v4/ssd/mobilenet_v2, the "
+                     "paper's detector)")
+
+
+def label_space_of(description):
+  """The label space, in words, of a detector from its `describe()` dict (older manifests lack
+  the `label_space` key: it is then told from the spec)."""
+  if description.get("label_space", "unknown") != "unknown":
+    return description["label_space"]
+  spec = str(description.get("spec", ""))
+  if spec in ("", MEDIAPIPE_OIDV4):
+    return MEDIAPIPE_LABEL_SPACE
+  if "openimages_v4/ssd/mobilenet_v2" in spec:
+    return PAPER_LABEL_SPACE
+  return f"the classes of the detector {spec!r}"
 
 
 def mediapipe_oidv4_detector(*, score_threshold: float = 0.05, max_detections: int = 5,
@@ -34,6 +51,7 @@ def mediapipe_oidv4_detector(*, score_threshold: float = 0.05, max_detections: i
       score_threshold=score_threshold, max_detections=max_detections, num_threads=num_threads,
       spec=MEDIAPIPE_OIDV4,
       name=f"mediapipe_oidv4_ssd_mobilenetv2_fp16@sha256:{mediapipe_assets.MODEL_SHA256[:12]}")
+  detector.label_space = MEDIAPIPE_LABEL_SPACE
   return detector
 
 
@@ -70,7 +88,10 @@ def load_detector(spec: Optional[Union[str, os.PathLike]] = None, *, score_thres
   is_url = spec.startswith(("http://", "https://", "gs://", "file://"))
   looks_like_path = os.path.isabs(spec) or spec.startswith((".", "~")) or os.sep in spec
   if is_url or os.path.isdir(os.path.expanduser(spec)) or looks_like_path:
-    return SavedModelDetector(spec, score_threshold=score_threshold, max_detections=max_detections)
+    detector = SavedModelDetector(spec, score_threshold=score_threshold,
+                                  max_detections=max_detections)
+    detector.label_space = label_space_of({"spec": spec})
+    return detector
   raise ValueError(
       f"unknown detector spec {spec!r}: expected None or {MEDIAPIPE_OIDV4!r} (MediaPipe OIDv4 SSD), an "
       "existing SavedModel directory, a file:// path, or an http(s):// / gs:// URL or TF-Hub handle "

@@ -1,10 +1,12 @@
 """`train`: `model.fit` of a named experiment on a `tf.distribute` strategy, resumable."""
 
 import dataclasses
+import json
 import math
 import os
 import tempfile
 
+from absl import logging
 import tensorflow as tf
 import tf_keras
 
@@ -74,6 +76,38 @@ def make_dataset_fn(config):
   return dataset_fn
 
 
+def detections_label_space(data):
+  """The label space of the boxes a run trains on, in words: the inline detector's, or the one
+  recorded in the `manifest.json` of the prepared records."""
+  from keras_vivi.data import manifest as manifest_lib
+  from keras_vivi.detector import loader
+  if data.inline_detection:
+    return loader.label_space_of({"spec": data.detector})
+  folder = data.path if tf.io.gfile.isdir(data.path) else os.path.dirname(data.path)
+  path = os.path.join(folder, manifest_lib.MANIFEST_FILE)
+  if not tf.io.gfile.exists(path):
+    return f"unknown (no {path})"
+  with tf.io.gfile.GFile(path) as f:
+    return loader.label_space_of(json.load(f).get("detector", {}))
+
+
+def with_label_space(config):
+  """`config` with `data.label_space` filled in, said plainly when boxes are trained on and they
+  are not the paper's detector's."""
+  if not config.data.path:
+    return config
+  space = detections_label_space(config.data)
+  l = config.loss
+  if l.object or l.box_classifier or l.detector_crops:
+    from keras_vivi.detector import loader
+    if space != loader.PAPER_LABEL_SPACE:
+      logging.warning("Object labels come from %s; the paper's experiments used %s (see the "
+                      "README, 'Reproducing the paper').", space, config.data.paper_detector)
+    else:
+      logging.info("Object labels come from %s.", space)
+  return dataclasses.replace(config, data=dataclasses.replace(config.data, label_space=space))
+
+
 def summary_batch(config):
   """The first video of the prepared records, un-augmented, for the frames shown in TensorBoard
   (a training batch would hold `data.batch_size` videos: gigabytes at the paper's sizes)."""
@@ -116,6 +150,7 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
   # Non-chief workers of a multi-worker run write to scratch space.
   write_dir = model_dir if chief else tempfile.mkdtemp(prefix="vivi_worker_")
   tf.io.gfile.makedirs(write_dir)
+  config = with_label_space(config)
   if chief:
     configs.save_run_config(config, model_dir)
 

@@ -78,3 +78,14 @@ def test_directory_without_saved_model(tmp_path):
 def test_output_keys_contract():
   assert DETECTION_KEYS == ("detection_boxes", "detection_scores", "detection_class_labels",
                             "detection_class_entities", "detection_class_names")
+
+
+def test_label_space_is_told_from_the_detector_description():
+  from keras_vivi.detector import loader
+  assert loader.label_space_of({"spec": "mediapipe_oidv4"}) == loader.MEDIAPIPE_LABEL_SPACE
+  # Manifests written before the key existed are told from the spec.
+  assert loader.label_space_of({"spec": "", "name": "x"}) == loader.MEDIAPIPE_LABEL_SPACE
+  from keras_vivi import configs
+  assert loader.label_space_of({"spec": configs.PAPER_DETECTOR}) == loader.PAPER_LABEL_SPACE
+  assert "/models/det" in loader.label_space_of({"spec": "/models/det"})
+  assert loader.label_space_of({"spec": "x", "label_space": "mine"}) == "mine"

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from keras_vivi import configs
 from keras_vivi.training import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -122,7 +123,14 @@ def test_trains_on_real_prepared_records(prepared_records, tmp_path):
   with open(tmp_path / trainer.HISTORY_FILE) as f:
     rows = list(csv.DictReader(f))
   np.testing.assert_allclose([float(r["total_loss"]) for r in rows], logs["total_loss"], rtol=1e-5)
-  assert json.load(open(tmp_path / "config.json"))["name"] == "vivi_objects"
+  saved = json.load(open(tmp_path / "config.json"))
+  assert saved["name"] == "vivi_objects"
+  # Which label space the boxes came from, in the run's config and in the records' manifest.
+  from keras_vivi.detector import loader
+  manifest = json.load(open(os.path.join(prepared_records, "manifest.json")))
+  assert manifest["detector"]["label_space"] == loader.MEDIAPIPE_LABEL_SPACE
+  assert saved["data"]["label_space"] == loader.MEDIAPIPE_LABEL_SPACE
+  assert saved["data"]["paper_detector"] == configs.PAPER_DETECTOR
   assert glob.glob(str(tmp_path / "logs" / "train" / "events.*"))
 
 
