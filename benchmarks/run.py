@@ -9,10 +9,10 @@ import platform
 import re
 import sys
 
-from benchmarks import hub_layer, pipeline, prepare, train_step, triplet
+from benchmarks import hub_layer, pipeline, prepare, scale_memory, train_step, triplet
 
 BENCHMARKS = {"triplet": triplet, "prepare": prepare, "pipeline": pipeline,
-              "train_step": train_step, "hub_layer": hub_layer}
+              "train_step": train_step, "hub_layer": hub_layer, "memory": scale_memory}
 RESULTS = os.path.join(os.path.dirname(__file__), "RESULTS.md")
 HEADER = ("# Benchmark results\n\nWritten by `make bench` (`python -m benchmarks.run`). Ratios are "
           "measured side by side in one run on a shared, noisy machine; absolute times vary.\n")

@@ -57,7 +57,8 @@ def _coco(root):
   write_coco(root / "data" / "coco")
 
 
-SETUP = {"inline-detector": _hub_detector, "retinanet-coco": _coco}
+SETUP = {"prepare-paper-detector": _hub_detector, "inline-detector": _hub_detector,
+         "retinanet-coco": _coco}
 
 
 def _run(snippet, root, env):

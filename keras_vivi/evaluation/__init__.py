@@ -2,5 +2,6 @@
 
 from keras_vivi.evaluation.object_diagnostic import diagnose_records
 from keras_vivi.evaluation.object_diagnostic import nearest_neighbour_same_class
+from keras_vivi.evaluation.object_diagnostic import object_groups
 from keras_vivi.evaluation.object_diagnostic import record_frames
 from keras_vivi.evaluation.object_diagnostic import record_object_features
