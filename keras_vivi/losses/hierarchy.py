@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from keras_vivi import configs
 from keras_vivi.losses.triplet import semi_hard_triplet_loss_and_pairs
 
 
@@ -94,6 +95,15 @@ def distillation_loss(student_logits, teacher_probs, mask=None):
   return _masked_mean(per_example, mask)
 
 
+def loss_weights(loss_config):
+  """The weight of every loss term, by metric name: `ω·L_object + L_frame + β·L_shot`, plus
+  `γ·L_supervised` and the weights of the ablations' terms (`keras_vivi.configs.LossConfig`)."""
+  l = loss_config
+  return {"object_loss": l.omega, "frame_loss": 1.0, "shot_loss": l.beta,
+          "supervised_loss": l.gamma, "box_classifier_loss": l.box_classifier_weight,
+          "distillation_loss": l.distillation_weight, "crop_loss": 1.0}
+
+
 def total_loss(losses, omega=5.0, beta=0.04, gamma=1.0):
   """`ω·L_object + L_frame + β·L_shot + γ·L_supervised` over the terms present in `losses`.
 
@@ -108,6 +118,6 @@ def total_loss(losses, omega=5.0, beta=0.04, gamma=1.0):
   if unknown:
     raise ValueError(f"Unknown loss terms {sorted(unknown)}; expected object, frame, shot, "
                      "supervised.")
-  weights = {"object": omega, "frame": 1.0, "shot": beta, "supervised": gamma}
-  return tf.add_n([weights[k] * tf.cast(v, tf.float32) for k, v in losses.items()]
+  weights = loss_weights(configs.LossConfig(omega=omega, beta=beta, gamma=gamma))
+  return tf.add_n([weights[f"{k}_loss"] * tf.cast(v, tf.float32) for k, v in losses.items()]
                   or [tf.constant(0.0)])

@@ -1,6 +1,8 @@
 """ResNet v2 (pre-activation) backbone with endpoints at strides 4..32."""
 
-import tensorflow as tf
+import dataclasses
+import typing
+
 import tf_keras
 
 from keras_vivi.models.standardized_conv2d import StandardizedConv2D
@@ -15,6 +17,69 @@ ENDPOINT_LEVELS = (2, 3, 4, 5)
 def _check_choice(name, value, choices):
   if value not in choices:
     raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSettings:
+  """How the network's convolutions and normalisations are built.
+
+  `normalization="group"` pairs group norm with weight-standardised convolutions (BiT, the
+  paper's co-training); `"batch"` is batch norm with plain convolutions.
+  """
+  normalization: str = "batch"
+  groups: int = 32
+  norm_momentum: float = 0.9
+  norm_epsilon: float = 1e-5
+  kernel_regularizer: typing.Any = None
+
+  def conv(self, filters, kernel_size, strides=1, use_bias=False, name=None):
+    cls = StandardizedConv2D if self.normalization == "group" else tf_keras.layers.Conv2D
+    return cls(filters, kernel_size, strides=strides, use_bias=use_bias,
+               padding="same" if strides == 1 else "valid", kernel_initializer="he_normal",
+               kernel_regularizer=self.kernel_regularizer, name=name)
+
+  def norm_relu(self, x, name):
+    if self.normalization == "batch":
+      x = tf_keras.layers.BatchNormalization(momentum=self.norm_momentum,
+                                             epsilon=self.norm_epsilon, name=name + "_bn")(x)
+    else:
+      x = tf_keras.layers.GroupNormalization(groups=self.groups, epsilon=self.norm_epsilon,
+                                             name=name + "_gn")(x)
+    return tf_keras.layers.Activation("relu", name=name + "_relu")(x)
+
+  def strided_conv(self, x, filters, kernel_size, strides, name, use_bias=False):
+    # Explicit symmetric padding: TF's 'same' pads asymmetrically for even inputs.
+    if strides > 1 and kernel_size > 1:
+      x = tf_keras.layers.ZeroPadding2D(kernel_size // 2, name=name + "_pad")(x)
+    return self.conv(filters, kernel_size, strides=strides, use_bias=use_bias, name=name)(x)
+
+
+def preactivation_unit(x, filters, strides, project, name, settings=LayerSettings()):
+  """One bottleneck unit of ResNet v2: `x + F(norm_relu(x))`.
+
+  `F` is 1×1 (`filters`) → 3×3 (`filters`, stride `strides`) → 1×1 (`4·filters`) convolutions with
+  a normalisation and ReLU before each of the last two. With `project`, the shortcut is a
+  (biased) 1×1 convolution of the pre-activation at stride `strides`, as in Keras' ResNet50V2;
+  otherwise it is `x` itself (then `x` must have `4·filters` channels and `strides` must be 1).
+
+  Args:
+    x: symbolic `[B, H, W, C]`.
+    filters, strides, project: as above.
+    name: prefix of the unit's layer names (checkpoints and exports rely on them).
+    settings: `LayerSettings`.
+
+  Returns:
+    Symbolic `[B, ⌈H/strides⌉, ⌈W/strides⌉, 4·filters]`.
+  """
+  preact = settings.norm_relu(x, name + "_preact")
+  shortcut = (settings.strided_conv(preact, 4 * filters, 1, strides, name + "_shortcut",
+                                    use_bias=True) if project else x)
+  y = settings.conv(filters, 1, name=name + "_1_conv")(preact)
+  y = settings.norm_relu(y, name + "_1")
+  y = settings.strided_conv(y, filters, 3, strides, name + "_2_conv")
+  y = settings.norm_relu(y, name + "_2")
+  y = settings.conv(4 * filters, 1, use_bias=True, name=name + "_3_conv")(y)
+  return tf_keras.layers.Add(name=name + "_out")([shortcut, y])
 
 
 @tf_keras.utils.register_keras_serializable(package="keras_vivi")
@@ -53,43 +118,11 @@ class ResNetV2(tf_keras.Model):
                         if regularizer is not None else None,
                         input_specs=input_specs.shape)
 
-    def conv(filters, kernel_size, strides=1, use_bias=False, name=None):
-      cls = StandardizedConv2D if normalization == "group" else tf_keras.layers.Conv2D
-      return cls(filters, kernel_size, strides=strides, use_bias=use_bias,
-                 padding="same" if strides == 1 else "valid",
-                 kernel_initializer="he_normal", kernel_regularizer=regularizer, name=name)
-
-    def norm_relu(x, name):
-      if normalization == "batch":
-        x = tf_keras.layers.BatchNormalization(momentum=norm_momentum, epsilon=norm_epsilon,
-                                               name=name + "_bn")(x)
-      else:
-        x = tf_keras.layers.GroupNormalization(groups=groups, epsilon=norm_epsilon,
-                                               name=name + "_gn")(x)
-      return tf_keras.layers.Activation("relu", name=name + "_relu")(x)
-
-    def strided_conv(x, filters, kernel_size, strides, name, use_bias=False):
-      # Explicit symmetric padding: TF's 'same' pads asymmetrically for even inputs.
-      if strides > 1 and kernel_size > 1:
-        x = tf_keras.layers.ZeroPadding2D(kernel_size // 2, name=name + "_pad")(x)
-      return conv(filters, kernel_size, strides=strides, use_bias=use_bias, name=name)(x)
-
-    def unit(x, filters, strides, project, name):
-      preact = norm_relu(x, name + "_preact")
-      # Projection shortcuts carry a bias, as in Keras' ResNet50V2.
-      shortcut = (strided_conv(preact, 4 * filters, 1, strides, name + "_shortcut", use_bias=True)
-                  if project else x)
-      y = conv(filters, 1, name=name + "_1_conv")(preact)
-      y = norm_relu(y, name + "_1")
-      y = strided_conv(y, filters, 3, strides, name + "_2_conv")
-      y = norm_relu(y, name + "_2")
-      y = conv(4 * filters, 1, use_bias=True, name=name + "_3_conv")(y)
-      return tf_keras.layers.Add(name=name + "_out")([shortcut, y])
-
+    settings = LayerSettings(normalization, groups, norm_momentum, norm_epsilon, regularizer)
     inputs = tf_keras.Input(shape=input_specs.shape[1:], name="images")
     x = tf_keras.layers.Rescaling(2.0, offset=-1.0, name="to_symmetric_range")(inputs)
     # The stem conv carries a bias, as in Keras' ResNet50V2.
-    x = strided_conv(x, 64 * width, 7, 2, "stem_conv", use_bias=True)
+    x = settings.strided_conv(x, 64 * width, 7, 2, "stem_conv", use_bias=True)
     x = tf_keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
     x = tf_keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
     endpoints = {}
@@ -97,9 +130,10 @@ class ResNetV2(tf_keras.Model):
       filters = 64 * width * 2 ** (level - 2)
       for i in range(num_units):
         strides = 2 if (i == 0 and level > 2) else 1
-        x = unit(x, filters, strides, project=(i == 0), name=f"stage{level}_unit{i + 1}")
+        x = preactivation_unit(x, filters, strides, i == 0, f"stage{level}_unit{i + 1}",
+                               settings)
       endpoints[str(level)] = x
-    endpoints["5"] = norm_relu(x, "post")
+    endpoints["5"] = settings.norm_relu(x, "post")
     endpoints["pre_logits"] = tf_keras.layers.GlobalAveragePooling2D(name="pre_logits")(
         endpoints["5"])
     # Endpoints leave in float32 whatever the mixed-precision policy.
@@ -118,7 +152,10 @@ class ResNetV2(tf_keras.Model):
     return 2048 * self._config["width"]
 
   def get_config(self):
-    return dict(self._config)
+    # The base Layer's name and trainable flag, not the functional graph: the model is rebuilt
+    # from its arguments.
+    base = tf_keras.layers.Layer.get_config(self)
+    return {"name": base["name"], "trainable": base["trainable"], **self._config}
 
   @classmethod
   def from_config(cls, config, custom_objects=None):

@@ -20,30 +20,20 @@ HISTORY_FILE = "history.csv"    # one row of metrics per epoch, in model_dir
 DIAGNOSTIC_FILE = "object_diagnostic.jsonl"  # the object diagnostic from step 0 on
 
 
+# Our names → Model Garden's `distribute_utils` names.
+_STRATEGY_NAMES = {"default": "off", "mirrored": "mirrored", "multi_worker": "multi_worker_mirrored",
+                   "tpu": "tpu"}
+
+
 def build_strategy(name="default", tpu=""):
-  """`default` (one device), `mirrored` (all local devices), `multi_worker` (TF_CONFIG) or `tpu`."""
-  if name == "default":
-    return tf.distribute.get_strategy()
-  if name == "mirrored":
-    return tf.distribute.MirroredStrategy()
-  if name == "multi_worker":
-    return tf.distribute.MultiWorkerMirroredStrategy()
-  if name == "tpu":
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
-    tf.config.experimental_connect_to_cluster(resolver)
-    tf.tpu.experimental.initialize_tpu_system(resolver)
-    return tf.distribute.TPUStrategy(resolver)
-  raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}.")
-
-
-def is_chief(strategy):
-  """True on the task that writes checkpoints and summaries."""
-  resolver = getattr(strategy, "cluster_resolver", None)
-  if resolver is None or not resolver.task_type:
-    return True
-  has_chief = "chief" in resolver.cluster_spec().as_dict()
-  return resolver.task_type == "chief" or (
-      not has_chief and resolver.task_type == "worker" and resolver.task_id == 0)
+  """`default` (one device), `mirrored` (all local GPUs, else the CPU), `multi_worker`
+  (TF_CONFIG) or `tpu`, through Model Garden's `distribute_utils`."""
+  from official.common import distribute_utils
+  if name not in STRATEGIES:
+    raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}.")
+  return distribute_utils.get_distribution_strategy(
+      _STRATEGY_NAMES[name], num_gpus=len(tf.config.list_logical_devices("GPU")),
+      tpu_address=tpu)
 
 
 def load_teacher(handle):
@@ -146,7 +136,8 @@ def train(config, model_dir, strategy=None, steps_per_epoch=1000, dataset_fn=Non
 
 def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, teacher,
            callbacks, verbose):
-  chief = is_chief(strategy)
+  # The task that writes checkpoints and summaries (the chief, or worker 0 without one).
+  chief = strategy.extended.should_checkpoint
   # Non-chief workers of a multi-worker run write to scratch space.
   write_dir = model_dir if chief else tempfile.mkdtemp(prefix="vivi_worker_")
   tf.io.gfile.makedirs(write_dir)

@@ -106,100 +106,129 @@ class VIVIModel(tf_keras.Model):
     return boxes, labels, box_mask
 
   def compute_losses(self, videos, labelled=None, training=False):
-    """Returns `(total share for the gradient, {metric name: global value})`."""
-    cfg = self.config
-    l = cfg.loss
-    frames = videos["frames"]
-    shape = tf.shape(frames)
-    b, k, f = shape[0], shape[1], shape[2]
-    size = (shape[3], shape[4])
-    images = tf.reshape(frames, tf.concat([[-1], shape[3:]], 0))      # [N, H, W, 3]
-    frame_mask = tf.reshape(videos["frame_mask"], [-1])
+    """Returns `(total share for the gradient, {metric name: global value})`.
+
+    Each enabled level adds its term (this replica's share and the global value, see
+    `_global_mean`) and its statistics; the total weighs them by `losses.loss_weights`.
+    """
+    inputs = self._level_inputs(videos, labelled, training)
     shares, values = {}, {}
-
-    def add(name, share, value):
+    for name, level in self._levels():
+      share, value, stats = level(inputs)
       shares[name], values[name] = share, value
+      values.update(stats)
+    weights = losses.loss_weights(self.config.loss)
+    total = tf.add_n([weights[n] * s for n, s in shares.items()])
+    values["total_loss"] = tf.add_n([weights[n] * values[n] for n in shares])
+    return total, values
 
-    def add_mean(name, local_mean, mask):
-      """A loss that is a mean over `mask`: its global-batch share."""
-      count = tf.reduce_sum(tf.cast(mask, tf.float32))
-      add(name, *_global_mean(local_mean * count, count))
+  def _levels(self):
+    """`(loss name, method)` of every level the config trains."""
+    l = self.config.loss
+    enabled = {"frame_loss": l.frame, "shot_loss": l.shot, "object_loss": l.object,
+               "box_classifier_loss": l.box_classifier, "crop_loss": l.detector_crops,
+               "distillation_loss": l.distillation, "supervised_loss": l.supervised}
+    methods = {"frame_loss": self._frame_level, "shot_loss": self._shot_level,
+               "object_loss": self._object_level, "box_classifier_loss": self._box_classifier,
+               "crop_loss": self._detector_crops, "distillation_loss": self._distillation,
+               "supervised_loss": self._supervised}
+    return [(name, methods[name]) for name, on in enabled.items() if on]
 
+  def _level_inputs(self, videos, labelled, training):
+    """What the levels share: frames flattened, one backbone pass, boxes (stored or inline)."""
+    l = self.config.loss
+    shape = tf.shape(videos["frames"])
+    inputs = {"videos": videos, "labelled": labelled, "training": training,
+              "num_videos": shape[0], "size": (shape[3], shape[4]),
+              "images": tf.reshape(videos["frames"], tf.concat([[-1], shape[3:]], 0)),
+              "frame_mask": tf.reshape(videos["frame_mask"], [-1])}
     if l.frame or l.shot or l.object or l.box_classifier or l.distillation:
-      out = self.backbone(images, training=training)
-      reps = out["pre_logits"]                                        # [N, C]
-
-    # Keeps (video, shot) labels unique across replicas.
-    video_offset = losses.replica_offset(b)
-
-    if l.frame:
-      video = tf.repeat(video_offset + tf.range(b), k * f)
-      shot = tf.tile(tf.repeat(tf.range(k), f), [b])
-      share, value, active = self._triplet(self.frame_head(reps), video * k + shot, frame_mask)
-      add("frame_loss", share, value)
-      values["frame_active_triplets"] = active
-
-    if l.shot:
-      per_shot = models.aggregate_shots(
-          tf.reshape(reps, tf.stack([b, k, f, -1])), videos["frame_mask"])
-      shots = tf.cast(self.shot_projection(per_shot), tf.float32)      # [B, K, D]
-      predictions = self.shot_predictor(shots)
-      (all_shots, all_mask), _ = losses.gather_across_replicas(shots, videos["shot_mask"])
-      scores = losses.shot_prediction_scores(
-          predictions, videos["shot_mask"], all_shots, all_mask, video_offset,
-          same_position=l.shot_negatives == "same_position")
-      total, queries = losses.info_nce_terms(*scores)
-      add("shot_loss", *_global_mean(total, losses.shot_loss_denominator(
-          videos["shot_mask"], queries, l.shot_normalization)))
-      accuracy = losses.info_nce_accuracy(*scores)
-      values["shot_accuracy"] = _global_mean(accuracy * queries, queries)[1]
-
+      inputs["features"] = self.backbone(inputs["images"], training=training)
     if l.object or l.box_classifier or l.detector_crops:
-      if cfg.data.inline_detection:
+      if self.config.data.inline_detection:
         boxes, class_ids, box_mask = self._detect_inline(videos)
       else:
         boxes, class_ids, box_mask = videos["boxes"], videos["class_ids"], videos["box_mask"]
       m = tf.shape(boxes)[-2]
-      boxes = tf.reshape(boxes, [-1, m, 4])
-      class_ids = tf.reshape(class_ids, [-1])
-      box_mask = tf.reshape(box_mask, [-1])
-
+      inputs.update(boxes=tf.reshape(boxes, [-1, m, 4]), class_ids=tf.reshape(class_ids, [-1]),
+                    box_mask=tf.reshape(box_mask, [-1]))
     if l.object or l.box_classifier:
-      r = models.gather_box_features(out["5"], boxes, size)           # [N, M, C]
-      r = tf.reshape(r, [-1, tf.shape(r)[-1]])
-      if l.object:
-        share, value, active = self._triplet(self.object_head(r), class_ids, box_mask)
-        add("object_loss", share, value)
-        values["object_active_triplets"] = active
-      if l.box_classifier:
-        add_mean("box_classifier_loss",
-                 losses.box_classifier_loss(self.box_classifier(r), class_ids, box_mask),
-                 box_mask)
+      r = models.gather_box_features(inputs["features"]["5"], inputs["boxes"], inputs["size"])
+      inputs["box_features"] = tf.reshape(r, [-1, tf.shape(r)[-1]])   # [N·M, C]
+    return inputs
 
-    if l.detector_crops:
-      add_mean("crop_loss", self._crop_loss(images, size, boxes, class_ids, box_mask, training),
-               box_mask)
+  @staticmethod
+  def _mean_term(local_mean, mask, stats=None):
+    """A loss that is a mean over `mask`: its global-batch share and value."""
+    count = tf.reduce_sum(tf.cast(mask, tf.float32))
+    return (*_global_mean(local_mean * count, count), stats or {})
 
-    if l.distillation:
-      teacher_probs = tf.nn.softmax(tf.cast(tf.stop_gradient(self.teacher(images)), tf.float32))
-      add_mean("distillation_loss",
-               losses.distillation_loss(self.distill_head(reps), teacher_probs, frame_mask),
-               frame_mask)
+  def _frame_level(self, inputs):
+    """Frame triplets: frames of one (video, shot) are positives, across replicas too."""
+    b = inputs["num_videos"]
+    k, f = tf.shape(inputs["videos"]["frames"])[1], tf.shape(inputs["videos"]["frames"])[2]
+    # Replica offsets keep (video, shot) labels unique across replicas.
+    video = tf.repeat(losses.replica_offset(b) + tf.range(b), k * f)
+    shot = tf.tile(tf.repeat(tf.range(k), f), [b])
+    share, value, active = self._triplet(self.frame_head(inputs["features"]["pre_logits"]),
+                                         video * k + shot, inputs["frame_mask"])
+    return share, value, {"frame_active_triplets": active}
 
-    if l.supervised:
-      if labelled is None:
-        raise ValueError(f"Experiment {cfg.name!r} co-trains: fit on (videos, labelled) pairs.")
-      logits = self.supervised_head(
-          self.backbone(labelled["image"], training=training)["pre_logits"])
-      add_mean("supervised_loss", losses.supervised_loss(logits, labelled["label"]),
-               tf.ones(tf.shape(logits)[:1], tf.bool))
+  def _shot_level(self, inputs):
+    """Eq. 1: each shot predicts the next ones against every shot of the global batch."""
+    videos, l = inputs["videos"], self.config.loss
+    frames_shape = tf.shape(videos["frames"])
+    reps = tf.reshape(inputs["features"]["pre_logits"],
+                      tf.stack([frames_shape[0], frames_shape[1], frames_shape[2], -1]))
+    shots = tf.cast(self.shot_projection(models.aggregate_shots(reps, videos["frame_mask"])),
+                    tf.float32)                                       # [B, K, D]
+    (all_shots, all_mask), _ = losses.gather_across_replicas(shots, videos["shot_mask"])
+    scores = losses.shot_prediction_scores(
+        self.shot_predictor(shots), videos["shot_mask"], all_shots, all_mask,
+        losses.replica_offset(inputs["num_videos"]),
+        same_position=l.shot_negatives == "same_position")
+    total, queries = losses.info_nce_terms(*scores)
+    share, value = _global_mean(total, losses.shot_loss_denominator(
+        videos["shot_mask"], queries, l.shot_normalization))
+    accuracy = losses.info_nce_accuracy(*scores)
+    return share, value, {"shot_accuracy": _global_mean(accuracy * queries, queries)[1]}
 
-    weights = {"object_loss": l.omega, "frame_loss": 1.0, "shot_loss": l.beta,
-               "supervised_loss": l.gamma, "box_classifier_loss": l.box_classifier_weight,
-               "distillation_loss": l.distillation_weight, "crop_loss": 1.0}
-    total = tf.add_n([weights[n] * s for n, s in shares.items()])
-    values["total_loss"] = tf.add_n([weights[n] * values[n] for n in shares])
-    return total, values
+  def _object_level(self, inputs):
+    """Object triplets on the block-4 feature at each box centre; positives share a class."""
+    share, value, active = self._triplet(self.object_head(inputs["box_features"]),
+                                         inputs["class_ids"], inputs["box_mask"])
+    return share, value, {"object_active_triplets": active}
+
+  def _box_classifier(self, inputs):
+    """The sigmoid box classifier on the same box features ("also predict cross entropy")."""
+    return self._mean_term(losses.box_classifier_loss(
+        self.box_classifier(inputs["box_features"]), inputs["class_ids"], inputs["box_mask"]),
+        inputs["box_mask"])
+
+  def _detector_crops(self, inputs):
+    """Detector distillation: the backbone classifies the object crops."""
+    return self._mean_term(self._crop_loss(
+        inputs["images"], inputs["size"], inputs["boxes"], inputs["class_ids"],
+        inputs["box_mask"], inputs["training"]), inputs["box_mask"])
+
+  def _distillation(self, inputs):
+    """Soft frame labels from the teacher classifier."""
+    teacher_probs = tf.nn.softmax(tf.cast(tf.stop_gradient(self.teacher(inputs["images"])),
+                                          tf.float32))
+    return self._mean_term(losses.distillation_loss(
+        self.distill_head(inputs["features"]["pre_logits"]), teacher_probs,
+        inputs["frame_mask"]), inputs["frame_mask"])
+
+  def _supervised(self, inputs):
+    """Co-training: softmax cross-entropy on the labelled-image batch."""
+    labelled = inputs["labelled"]
+    if labelled is None:
+      raise ValueError(f"Experiment {self.config.name!r} co-trains: fit on (videos, labelled) "
+                       "pairs.")
+    logits = self.supervised_head(
+        self.backbone(labelled["image"], training=inputs["training"])["pre_logits"])
+    return self._mean_term(losses.supervised_loss(logits, labelled["label"]),
+                           tf.ones(tf.shape(logits)[:1], tf.bool))
 
   def _crop_loss(self, images, size, boxes, class_ids, box_mask, training):
     """Mean cross-entropy of the crop classifier over the real boxes only.

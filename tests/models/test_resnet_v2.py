@@ -91,3 +91,20 @@ def test_standardized_conv_matches_numpy():
 def test_bad_arguments_name_the_value(kwargs, match):
   with pytest.raises(ValueError, match=match):
     ResNetV2(**kwargs)
+
+
+def test_preactivation_unit_on_its_own():
+  from keras_vivi.models.resnet_v2 import LayerSettings, preactivation_unit
+  x = tf_keras.Input([8, 8, 16])
+  projected = tf_keras.Model(x, preactivation_unit(x, 4, 2, True, "u"))
+  assert projected.output_shape == (None, 4, 4, 16)
+  names = {layer.name for layer in projected.layers}
+  assert {"u_preact_bn", "u_shortcut", "u_1_conv", "u_2_conv_pad", "u_3_conv", "u_out"} <= names
+  # Identity shortcut: with the last convolution zeroed, the unit passes its input through.
+  identity = tf_keras.Model(x, preactivation_unit(x, 4, 1, False, "v",
+                                                  LayerSettings(normalization="group", groups=2)))
+  assert "v_preact_gn" in {layer.name for layer in identity.layers}
+  last = identity.get_layer("v_3_conv")
+  last.set_weights([np.zeros_like(w) for w in last.get_weights()])
+  images = np.random.default_rng(0).normal(size=(2, 8, 8, 16)).astype(np.float32)
+  np.testing.assert_array_equal(identity(images).numpy(), images)
