@@ -12,24 +12,12 @@ import tensorflow as tf
 import tf_keras
 
 from keras_vivi import configs
+from keras_vivi.data import synthetic
 from keras_vivi.models import ResNetV2
 from keras_vivi.training import VIVIModel
 
 TITLE = "Train step with all three losses vs a plain supervised ResNet50V2 step (32 frames)"
 K, F, M = 4, 8, 5
-
-
-def video_batch(image_size, videos=1, seed=0):
-  rng = np.random.default_rng(seed)
-  centre = rng.uniform(0.2, 0.8, (videos, K, F, M, 2))
-  return {
-      "frames": tf.constant(rng.random((videos, K, F, image_size, image_size, 3)), tf.float32),
-      "boxes": tf.constant(np.concatenate([centre - 0.1, centre + 0.1], -1), tf.float32),
-      "class_ids": tf.constant(rng.integers(1, 10, (videos, K, F, M)), tf.int32),
-      "box_mask": tf.ones((videos, K, F, M), tf.bool),
-      "frame_mask": tf.ones((videos, K, F), tf.bool),
-      "shot_mask": tf.ones((videos, K), tf.bool),
-  }
 
 
 def vivi_step(image_size, videos=1, experiment="vivi_objects"):
@@ -39,7 +27,7 @@ def vivi_step(image_size, videos=1, experiment="vivi_objects"):
       f"data.frames_per_shot={F}", f"data.shots_per_video={K}"])
   model = VIVIModel(config)
   model.compile(optimizer=tf_keras.optimizers.SGD(0.01, momentum=0.9))
-  batch = video_batch(image_size, videos)
+  batch = {k: tf.constant(v) for k, v in synthetic.video_batch(config.data).items()}
   step = tf.function(model.train_step)
   return (lambda: step(batch)["total_loss"].numpy()), videos * K * F
 
