@@ -1,4 +1,4 @@
-"""Semi-hard triplet loss, forward + backward: O(N²) implementation vs the N²×N tiling.
+"""Semi-hard triplet loss, forward + backward: ours vs the N²×N tiling, blockwise vs one block.
 
 Each (implementation, N) runs in its own process so its peak memory is its own.
 """
@@ -13,16 +13,20 @@ import time
 TITLE = "Semi-hard triplet loss (forward + backward, D = 128, 8 items per label)"
 RATIO_SIZES = (256, 512, 1024)
 SCALING_SIZES = (2048, 4096, 8192, 16384)
+# Blockwise only: all anchors in one block would need ~40 GB at 32,768 (issue 13).
+LARGE_SIZES = (32768, 81920)
 DIM = 128
 
 
 def _measure(impl, n, repeats):
-  """Runs in the child: median seconds per step and peak RSS above the idle process."""
+  """Runs in the child: median seconds per step (of the first, traced one when `repeats` is 0)
+  and peak RSS above the idle process."""
   import numpy as np
   import tensorflow as tf
   from benchmarks.triplet_tiled import tiled_semi_hard_triplet_loss
   from keras_vivi.losses import semi_hard_triplet_loss
-  loss_fn = {"o_n2": semi_hard_triplet_loss, "tiled": tiled_semi_hard_triplet_loss}[impl]
+  loss_fn = {"blockwise": semi_hard_triplet_loss, "tiled": tiled_semi_hard_triplet_loss,
+             "one_block": lambda e, l, m: semi_hard_triplet_loss(e, l, m, block_size=n)}[impl]
   rng = np.random.default_rng(0)
   x = rng.normal(size=(n, DIM)).astype(np.float32)
   x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -36,8 +40,10 @@ def _measure(impl, n, repeats):
     return loss, tape.gradient(loss, emb)
 
   idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  loss, _ = step()  # trace + warm-up
-  times = []
+  start = time.perf_counter()
+  loss, grad = step()  # trace + warm-up
+  grad.numpy()
+  times = [time.perf_counter() - start] if repeats == 0 else []
   for _ in range(repeats):
     start = time.perf_counter()
     out = step()
@@ -48,7 +54,7 @@ def _measure(impl, n, repeats):
           "loss": float(loss)}
 
 
-def _run(impl, n, repeats, timeout=1800):
+def _run(impl, n, repeats, timeout=3600):
   proc = subprocess.run([sys.executable, "-m", "benchmarks.triplet", impl, str(n), str(repeats)],
                         capture_output=True, text=True, timeout=timeout,
                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
