@@ -56,6 +56,21 @@ def _suffix_min(x):
                        shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None])))[1]
 
 
+def _count_below(sorted_rows, values):
+  """`[B, K]` ascending, `[B, N]` -> `[B, N]` int32: how many of the row's entries are `< value`."""
+  k = tf.shape(sorted_rows)[1]
+
+  def by_comparison():  # K elementwise passes beat the binary search for a few positives
+    def body(r, count):
+      return r + 1, count + tf.cast(sorted_rows[:, r:r + 1] < values, tf.int32)
+
+    return tf.while_loop(lambda r, _: r < k, body,
+                         (tf.constant(0), tf.zeros_like(values, tf.int32)))[1]
+
+  return tf.cond(k <= 32, by_comparison,
+                 lambda: tf.searchsorted(sorted_rows, values, side="left"))
+
+
 def _select(anchors, anchor_labels, anchor_valid, anchor_positions, candidates,
             candidate_labels, candidate_valid, margin):
   """Semi-hard selection for a block of `B` anchors against all `N` candidates.
@@ -87,7 +102,7 @@ def _select(anchors, anchor_labels, anchor_valid, anchor_positions, candidates,
   d_ap = -nearest_pos.values  # ascending; +inf past the anchor's positives
   pairs = (tf.range(k)[None, :] < num_pos[:, None]) & (num_neg > 0)[:, None]
   keys = _keys(d)
-  bucket = tf.searchsorted(d_ap, d, side="left")  # positives strictly nearer, [B, N] in [0, K]
+  bucket = _count_below(d_ap, d)  # positives strictly nearer, [B, N] in [0, K]
   nearest_in_bucket = tf.reshape(tf.math.unsorted_segment_min(
       keys, tf.where(negatives, tf.range(b)[:, None] * (k + 1) + bucket, -1), b * (k + 1)),
                                  [b, k + 1])
