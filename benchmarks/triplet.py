@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+from keras_vivi.losses.triplet import DEFAULT_BLOCK_SIZE
+
 TITLE = "Semi-hard triplet loss (forward + backward, D = 128, 8 items per label)"
 RATIO_SIZES = (256, 512, 1024)
 SCALING_SIZES = (2048, 4096, 8192, 16384)
@@ -65,35 +67,60 @@ def _run(impl, n, repeats, timeout=3600):
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _available_mib():
+  """MemAvailable of the machine (Linux), or None where it cannot be read."""
+  try:
+    with open("/proc/meminfo") as f:
+      return next(int(line.split()[1]) / 1024 for line in f if line.startswith("MemAvailable"))
+  except (OSError, StopIteration):
+    return None
+
+
+def _cells(result):
+  if "error" in result:
+    return f"{result['error']} | – "
+  return f"{result['seconds']:.3f} | {result['peak_mib']:.0f} "
+
+
+def _same(a, b):
+  return ("yes" if abs(a["loss"] - b["loss"]) <= 1e-5 * max(1.0, abs(b["loss"])) else "NO") \
+      if "error" not in a and "error" not in b else "–"
+
+
 def run(quick=False):
   """Returns the markdown section for RESULTS.md."""
   ratio_sizes = RATIO_SIZES[:2] if quick else RATIO_SIZES
   scaling_sizes = SCALING_SIZES[:1] if quick else SCALING_SIZES
-  lines = ["| N | O(N²) s/step | O(N²) peak MiB | tiled s/step | tiled peak MiB | speed-up | "
+  large_sizes = () if quick else LARGE_SIZES
+  lines = ["| N | ours s/step | ours peak MiB | tiled s/step | tiled peak MiB | speed-up | "
            "same loss |", "|---|---|---|---|---|---|---|"]
   for n in ratio_sizes:
-    ours = _run("o_n2", n, 5)
-    tiled = _run("tiled", n, 3 if n < 1024 else 1)
-    if "error" in tiled:
-      lines.append(f"| {n} | {ours['seconds']:.4f} | {ours['peak_mib']:.0f} | "
-                   f"{tiled['error']} | – | – | – |")
+    ours = _run("blockwise", n, 5)
+    # The tiling holds ~18·N³ bytes (19 GB at N = 1024); on a shared machine it only runs when
+    # that much is free, so it does not push other processes out of memory.
+    need, available = 18 * n ** 3 / 2 ** 20, _available_mib()
+    if available is not None and need > 0.9 * available:
+      tiled = {"error": f"not run: needs ~{need / 1024:.0f} GB, {available / 1024:.0f} GB free"}
     else:
-      same = abs(ours["loss"] - tiled["loss"]) <= 1e-5 * max(1.0, abs(tiled["loss"]))
-      lines.append(f"| {n} | {ours['seconds']:.4f} | {ours['peak_mib']:.0f} | "
-                   f"{tiled['seconds']:.3f} | {tiled['peak_mib']:.0f} | "
-                   f"{tiled['seconds'] / ours['seconds']:.1f}× | {'yes' if same else 'NO'} |")
+      tiled = _run("tiled", n, 3 if n < 1024 else 1)
+    speed_up = (f"{tiled['seconds'] / ours['seconds']:.1f}×"
+                if "error" not in tiled and "error" not in ours else "–")
+    lines.append(f"| {n} | {_cells(ours)}| {_cells(tiled)}| {speed_up} | {_same(ours, tiled)} |")
     print(lines[-1], flush=True)
-  lines += ["", "O(N²) implementation alone:", "",
-            "| N | s/step | peak MiB | peak ÷ previous |", "|---|---|---|---|"]
+  lines += ["", f"Blocks of {DEFAULT_BLOCK_SIZE} anchors (the default) vs all N anchors in one "
+            "block; one step timed from its first call at N ≥ 32,768:", "",
+            "| N | one block s/step | one block peak MiB | blockwise s/step | blockwise peak MiB | "
+            "blockwise peak ÷ previous | same loss |", "|---|---|---|---|---|---|---|"]
   previous = None
-  for n in scaling_sizes:
-    ours = _run("o_n2", n, 3 if n <= 4096 else 1)
-    if "error" in ours:
-      lines.append(f"| {n} | {ours['error']} | – | – |")
+  for n in scaling_sizes + large_sizes:
+    if n in large_sizes:
+      one = {"error": "not run (O(N²): ~40 GB at 32,768 before blocking, issue 13)"}
     else:
-      growth = f"{ours['peak_mib'] / previous:.2f}" if previous else "–"
-      lines.append(f"| {n} | {ours['seconds']:.3f} | {ours['peak_mib']:.0f} | {growth} |")
-      previous = ours["peak_mib"]
+      one = _run("one_block", n, 3 if n <= 4096 else 1)
+    ours = _run("blockwise", n, 0 if n in large_sizes else 3 if n <= 4096 else 1)
+    growth = (f"{ours['peak_mib'] / previous:.2f}" if previous and "error" not in ours else "–")
+    previous = ours.get("peak_mib")
+    lines.append(f"| {n} | {_cells(one)}| {_cells(ours)}| {growth} | {_same(ours, one)} |")
     print(lines[-1], flush=True)
   return "\n".join(lines)
 
