@@ -212,7 +212,9 @@ def _blockwise_terms(anchors, candidates, anchor_labels, anchor_valid, positions
            tf.TensorArray(tf.float32, size=num_blocks, infer_shape=False,
                           element_shape=tf.TensorShape([None, anchors.shape[1]])),
            tf.zeros_like(candidates)), parallel_iterations=1)
-      return anchor_grads.concat(), candidate_grad
+      # (An empty TensorArray has nothing to concatenate: no anchors, zero gradient.)
+      return (tf.cond(num_blocks > 0, anchor_grads.concat, lambda: tf.zeros_like(anchors)),
+              candidate_grad)
 
     return (total, count, active), grad
 
@@ -229,9 +231,9 @@ def semi_hard_triplet_loss(embeddings, labels, margin=0.2, mask=None,
   `max(d(a, p) − d(a, n) + margin, 0)`. Anchors without negatives contribute no pair; with no
   pair at all the loss is 0 with zero gradient.
 
-  Sorting every anchor's negative distances and binary-searching each positive distance, a block
-  of anchors at a time, keeps memory at O(block_size × N) forward and backward (the tiled
-  formulation needs N²×N).
+  A block of anchors at a time, each anchor's positives are sorted by distance and its negatives
+  bucketed by how many positives are nearer: memory O(block_size × N) forward and backward (the
+  tiled formulation needs N²×N).
 
   Args:
     embeddings: `[N, D]`, any float dtype (computed in float32).

@@ -251,3 +251,16 @@ def test_many_positives_per_anchor(block_size):
 def test_bad_block_size_is_a_clear_error(block_size):
   with pytest.raises(ValueError, match=f"block_size must be a positive int.*{block_size!r}"):
     semi_hard_triplet_loss(np.zeros((4, 2), np.float32), [0, 0, 1, 1], block_size=block_size)
+
+
+def test_no_anchors_give_zero_terms_and_gradients():
+  candidates = tf.constant(np.random.default_rng(2).normal(size=(5, 3)).astype(np.float32))
+  anchors = tf.zeros([0, 3])
+  with tf.GradientTape() as tape:
+    tape.watch([anchors, candidates])
+    terms = semi_hard_triplet_terms(anchors, tf.zeros([0], tf.int32), candidates,
+                                    [0, 0, 1, 1, 2], block_size=2)
+  assert [t.numpy() for t in terms] == [0.0, 0.0, 0.0]
+  ga, gc = tape.gradient(terms.sum, [anchors, candidates])
+  assert ga.shape == (0, 3)
+  np.testing.assert_array_equal(gc.numpy(), 0.0)
