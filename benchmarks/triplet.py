@@ -61,9 +61,8 @@ def _run(impl, n, repeats, timeout=3600):
                         capture_output=True, text=True, timeout=timeout,
                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
   if proc.returncode != 0:
-    reason = "killed (out of memory)" if proc.returncode in (-9, 137) else \
-        proc.stderr.strip().splitlines()[-1][:120]
-    return {"error": reason}
+    last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+    return {"error": "killed (out of memory)" if proc.returncode in (-9, 137) else last[:120]}
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -74,6 +73,15 @@ def _available_mib():
       return next(int(line.split()[1]) / 1024 for line in f if line.startswith("MemAvailable"))
   except (OSError, StopIteration):
     return None
+
+
+def _run_if_free(impl, n, repeats, need_bytes):
+  """`_run` if the machine has the memory free, so that on a shared machine the baselines do
+  not push other processes out of memory."""
+  need, available = need_bytes / 2 ** 20, _available_mib()
+  if available is not None and need > 0.9 * available:
+    return {"error": f"not run: needs ~{need / 1024:.0f} GB, {available / 1024:.0f} GB free"}
+  return _run(impl, n, repeats)
 
 
 def _cells(result):
@@ -96,13 +104,8 @@ def run(quick=False):
            "same loss |", "|---|---|---|---|---|---|---|"]
   for n in ratio_sizes:
     ours = _run("blockwise", n, 5)
-    # The tiling holds ~18·N³ bytes (19 GB at N = 1024); on a shared machine it only runs when
-    # that much is free, so it does not push other processes out of memory.
-    need, available = 18 * n ** 3 / 2 ** 20, _available_mib()
-    if available is not None and need > 0.9 * available:
-      tiled = {"error": f"not run: needs ~{need / 1024:.0f} GB, {available / 1024:.0f} GB free"}
-    else:
-      tiled = _run("tiled", n, 3 if n < 1024 else 1)
+    # The tiling holds ~18·N³ bytes (19 GB at N = 1024).
+    tiled = _run_if_free("tiled", n, 3 if n < 1024 else 1, 18 * n ** 3)
     speed_up = (f"{tiled['seconds'] / ours['seconds']:.1f}×"
                 if "error" not in tiled and "error" not in ours else "–")
     lines.append(f"| {n} | {_cells(ours)}| {_cells(tiled)}| {speed_up} | {_same(ours, tiled)} |")
@@ -115,8 +118,8 @@ def run(quick=False):
   for n in scaling_sizes + large_sizes:
     if n in large_sizes:
       one = {"error": "not run (O(N²): ~40 GB at 32,768 before blocking, issue 13)"}
-    else:
-      one = _run("one_block", n, 3 if n <= 4096 else 1)
+    else:  # ~75·N² bytes (4.7 GB at N = 8192)
+      one = _run_if_free("one_block", n, 3 if n <= 4096 else 1, 75 * n ** 2)
     ours = _run("blockwise", n, 0 if n in large_sizes else 3 if n <= 4096 else 1)
     growth = (f"{ours['peak_mib'] / previous:.2f}" if previous and "error" not in ours else "–")
     previous = ours.get("peak_mib")
