@@ -1,4 +1,4 @@
-"""Semi-hard triplet loss, forward + backward: O(N²) implementation vs the N²×N tiling.
+"""Semi-hard triplet loss, forward + backward: ours vs the N²×N tiling, blockwise vs one block.
 
 Each (implementation, N) runs in its own process so its peak memory is its own.
 """
@@ -10,19 +10,25 @@ import subprocess
 import sys
 import time
 
+from keras_vivi.losses.triplet import DEFAULT_BLOCK_SIZE
+
 TITLE = "Semi-hard triplet loss (forward + backward, D = 128, 8 items per label)"
 RATIO_SIZES = (256, 512, 1024)
 SCALING_SIZES = (2048, 4096, 8192, 16384)
+# Blockwise only: all anchors in one block would need ~40 GB at 32,768 (issue 13).
+LARGE_SIZES = (32768, 81920)
 DIM = 128
 
 
 def _measure(impl, n, repeats):
-  """Runs in the child: median seconds per step and peak RSS above the idle process."""
+  """Runs in the child: median seconds per step (of the first, traced one when `repeats` is 0)
+  and peak RSS above the idle process."""
   import numpy as np
   import tensorflow as tf
   from benchmarks.triplet_tiled import tiled_semi_hard_triplet_loss
   from keras_vivi.losses import semi_hard_triplet_loss
-  loss_fn = {"o_n2": semi_hard_triplet_loss, "tiled": tiled_semi_hard_triplet_loss}[impl]
+  loss_fn = {"blockwise": semi_hard_triplet_loss, "tiled": tiled_semi_hard_triplet_loss,
+             "one_block": lambda e, l, m: semi_hard_triplet_loss(e, l, m, block_size=n)}[impl]
   rng = np.random.default_rng(0)
   x = rng.normal(size=(n, DIM)).astype(np.float32)
   x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -36,8 +42,10 @@ def _measure(impl, n, repeats):
     return loss, tape.gradient(loss, emb)
 
   idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  loss, _ = step()  # trace + warm-up
-  times = []
+  start = time.perf_counter()
+  loss, grad = step()  # trace + warm-up
+  grad.numpy()
+  times = [time.perf_counter() - start] if repeats == 0 else []
   for _ in range(repeats):
     start = time.perf_counter()
     out = step()
@@ -48,46 +56,74 @@ def _measure(impl, n, repeats):
           "loss": float(loss)}
 
 
-def _run(impl, n, repeats, timeout=1800):
+def _run(impl, n, repeats, timeout=3600):
   proc = subprocess.run([sys.executable, "-m", "benchmarks.triplet", impl, str(n), str(repeats)],
                         capture_output=True, text=True, timeout=timeout,
                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
   if proc.returncode != 0:
-    reason = "killed (out of memory)" if proc.returncode in (-9, 137) else \
-        proc.stderr.strip().splitlines()[-1][:120]
-    return {"error": reason}
+    last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+    return {"error": "killed (out of memory)" if proc.returncode in (-9, 137) else last[:120]}
   return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _available_mib():
+  """MemAvailable of the machine (Linux), or None where it cannot be read."""
+  try:
+    with open("/proc/meminfo") as f:
+      return next(int(line.split()[1]) / 1024 for line in f if line.startswith("MemAvailable"))
+  except (OSError, StopIteration):
+    return None
+
+
+def _run_if_free(impl, n, repeats, need_bytes):
+  """`_run` if the machine has the memory free, so that on a shared machine the baselines do
+  not push other processes out of memory."""
+  need, available = need_bytes / 2 ** 20, _available_mib()
+  if available is not None and need > 0.9 * available:
+    return {"error": f"not run: needs ~{need / 1024:.0f} GB, {available / 1024:.0f} GB free"}
+  return _run(impl, n, repeats)
+
+
+def _cells(result):
+  if "error" in result:
+    return f"{result['error']} | – "
+  return f"{result['seconds']:.3f} | {result['peak_mib']:.0f} "
+
+
+def _same(a, b):
+  return ("yes" if abs(a["loss"] - b["loss"]) <= 1e-5 * max(1.0, abs(b["loss"])) else "NO") \
+      if "error" not in a and "error" not in b else "–"
 
 
 def run(quick=False):
   """Returns the markdown section for RESULTS.md."""
   ratio_sizes = RATIO_SIZES[:2] if quick else RATIO_SIZES
   scaling_sizes = SCALING_SIZES[:1] if quick else SCALING_SIZES
-  lines = ["| N | O(N²) s/step | O(N²) peak MiB | tiled s/step | tiled peak MiB | speed-up | "
+  large_sizes = () if quick else LARGE_SIZES
+  lines = ["| N | ours s/step | ours peak MiB | tiled s/step | tiled peak MiB | speed-up | "
            "same loss |", "|---|---|---|---|---|---|---|"]
   for n in ratio_sizes:
-    ours = _run("o_n2", n, 5)
-    tiled = _run("tiled", n, 3 if n < 1024 else 1)
-    if "error" in tiled:
-      lines.append(f"| {n} | {ours['seconds']:.4f} | {ours['peak_mib']:.0f} | "
-                   f"{tiled['error']} | – | – | – |")
-    else:
-      same = abs(ours["loss"] - tiled["loss"]) <= 1e-5 * max(1.0, abs(tiled["loss"]))
-      lines.append(f"| {n} | {ours['seconds']:.4f} | {ours['peak_mib']:.0f} | "
-                   f"{tiled['seconds']:.3f} | {tiled['peak_mib']:.0f} | "
-                   f"{tiled['seconds'] / ours['seconds']:.1f}× | {'yes' if same else 'NO'} |")
+    ours = _run("blockwise", n, 5)
+    # The tiling holds ~18·N³ bytes (19 GB at N = 1024).
+    tiled = _run_if_free("tiled", n, 3 if n < 1024 else 1, 18 * n ** 3)
+    speed_up = (f"{tiled['seconds'] / ours['seconds']:.1f}×"
+                if "error" not in tiled and "error" not in ours else "–")
+    lines.append(f"| {n} | {_cells(ours)}| {_cells(tiled)}| {speed_up} | {_same(ours, tiled)} |")
     print(lines[-1], flush=True)
-  lines += ["", "O(N²) implementation alone:", "",
-            "| N | s/step | peak MiB | peak ÷ previous |", "|---|---|---|---|"]
+  lines += ["", f"Blocks of {DEFAULT_BLOCK_SIZE} anchors (the default) vs all N anchors in one "
+            "block; one step timed from its first call at N ≥ 32,768:", "",
+            "| N | one block s/step | one block peak MiB | blockwise s/step | blockwise peak MiB | "
+            "blockwise peak ÷ previous | same loss |", "|---|---|---|---|---|---|---|"]
   previous = None
-  for n in scaling_sizes:
-    ours = _run("o_n2", n, 3 if n <= 4096 else 1)
-    if "error" in ours:
-      lines.append(f"| {n} | {ours['error']} | – | – |")
-    else:
-      growth = f"{ours['peak_mib'] / previous:.2f}" if previous else "–"
-      lines.append(f"| {n} | {ours['seconds']:.3f} | {ours['peak_mib']:.0f} | {growth} |")
-      previous = ours["peak_mib"]
+  for n in scaling_sizes + large_sizes:
+    if n in large_sizes:
+      one = {"error": "not run (O(N²): ~40 GB at 32,768 before blocking, issue 13)"}
+    else:  # ~75·N² bytes (4.7 GB at N = 8192)
+      one = _run_if_free("one_block", n, 3 if n <= 4096 else 1, 75 * n ** 2)
+    ours = _run("blockwise", n, 0 if n in large_sizes else 3 if n <= 4096 else 1)
+    growth = (f"{ours['peak_mib'] / previous:.2f}" if previous and "error" not in ours else "–")
+    previous = ours.get("peak_mib")
+    lines.append(f"| {n} | {_cells(one)}| {_cells(ours)}| {growth} | {_same(ours, one)} |")
     print(lines[-1], flush=True)
   return "\n".join(lines)
 

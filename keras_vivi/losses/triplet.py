@@ -1,4 +1,4 @@
-"""Semi-hard triplet loss (Schroff et al., 2015) in O(N²) memory."""
+"""Semi-hard triplet loss (Schroff et al., 2015), blockwise over anchors: O(block × N) memory."""
 
 import collections
 
@@ -6,13 +6,18 @@ import tensorflow as tf
 
 TripletTerms = collections.namedtuple("TripletTerms", ["sum", "count", "active"])
 
+DEFAULT_BLOCK_SIZE = 512
+
 
 def squared_distances(a, b):
   """`[A, D], [N, D] -> [A, N]` squared Euclidean distances in float32, clamped at 0."""
+  return tf.maximum(_unclamped_squared_distances(a, b), 0.0)
+
+
+def _unclamped_squared_distances(a, b):
   a, b = tf.cast(a, tf.float32), tf.cast(b, tf.float32)
-  d = (tf.reduce_sum(tf.square(a), 1)[:, None] + tf.reduce_sum(tf.square(b), 1)[None, :]
-       - 2.0 * tf.matmul(a, b, transpose_b=True))
-  return tf.maximum(d, 0.0)
+  return (tf.reduce_sum(tf.square(a), 1)[:, None] + tf.reduce_sum(tf.square(b), 1)[None, :]
+          - 2.0 * tf.matmul(a, b, transpose_b=True))
 
 
 def pairwise_squared_distances(embeddings):
@@ -21,8 +26,96 @@ def pairwise_squared_distances(embeddings):
   return tf.linalg.set_diag(d, tf.zeros_like(d[:, 0]))
 
 
+_EMPTY = tf.int64.max
+
+
+def _keys(d):
+  """`[B, N]` int64 keys ordering (distance, candidate index) lexicographically.
+
+  `d >= 0`, so its float32 bits order like the values as int32.
+  """
+  index = tf.cast(tf.range(tf.shape(d)[1]), tf.int64)
+  return tf.bitwise.left_shift(tf.cast(tf.bitcast(d, tf.int32), tf.int64), 32) + index[None, :]
+
+
+def _decode(keys):
+  """`_keys` back to (distance, candidate index)."""
+  d = tf.bitcast(tf.cast(tf.bitwise.right_shift(keys, 32), tf.int32), tf.float32)
+  return d, tf.cast(tf.bitwise.bitwise_and(keys, 0xFFFFFFFF), tf.int32)
+
+
+def _suffix_min(x):
+  """`[B, K] -> [B, K]`: entry `k` is the minimum of entries `k..K-1` (log K doublings)."""
+  k = tf.shape(x)[1]
+
+  def body(step, x):
+    tail = tf.fill([tf.shape(x)[0], tf.minimum(step, k)], tf.constant(_EMPTY))
+    return 2 * step, tf.minimum(x, tf.concat([x[:, step:], tail], 1))
+
+  return tf.while_loop(lambda step, _: step < k, body, (tf.constant(1), x),
+                       shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None])))[1]
+
+
+def _count_below(sorted_rows, values):
+  """`[B, K]` ascending, `[B, N]` -> `[B, N]` int32: how many of the row's entries are `< value`."""
+  k = tf.shape(sorted_rows)[1]
+
+  def by_comparison():  # K elementwise passes beat the binary search for a few positives
+    def body(r, count):
+      return r + 1, count + tf.cast(sorted_rows[:, r:r + 1] < values, tf.int32)
+
+    return tf.while_loop(lambda r, _: r < k, body,
+                         (tf.constant(0), tf.zeros_like(values, tf.int32)))[1]
+
+  return tf.cond(k <= 32, by_comparison,
+                 lambda: tf.searchsorted(sorted_rows, values, side="left"))
+
+
+def _select(anchors, anchor_labels, anchor_valid, anchor_positions, candidates,
+            candidate_labels, candidate_valid, margin):
+  """Semi-hard selection for a block of `B` anchors against all `N` candidates.
+
+  Each anchor's `K` positives (`K` = the most of any anchor in the block) are sorted by
+  distance; every negative falls in the bucket of how many positives are strictly nearer; the
+  semi-hard negative of the positive of rank `r` is the nearest negative of buckets `> r`, or
+  without one the farthest negative. Ties between negatives resolve to the lower index for the
+  nearest and the higher for the farthest, as a stable sort of the negatives would.
+
+  Returns the `[B, N]` unclamped distances and `[B, K]` tensors: the candidate index of each
+  positive and of its `n*`, the pair mask (a real positive of an anchor that has a negative)
+  and `d(a,p) − d(a,n*) + α`.
+  """
+  b, n = tf.shape(anchor_labels)[0], tf.shape(candidate_labels)[0]
+  raw = _unclamped_squared_distances(anchors, candidates)
+  d = tf.maximum(raw, 0.0)
+  same = tf.equal(anchor_labels[:, None], candidate_labels[None, :])
+  both_valid = anchor_valid[:, None] & candidate_valid[None, :]
+  # An anchor position of -1 (not among the candidates) gives an all-false one-hot row.
+  positives = same & both_valid & ~tf.one_hot(anchor_positions, n, on_value=True,
+                                              off_value=False)
+  negatives = ~same & both_valid
+  num_pos = tf.reduce_sum(tf.cast(positives, tf.int32), 1)
+  num_neg = tf.reduce_sum(tf.cast(negatives, tf.int32), 1)
+  k = tf.maximum(tf.reduce_max(num_pos), 1)
+
+  nearest_pos = tf.math.top_k(tf.where(positives, -d, -float("inf")), k)
+  d_ap = -nearest_pos.values  # ascending; +inf past the anchor's positives
+  pairs = (tf.range(k)[None, :] < num_pos[:, None]) & (num_neg > 0)[:, None]
+  keys = _keys(d)
+  bucket = _count_below(d_ap, d)  # positives strictly nearer, [B, N] in [0, K]
+  nearest_in_bucket = tf.reshape(tf.math.unsorted_segment_min(
+      keys, tf.where(negatives, tf.range(b)[:, None] * (k + 1) + bucket, -1), b * (k + 1)),
+                                 [b, k + 1])
+  beyond = _suffix_min(nearest_in_bucket)[:, 1:]  # nearest negative farther than rank r
+  farthest = tf.reduce_max(tf.where(negatives, keys, -1), 1)
+  d_an, hardest = _decode(tf.where(beyond == _EMPTY, farthest[:, None], beyond))
+  excess = tf.where(pairs, d_ap - d_an + margin, 0.0)
+  return raw, nearest_pos.indices, tf.where(pairs, hardest, 0), pairs, excess
+
+
 def semi_hard_triplet_terms(anchors, anchor_labels, candidates, candidate_labels, margin=0.2,
-                            anchor_mask=None, candidate_mask=None, anchor_positions=None):
+                            anchor_mask=None, candidate_mask=None, anchor_positions=None,
+                            block_size=DEFAULT_BLOCK_SIZE):
   """Sum and number of semi-hard triplet terms for `anchors` against a candidate set.
 
   Positives and negatives of each anchor are taken from the candidates; `anchor_positions`
@@ -30,50 +123,106 @@ def semi_hard_triplet_terms(anchors, anchor_labels, candidates, candidate_labels
   with the anchors of one replica and the candidates of the global batch, the sums and counts of
   all replicas add up to the single-device values.
 
+  Anchors are processed `block_size` at a time, forward and backward (the backward pass
+  recomputes each block's selection instead of keeping it), so memory is O(block_size × N)
+  rather than O(A × N); the result does not depend on `block_size`.
+
   Args:
     anchors: `[A, D]`; anchor_labels: `[A]` int; anchor_mask: optional `[A]` bool.
     candidates: `[N, D]`; candidate_labels: `[N]` int; candidate_mask: optional `[N]` bool.
     margin: scalar α.
     anchor_positions: optional `[A]` int index of each anchor in `candidates` (default: none of
       the anchors is among the candidates).
+    block_size: positive int, anchors per block. A step peaks at ~80 bytes per anchor–candidate
+      pair of a block: ~3.5 GB at N = 81,920 with the default 512 (`benchmarks/RESULTS.md`).
 
   Returns:
     `TripletTerms(sum, count, active)` float32 scalars: the summed `max(d(a,p) − d(a,n*) + α, 0)`,
     the number of anchor–positive pairs (see `semi_hard_triplet_loss`) and how many of them
-    have a non-zero loss.
+    have a non-zero loss. Only `sum` has a gradient.
   """
+  if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+    raise ValueError(f"block_size must be a positive int (anchors per block), got {block_size!r}.")
+  anchors = tf.cast(tf.convert_to_tensor(anchors), tf.float32)
+  candidates = tf.cast(tf.convert_to_tensor(candidates), tf.float32)
   anchor_labels = tf.convert_to_tensor(anchor_labels)
   candidate_labels = tf.convert_to_tensor(candidate_labels)
   a, n = tf.shape(anchor_labels)[0], tf.shape(candidate_labels)[0]
   anchor_valid = tf.ones([a], tf.bool) if anchor_mask is None else tf.cast(anchor_mask, tf.bool)
-  cand_valid = tf.ones([n], tf.bool) if candidate_mask is None else tf.cast(candidate_mask,
-                                                                            tf.bool)
-  d = squared_distances(anchors, candidates)  # [A, N]
-  same = tf.equal(anchor_labels[:, None], candidate_labels[None, :])
-  both_valid = anchor_valid[:, None] & cand_valid[None, :]
-  positives = same & both_valid
-  if anchor_positions is not None:
-    positives &= ~tf.one_hot(anchor_positions, n, on_value=True, off_value=False)
-  negatives = ~same & both_valid
-
-  # Each anchor's negatives in ascending distance; non-negatives sort last as +inf.
-  neg_d = tf.where(negatives, tf.stop_gradient(d), float("inf"))
-  order = tf.argsort(neg_d, axis=1, stable=True)
-  sorted_neg = tf.gather(neg_d, order, batch_dims=1)
-  num_neg = tf.reduce_sum(tf.cast(negatives, tf.int32), axis=1)  # [A]
-  # Number of negatives with d(a, n) <= d(a, p): the first farther one sits at that rank.
-  rank = tf.searchsorted(sorted_neg, tf.stop_gradient(d), side="right")  # [A, N]
-  rank = tf.where(rank < num_neg[:, None], rank, tf.maximum(num_neg - 1, 0)[:, None])
-  d_an = tf.gather(d, tf.gather(order, rank, batch_dims=1), batch_dims=1)
-
-  pairs = positives & (num_neg > 0)[:, None]
-  per_pair = tf.maximum(d - d_an + margin, 0.0)
-  return TripletTerms(tf.reduce_sum(tf.where(pairs, per_pair, 0.0)),
-                      tf.reduce_sum(tf.cast(pairs, tf.float32)),
-                      tf.reduce_sum(tf.cast(pairs & (per_pair > 0), tf.float32)))
+  candidate_valid = (tf.ones([n], tf.bool) if candidate_mask is None
+                     else tf.cast(candidate_mask, tf.bool))
+  positions = (tf.fill([a], -1) if anchor_positions is None
+               else tf.cast(anchor_positions, tf.int32))
+  return TripletTerms(*_blockwise_terms(
+      anchors, candidates, anchor_labels, anchor_valid, positions, candidate_labels,
+      candidate_valid, tf.cast(margin, tf.float32), block_size))
 
 
-def semi_hard_triplet_loss(embeddings, labels, margin=0.2, mask=None):
+def _blockwise_terms(anchors, candidates, anchor_labels, anchor_valid, positions,
+                     candidate_labels, candidate_valid, margin, block_size):
+  """`(sum, count, active)` accumulated over blocks of anchors, with a blockwise gradient of sum."""
+  a, n = tf.shape(anchor_labels)[0], tf.shape(candidate_labels)[0]
+  num_blocks = (a + block_size - 1) // block_size
+
+  def rows(i, x):
+    return x[i * block_size:tf.minimum((i + 1) * block_size, a)]
+
+  @tf.custom_gradient
+  def terms(anchors, candidates):
+    def select(i):
+      return _select(rows(i, anchors), rows(i, anchor_labels), rows(i, anchor_valid),
+                     rows(i, positions), candidates, candidate_labels, candidate_valid, margin)
+
+    def body(i, total, count, active):
+      _, _, _, pairs, excess = select(i)
+      return (i + 1, total + tf.reduce_sum(tf.maximum(excess, 0.0)),
+              count + tf.reduce_sum(tf.cast(pairs, tf.float32)),
+              active + tf.reduce_sum(tf.cast(excess > 0, tf.float32)))
+
+    zero = tf.constant(0.0)
+    # parallel_iterations=1: concurrent iterations would each hold their [block, N] tensors.
+    _, total, count, active = tf.while_loop(lambda i, *_: i < num_blocks, body,
+                                            (tf.constant(0), zero, zero, zero),
+                                            parallel_iterations=1)
+
+    def grad(upstream, *_):
+      def body(i, anchor_grads, candidate_grad):
+        raw, positive, hardest, pairs, excess = select(i)
+        b = tf.shape(raw)[0]
+        # Each pair on the hinge (tf.maximum passes the gradient at 0 too) weighs d(a,p) with +1
+        # and d(a,n*) with −1, where the clamp of d at 0 passes it (raw >= 0).
+        on_hinge = pairs & (excess >= 0)
+        sign = lambda index, s: s * tf.cast(
+            on_hinge & (tf.gather(raw, index, batch_dims=1) >= 0), tf.float32)
+        row = tf.range(b)[:, None] * n
+        weight = upstream * tf.reshape(tf.math.unsorted_segment_sum(
+            tf.reshape(tf.stack([sign(positive, 1.0), sign(hardest, -1.0)]), [-1]),
+            tf.reshape(tf.stack([row + positive, row + hardest]), [-1]), b * n), [b, n])
+        block = rows(i, anchors)
+        # d = |a|² + |c|² − 2 a·c, so ∂/∂a = 2 Σ_c w (a − c) and ∂/∂c = 2 Σ_a w (c − a).
+        anchor_grads = anchor_grads.write(i, 2.0 * (
+            tf.reduce_sum(weight, 1)[:, None] * block - tf.matmul(weight, candidates)))
+        candidate_grad += 2.0 * (tf.reduce_sum(weight, 0)[:, None] * candidates
+                                 - tf.matmul(weight, block, transpose_a=True))
+        return i + 1, anchor_grads, candidate_grad
+
+      _, anchor_grads, candidate_grad = tf.while_loop(
+          lambda i, *_: i < num_blocks, body,
+          (tf.constant(0),
+           tf.TensorArray(tf.float32, size=num_blocks, infer_shape=False,
+                          element_shape=tf.TensorShape([None, anchors.shape[1]])),
+           tf.zeros_like(candidates)), parallel_iterations=1)
+      # (An empty TensorArray has nothing to concatenate: no anchors, zero gradient.)
+      return (tf.cond(num_blocks > 0, anchor_grads.concat, lambda: tf.zeros_like(anchors)),
+              candidate_grad)
+
+    return (total, count, active), grad
+
+  return terms(anchors, candidates)
+
+
+def semi_hard_triplet_loss(embeddings, labels, margin=0.2, mask=None,
+                           block_size=DEFAULT_BLOCK_SIZE):
   """Semi-hard triplet loss over all anchor–positive pairs of a batch.
 
   For each anchor `a` and positive `p ≠ a` (same label), the negative is the one with the
@@ -82,24 +231,28 @@ def semi_hard_triplet_loss(embeddings, labels, margin=0.2, mask=None):
   `max(d(a, p) − d(a, n) + margin, 0)`. Anchors without negatives contribute no pair; with no
   pair at all the loss is 0 with zero gradient.
 
-  Sorting every anchor's negative distances and binary-searching each positive distance keeps
-  memory at O(N²) (the tiled formulation needs N²×N).
+  A block of anchors at a time, each anchor's positives are sorted by distance and its negatives
+  bucketed by how many positives are nearer: memory O(block_size × N) forward and backward (the
+  tiled formulation needs N²×N).
 
   Args:
     embeddings: `[N, D]`, any float dtype (computed in float32).
     labels: `[N]` integer class of each embedding.
     margin: scalar α.
     mask: optional `[N]` bool, false for padding, which takes part in no pair.
+    block_size: anchors per block (see `semi_hard_triplet_terms`); the loss does not depend on it.
 
   Returns:
     Scalar float32 loss.
   """
-  loss, _ = semi_hard_triplet_loss_and_pairs(embeddings, labels, margin, mask)
+  loss, _ = semi_hard_triplet_loss_and_pairs(embeddings, labels, margin, mask, block_size)
   return loss
 
 
-def semi_hard_triplet_loss_and_pairs(embeddings, labels, margin=0.2, mask=None):
+def semi_hard_triplet_loss_and_pairs(embeddings, labels, margin=0.2, mask=None,
+                                     block_size=DEFAULT_BLOCK_SIZE):
   """`semi_hard_triplet_loss` and the number of anchor–positive pairs it averaged over."""
   terms = semi_hard_triplet_terms(embeddings, labels, embeddings, labels, margin, mask, mask,
-                                  anchor_positions=tf.range(tf.shape(labels)[0]))
+                                  anchor_positions=tf.range(tf.shape(labels)[0]),
+                                  block_size=block_size)
   return terms.sum / tf.maximum(terms.count, 1.0), terms.count

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_vivi.losses import semi_hard_triplet_loss
+from keras_vivi.losses import semi_hard_triplet_loss, semi_hard_triplet_terms
 from keras_vivi.losses.triplet import semi_hard_triplet_loss_and_pairs
 
 
@@ -149,3 +149,118 @@ def test_anchor_subsets_add_up_to_the_whole_batch():
     total, count = total + s.numpy(), count + c.numpy()
   assert count == want_pairs
   np.testing.assert_allclose(total / count, want, rtol=1e-5)
+
+
+def reference_terms(anchor_index, emb, labels, margin, mask):
+  """NumPy loop: sum, pair count, active count and the gradient of the sum with respect to the
+  anchors (`emb[anchor_index]`) and to the candidates (`emb`), each anchor at its own index."""
+  x = emb.astype(np.float64)
+  n = len(labels)
+  grad_anchor, grad_cand = np.zeros((len(anchor_index), x.shape[1])), np.zeros_like(x)
+  total, count, active = 0.0, 0, 0
+  for i, a in enumerate(anchor_index):
+    negs = [j for j in range(n) if mask[a] and mask[j] and labels[j] != labels[a]]
+    if not negs:
+      continue
+    for p in range(n):
+      if p == a or not mask[p] or labels[p] != labels[a]:
+        continue
+      d = lambda j: np.sum((x[a] - x[j]) ** 2)
+      farther = [j for j in negs if d(j) > d(p)]
+      neg = min(farther, key=d) if farther else max(negs, key=d)
+      value = d(p) - d(neg) + margin
+      count += 1
+      if value > 0:
+        total, active = total + value, active + 1
+        grad_anchor[i] += 2 * (x[neg] - x[p])
+        grad_cand[p] += 2 * (x[p] - x[a])
+        grad_cand[neg] += 2 * (x[a] - x[neg])
+  return total, count, active, grad_anchor, grad_cand
+
+
+def terms_and_gradients(emb, labels, mask, part, margin, block_size):
+  """`semi_hard_triplet_terms` of the anchors `emb[part]` against all of `emb` and the gradient of
+  its sum, traced with dynamic shapes as in a train step."""
+  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)] * 2
+               + [tf.TensorSpec([None], tf.int32)])
+  def run(anchors, candidates, positions):
+    with tf.GradientTape() as tape:
+      tape.watch([anchors, candidates])
+      terms = semi_hard_triplet_terms(anchors, tf.gather(labels, positions), candidates, labels,
+                                      margin, tf.gather(mask, positions), mask,
+                                      anchor_positions=positions, block_size=block_size)
+    return list(terms), tape.gradient(terms.sum, [anchors, candidates])
+
+  terms, grads = run(emb[part], emb, part.astype(np.int32))
+  return [t.numpy() for t in terms], [g.numpy() for g in grads]
+
+
+@pytest.fixture(scope="module")
+def replica_case():
+  rng = np.random.default_rng(31)
+  emb, labels, mask = random_case(rng, 37, 6, 5, 0.25)
+  part = np.arange(4, 29)  # 25 anchors, as one replica's share of the global candidates
+  unblocked = terms_and_gradients(emb, labels, mask, part, 0.3, block_size=len(part))
+  return emb, labels, mask, part, unblocked
+
+
+def test_one_block_matches_the_numpy_loop_with_gradients(replica_case):
+  emb, labels, mask, part, ((total, count, active), (ga, gc)) = replica_case
+  want_sum, want_count, want_active, want_ga, want_gc = reference_terms(part, emb, labels, 0.3,
+                                                                        mask)
+  np.testing.assert_allclose(total, want_sum, rtol=1e-5)
+  assert (count, active) == (want_count, want_active)
+  assert want_active > 10
+  np.testing.assert_allclose(ga, want_ga, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(gc, want_gc, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("block_size", [1, 4, 7, 24, 1024])  # 4, 7, 24 do not divide 25 anchors
+def test_blocks_give_the_unblocked_terms_and_gradients(replica_case, block_size):
+  emb, labels, mask, part, (want_terms, want_grads) = replica_case
+  terms, grads = terms_and_gradients(emb, labels, mask, part, 0.3, block_size)
+  np.testing.assert_allclose(terms, want_terms, rtol=1e-6)
+  for got, want in zip(grads, want_grads):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("block_size", [5, 80])
+def test_many_positives_per_anchor(block_size):
+  # ~40 positives per anchor: more than the elementwise bucket count handles, so the negatives
+  # are bucketed by binary search.
+  rng = np.random.default_rng(41)
+  emb, labels, mask = random_case(rng, 80, 3, 2, 0.1)
+  want, want_pairs = reference_semi_hard(emb, labels, 0.4, mask)
+  x = tf.Variable(emb)
+  with tf.GradientTape() as tape:
+    got, pairs = semi_hard_triplet_loss_and_pairs(x, labels, 0.4, mask, block_size=block_size)
+  assert pairs.numpy() == want_pairs
+  np.testing.assert_allclose(got.numpy(), want, rtol=1e-5)
+  _, count, _, ga, gc = reference_terms(np.arange(80), emb, labels, 0.4, mask)
+  np.testing.assert_allclose(tape.gradient(got, x).numpy(), (ga + gc) / count, rtol=1e-4,
+                             atol=1e-5)
+  # Equal embeddings tie distances (gradients at ties are a choice, the loss is not).
+  emb[10:14] = emb[3]
+  emb[20:23] = emb[60]
+  np.testing.assert_allclose(semi_hard_triplet_loss(emb, labels, 0.4, mask,
+                                                    block_size=block_size).numpy(),
+                             reference_semi_hard(emb, labels, 0.4, mask)[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("block_size", [0, -3, 2.5, True, None])
+def test_bad_block_size_is_a_clear_error(block_size):
+  with pytest.raises(ValueError, match=f"block_size must be a positive int.*{block_size!r}"):
+    semi_hard_triplet_loss(np.zeros((4, 2), np.float32), [0, 0, 1, 1], block_size=block_size)
+
+
+def test_no_anchors_give_zero_terms_and_gradients():
+  candidates = tf.constant(np.random.default_rng(2).normal(size=(5, 3)).astype(np.float32))
+  anchors = tf.zeros([0, 3])
+  with tf.GradientTape() as tape:
+    tape.watch([anchors, candidates])
+    terms = semi_hard_triplet_terms(anchors, tf.zeros([0], tf.int32), candidates,
+                                    [0, 0, 1, 1, 2], block_size=2)
+  assert [t.numpy() for t in terms] == [0.0, 0.0, 0.0]
+  ga, gc = tape.gradient(terms.sum, [anchors, candidates])
+  assert ga.shape == (0, 3)
+  np.testing.assert_array_equal(gc.numpy(), 0.0)
