@@ -206,7 +206,8 @@ def to_markdown(comparison):
 
 
 def write(comparison, output):
-  """Writes `comparison.json`, `comparison.md` and `relative_increase.png` into `output`."""
+  """Writes `comparison.json`, `comparison.md` and `relative_increase.png` into `output`; returns
+  the `Figure` of relative_increase.png."""
   outputs.write_report(output, "comparison", comparison, to_markdown(comparison))
   a, b = comparison["names"]["a"], comparison["names"]["b"]
   rows = [dict(task=task, group=c["group"],
@@ -216,7 +217,7 @@ def write(comparison, output):
           for task, c in comparison["tasks"].items()]
   corrected = ", Benjamini–Hochberg" if comparison["correction"] == "bh" else ""
   title = f"VTAB accuracy of {b} relative to {a}\n(* Welch p < {comparison['alpha']}{corrected})"
-  outputs.replace_atomically(
+  return outputs.replace_atomically(
       os.path.join(output, "relative_increase.png"),
       lambda path: statistics.plot_relative_increase(rows, path, title=title, label_a=a,
                                                      label_b=b))

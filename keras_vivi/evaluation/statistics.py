@@ -5,7 +5,7 @@
   verdict = compare_runs(runs_a, runs_b)                 # per task: better / worse / n.s.
   q = adjust_p_values(p_per_task, "bh")                  # Benjamini–Hochberg across tasks
   odds, p = fisher_exact(hits_a, total_a, hits_b, total_b)  # Table 2, p < 0.001
-  plot_relative_increase(rows, "relative_increase.png")  # Figure 4
+  fig = plot_relative_increase(rows, "relative_increase.png")  # Figure 4 (also written)
 
 Everything is NumPy / SciPy on host values; no TensorFlow.
 """
@@ -217,7 +217,7 @@ def plot_relative_increase(rows, path, title="Relative increase of B over A", la
     label_b, label_a: model names for the axis label.
 
   Returns:
-    `path`.
+    The matplotlib `Figure` (also written to `path`).
   """
   from keras_vivi import plotting  # pylint: disable=g-import-not-at-top
   from matplotlib import patches  # pylint: disable=g-import-not-at-top
@@ -250,4 +250,4 @@ def plot_relative_increase(rows, path, title="Relative increase of B over A", la
     ax.legend(handles=handles, fontsize=7, loc="best")
   fig.tight_layout()
   fig.savefig(path)
-  return path
+  return fig

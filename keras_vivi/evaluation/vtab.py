@@ -190,7 +190,8 @@ def _ordered(names):
 
 
 def write_results(results, output_dir):
-  """Writes results.json, results.csv, results.md and results.png (each replaced atomically)."""
+  """Writes results.json, results.csv, results.md and results.png (each replaced atomically);
+  returns the `Figure` of results.png."""
   os.makedirs(output_dir, exist_ok=True)
   tasks, means = results["tasks"], results["means"]
   outputs.write_text(os.path.join(output_dir, RESULTS_JSON),
@@ -227,10 +228,12 @@ def write_results(results, output_dir):
     lines += ["", "Missing tasks (not in the means):", ""]
     lines += [f"- {name}: {results['missing'][name]}" for name in _ordered(results["missing"])]
   outputs.write_text(os.path.join(output_dir, "results.md"), "\n".join(lines) + "\n")
-  outputs.replace_atomically(os.path.join(output_dir, "results.png"), lambda path: _plot(results, path))
+  return outputs.replace_atomically(os.path.join(output_dir, "results.png"),
+                                    lambda path: _plot(results, path))
 
 
 def _plot(results, path):
+  """Writes the accuracy bars of `results` to `path`; returns its `Figure`."""
   from keras_vivi import plotting  # pylint: disable=g-import-not-at-top
   tasks, means = results["tasks"], results["means"]
   names, values, colours = [], [], []
@@ -261,6 +264,7 @@ def _plot(results, path):
   axis.set_title(title, fontsize=10)
   figure.tight_layout()
   figure.savefig(path, dpi=100)
+  return figure
 
 
 def normalize_hub(handle):

@@ -127,7 +127,8 @@ def test_errors_name_the_problem(runs, tmp_path):
 def test_markdown_and_figure(runs, tmp_path):
   a, b = runs
   result = comparison.compare(a, b, names=("VIVI", "Ours"))
-  comparison.write(result, str(tmp_path))
+  figure = comparison.write(result, str(tmp_path))
+  assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == list(result["tasks"])
   text = (tmp_path / "comparison.md").read_text()
   assert "| caltech101 | natural |" in text and "better *" in text
   assert "Only in VIVI (not compared): eurosat." in text

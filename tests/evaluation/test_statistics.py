@@ -152,7 +152,9 @@ def test_relative_increase_plot(tmp_path):
           dict(task="eurosat", group="specialized", relative_increase=-0.02, significant=False),
           dict(task="dmlab", group="structured", relative_increase=0.1, significant=True),
           dict(task="digits", group="local", relative_increase=math.nan, significant=False)]
-  path = statistics.plot_relative_increase(rows, str(tmp_path / "fig.png"))
+  path = str(tmp_path / "fig.png")
+  figure = statistics.plot_relative_increase(rows, path)
+  assert [bar.get_height() for bar in figure.axes[0].patches] == pytest.approx([5, -2, 10, 0])
   pixels = mpimg.imread(path)
   assert pixels.ndim == 3 and pixels.shape[0] > 100
   # The three group colours are drawn.

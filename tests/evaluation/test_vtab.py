@@ -96,7 +96,10 @@ def test_write_results_tables_and_group_colours(tmp_path):
            "dmlab": _entry("structured", 0.3), "digits": _entry("local", 0.8)}
   results = {"hub": "h", "config": {}, "tasks": tasks, "missing": {"svhn": "not prepared"},
              "means": vtab.group_means(tasks)}
-  vtab.write_results(results, str(tmp_path))
+  figure = vtab.write_results(results, str(tmp_path))
+  # The returned Figure is the one written: a bar per task and per group mean, in percent.
+  heights = [round(bar.get_height(), 6) for bar in figure.axes[0].patches]
+  assert heights == [40.0, 40.0, 90.0, 90.0, 30.0, 30.0, 80.0, 80.0]
   assert sorted(os.listdir(tmp_path)) == ["results.csv", "results.json", "results.md",
                                           "results.png"]
   with open(tmp_path / "results.csv", newline="") as f:
