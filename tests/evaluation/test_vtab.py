@@ -5,6 +5,7 @@ import os
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_vivi.evaluation import statistics
 from keras_vivi.evaluation import vtab
@@ -114,6 +115,18 @@ def test_write_results_tables_and_group_colours(tmp_path):
     assert np.any(np.all(np.abs(rgb - target) <= 2, axis=1)), colour
 
 
+def read_scalars(run_dir):
+  """{tag: [(step, value)]} of the TensorBoard event files in `run_dir`."""
+  scalars = {}
+  for path in sorted(tf.io.gfile.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
+    for record in tf.data.TFRecordDataset(path):
+      event = tf.compat.v1.Event.FromString(record.numpy())
+      for value in event.summary.value:
+        scalars.setdefault(value.tag, []).append((event.step,
+                                                  float(tf.make_ndarray(value.tensor))))
+  return scalars
+
+
 def _digits_test_share_of_zero():
   """Accuracy of the zero-initialised head: uniform logits → argmax 0 → share of label 0."""
   labels = np.array([int(l) for _, l in vtab_tasks.load_split(
@@ -138,6 +151,25 @@ def test_protocol_end_to_end_on_digits(small_export, tmp_path, monkeypatch):
   chance = _digits_test_share_of_zero()
   assert 0.05 < chance < 0.15
   assert digits["test_accuracy"] > chance + 0.25, (digits, chance)
+
+  # TensorBoard: one run directory per sweep point and for the selected point's retraining,
+  # whose final accuracy is the one results.json reports.
+  logs = os.path.join(output, vtab.LOGS, "digits")
+  assert sorted(os.listdir(logs)) == ["selected_lr0.01_steps20_decay15",
+                                      "sweep_lr0.01_steps20_decay15", "sweep_lr1e-06_steps20_decay15"]
+  for point, name, metric, value in [
+      (digits["sweep"][0], "sweep_lr0.01_steps20_decay15", "val_accuracy", None),
+      (digits["sweep"][1], "sweep_lr1e-06_steps20_decay15", "val_accuracy", None),
+      (digits["sweep"][0], "selected_lr0.01_steps20_decay15", "test_accuracy",
+       digits["test_accuracy"])]:
+    scalars = read_scalars(os.path.join(logs, name))
+    expected = point["val_accuracy"] if value is None else value
+    assert scalars[metric] == [(20, pytest.approx(expected, abs=1e-6))]
+    assert [step for step, _ in scalars["train_loss"]] == list(range(1, 21))
+    # The schedule: the sweep point's rate, ×0.1 after decay_every = 15 steps.
+    rates = dict(scalars["learning_rate"])
+    assert rates[1] == pytest.approx(point["learning_rate"])
+    assert rates[20] == pytest.approx(point["learning_rate"] / 10)
 
   assert list(results["missing"]) == ["cifar100"]
   assert f"tfds build cifar100:3.0.2 --data_dir={tmp_path / 'no_tfds'}" in \
