@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keras_vivi.detector import ssd
 from tests.detector.conftest import greedy_loop
