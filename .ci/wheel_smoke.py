@@ -59,7 +59,8 @@ def console_scripts_start():
     # absl's help flags exit with status 1 after printing; the module's own flags prove it loaded.
     proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), name), "--helpfull"],
                           capture_output=True, text=True, timeout=300)
-    assert f"{module}:" in proc.stdout, f"{name} --helpfull:\n{proc.stdout[-800:]}{proc.stderr[-2000:]}"
+    assert f"{module}:" in proc.stdout, (
+        f"{name} --helpfull:\n{proc.stdout[-800:]}{proc.stderr[-2000:]}")
   return ", ".join(commands)
 
 

@@ -5,7 +5,8 @@
 Each RUN is a `vivi-vtab --output` directory holding `results.json`; several per side are
 independent repetitions of the protocol (the paper uses 12). Per task and per category mean: the
 mean and bootstrapped 95 % interval of each model, Δ = B − A, Welch's two-sided p and the verdict
-at `--alpha`, per task after the `--correction` across tasks (Benjamini–Hochberg by default). Writes `comparison.json`, `comparison.md` and `relative_increase.png` (Figure 4).
+at `--alpha`, per task after the `--correction` across tasks (Benjamini–Hochberg by default).
+Writes `comparison.json`, `comparison.md` and `relative_increase.png` (Figure 4).
 Tasks that only one side has are listed and left out of the comparison. The work is
 `keras_vivi.evaluation.comparison`'s.
 """
