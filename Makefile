@@ -1,4 +1,5 @@
-# Everything runs inside .venv, created and kept in sync with setup.cfg by the first target that needs it.
+# Everything runs inside .venv, created and kept in sync with setup.cfg by the first target that needs it;
+# constraints.txt pins setup.cfg's ranges to the exact tested set.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,10 +7,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test test-slow bench demo clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,bench,beam]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,bench,beam]'
 	touch $(STAMP)
 
 # pytest exits 5 when it collected no test: that is a failure too, said plainly.

@@ -22,8 +22,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
-import hub_export  # noqa: F401  (registers the 'vivi' backbone and the experiment)
 from hub_export import model_garden
+import hub_export.registry_imports  # noqa: F401  (registers the 'vivi' backbone and the experiment)
 from official.common import distribute_utils
 from official.common import flags as tfm_flags
 from official.core import task_factory

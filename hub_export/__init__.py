@@ -1,7 +1,8 @@
 """Exporters of keras_vivi backbones as TF-Hub SavedModels, and their consumer-side plug-ins.
 
-Importing the package registers the Model Garden backbone builder 'vivi', its config types
-and the experiment 'retinanet_vivi_fpn_coco' (see `hub_export.model_garden`).
+Importing it does not import Model Garden: `import hub_export.registry_imports` registers the
+backbone builder 'vivi', its config types and the experiment 'retinanet_vivi_fpn_coco' with
+`official.vision` (see `hub_export.model_garden`), as Model Garden's own `registry_imports` do.
 """
 
 from hub_export.checkpoint import backbone_from_checkpoint
@@ -11,4 +12,3 @@ from hub_export.exporter import export_backbone
 from hub_export.exporter import export_checkpoint
 from hub_export.exporter import export_random_init
 from hub_export.exporter import read_metadata
-from hub_export import model_garden  # noqa: F401  (registers with official.vision)

@@ -164,7 +164,8 @@ def read_diagnostic_log(model_dir):
 
 
 def plot_training(runs, steps_per_epoch, path):
-  """Loss curves and the object diagnostic of every run against the training step."""
+  """Loss curves and the object diagnostic of every run against the training step; returns the
+  `Figure` written to `path`."""
   fig, axes = plotting.subplots(1, len(_LOSSES) + 1, figsize=(4 * (len(_LOSSES) + 1), 3.4))
   for name, model_dir in runs.items():
     history = read_history(model_dir)
@@ -182,10 +183,11 @@ def plot_training(runs, steps_per_epoch, path):
     ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=90)
+  return fig
 
 
 def plot_bars(values, title, ylabel, path):
-  """One bar per model: `values` is `{name: fraction}`."""
+  """One bar per model: `values` is `{name: fraction}`; returns the `Figure` written to `path`."""
   fig, ax = plotting.subplots(figsize=(1.6 * len(values) + 2, 3.2))
   names = list(values)
   bars = ax.bar(names, [values[n] for n in names], color="tab:blue")
@@ -195,6 +197,7 @@ def plot_bars(values, title, ylabel, path):
   ax.set_title(title)
   fig.tight_layout()
   fig.savefig(path, dpi=90)
+  return fig
 
 
 def _table(header, rows):

@@ -5,7 +5,8 @@
 Each RUN is a `vivi-vtab --output` directory holding `results.json`; several per side are
 independent repetitions of the protocol (the paper uses 12). Per task and per category mean: the
 mean and bootstrapped 95 % interval of each model, Δ = B − A, Welch's two-sided p and the verdict
-at `--alpha`. Writes `comparison.json`, `comparison.md` and `relative_increase.png` (Figure 4).
+at `--alpha`, per task after the `--correction` across tasks (Benjamini–Hochberg by default).
+Writes `comparison.json`, `comparison.md` and `relative_increase.png` (Figure 4).
 Tasks that only one side has are listed and left out of the comparison. The work is
 `keras_vivi.evaluation.comparison`'s.
 """
@@ -24,6 +25,9 @@ _OUTPUT = flags.DEFINE_string("output", None, "Directory for the comparison file
                               required=True)
 _NAMES = flags.DEFINE_list("names", ["A", "B"], "Display names of the two models.")
 _ALPHA = flags.DEFINE_float("alpha", 0.05, "Two-sided significance level (the paper: 0.05).")
+_CORRECTION = flags.DEFINE_enum("correction", "bh", statistics.CORRECTIONS,
+                                "Adjustment of the tasks' p-values for their number: "
+                                "Benjamini–Hochberg, or none (the paper's per-task stars).")
 
 def main(argv):
   if len(argv) > 1:
@@ -32,7 +36,7 @@ def main(argv):
     raise app.UsageError(f"--names takes two names, got {_NAMES.value!r}.")
   try:
     comparison = comparison_lib.compare(_A.value, _B.value, tuple(_NAMES.value),
-                                        alpha=_ALPHA.value)
+                                        alpha=_ALPHA.value, correction=_CORRECTION.value)
   except (FileNotFoundError, ValueError) as e:
     raise app.UsageError(str(e)) from e
   comparison_lib.write(comparison, _OUTPUT.value)

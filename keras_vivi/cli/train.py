@@ -2,12 +2,19 @@
 
   vivi-train --experiment=vivi_objects --data=DIR --model_dir=DIR [--strategy=mirrored]
              [--override=train.steps=300 --override=data.image_size=96 ...]
+             [--config_file=small.yaml] [--params_override=train.steps=300,data.image_size=96]
 
-A killed run restarted with the same flags resumes from its last checkpoint.
+As in Model Garden, `--config_file` (YAML `{section: {field: value}}`, repeatable) applies over
+the experiment and `--params_override` over everything; `--override` comes in between. A killed
+run restarted with the same flags resumes from its last checkpoint.
 """
+
+import re
 
 from absl import app
 from absl import flags
+import tensorflow as tf
+import yaml
 
 from keras_vivi import configs
 from keras_vivi.training import trainer
@@ -21,6 +28,13 @@ _STRATEGY = flags.DEFINE_enum("strategy", "default", trainer.STRATEGIES,
                               "tf.distribute strategy; multi_worker reads TF_CONFIG.")
 _TPU = flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
 _OVERRIDE = flags.DEFINE_multi_string("override", [], "section.field=value, e.g. train.steps=300.")
+_CONFIG_FILE = flags.DEFINE_multi_string(
+    "config_file", [], "YAML file(s) of {section: {field: value}} applied over the experiment, "
+    "in order (Model Garden's --config_file).")
+_PARAMS_OVERRIDE = flags.DEFINE_string(
+    "params_override", "", "Applied last: comma-separated section.field=value "
+    "(train.steps=300,train.decay_steps=200,250), or a YAML mapping, inline or a file "
+    "(Model Garden's --params_override).")
 _EVERY = flags.DEFINE_integer("steps_per_epoch", 1000,
                               "Steps between checkpoints (one Keras epoch).")
 _DIAGNOSTIC_EVERY = flags.DEFINE_integer(
@@ -28,15 +42,52 @@ _DIAGNOSTIC_EVERY = flags.DEFINE_integer(
     "off (default: the experiment's diagnostic.every_epochs, 1).", lower_bound=0)
 
 
+# A comma that starts the next `section.field=`: values may hold commas (tuples).
+_NEXT_OVERRIDE = re.compile(r",(?=\s*[A-Za-z_]\w*\.[A-Za-z_]\w*\s*=)")
+
+
+def _merged(config, values, source):
+  """`config` with the `{section: {field: value}}` mapping `values` applied."""
+  if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+    raise ValueError(f"{source} must be a mapping of {{section: {{field: value}}}}, got "
+                     f"{values!r}.")
+  merged = configs.to_dict(config)
+  for section, fields in values.items():
+    merged.setdefault(section, {}).update(fields)
+  return configs.from_dict(merged)
+
+
+def build_config(experiment, data=None, config_files=(), overrides=(), params_override=""):
+  """The experiment with `data.path`, the YAML files, `--override`s and `--params_override`."""
+  config = configs.get_experiment(experiment)
+  if data:
+    config = configs.apply_overrides(config, [f"data.path={data}"])
+  for path in config_files:
+    with tf.io.gfile.GFile(path) as f:
+      config = _merged(config, yaml.safe_load(f), f"--config_file {path!r}")
+  config = configs.apply_overrides(config, overrides)
+  text = params_override.strip()
+  if not text:
+    return config
+  if tf.io.gfile.exists(text):
+    with tf.io.gfile.GFile(text) as f:
+      return _merged(config, yaml.safe_load(f), f"--params_override file {text!r}")
+  if re.match(r"[A-Za-z_]\w*\.[A-Za-z_]\w*\s*=", text):
+    return configs.apply_overrides(config, _NEXT_OVERRIDE.split(text))
+  return _merged(config, yaml.safe_load(text), "--params_override")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   overrides = list(_OVERRIDE.value)
-  if _DATA.value:
-    overrides.insert(0, f"data.path={_DATA.value}")
   if _DIAGNOSTIC_EVERY.value is not None:
     overrides.append(f"diagnostic.every_epochs={_DIAGNOSTIC_EVERY.value}")
-  config = configs.apply_overrides(configs.get_experiment(_EXPERIMENT.value), overrides)
+  try:
+    config = build_config(_EXPERIMENT.value, _DATA.value, _CONFIG_FILE.value, overrides,
+                          _PARAMS_OVERRIDE.value)
+  except (ValueError, TypeError, yaml.YAMLError, tf.errors.NotFoundError) as e:
+    raise app.UsageError(str(e)) from e
   if not config.data.path:
     raise app.UsageError("Give --data=DIR (or --override=data.path=DIR).")
   strategy = trainer.build_strategy(_STRATEGY.value, _TPU.value)

@@ -60,7 +60,8 @@ def build_manifest(stats, shards, detector, label_map, config):
 
 
 def plot_manifest(manifest, output_dir):
-  """Writes the class histogram (the paper's Table 6) and score histogram (its Figure 5)."""
+  """Writes the class histogram (the paper's Table 6) and score histogram (its Figure 5);
+  returns their two `Figure`s."""
   classes = manifest["class_histogram"]
   fig, ax = plotting.subplots(figsize=(7, 0.3 * max(len(classes), 3) + 1))
   names = list(classes)[::-1]
@@ -70,6 +71,7 @@ def plot_manifest(manifest, output_dir):
                f"{manifest['counts']['frames']} frames)")
   fig.tight_layout()
   fig.savefig(os.path.join(output_dir, CLASS_PLOT), dpi=100)
+  class_figure = fig
 
   hist = manifest["score_histogram"]
   edges = np.asarray(hist["bin_edges"])
@@ -80,10 +82,12 @@ def plot_manifest(manifest, output_dir):
   ax.set_title("Scores of kept detections")
   fig.tight_layout()
   fig.savefig(os.path.join(output_dir, SCORE_PLOT), dpi=100)
+  return class_figure, fig
 
 
 def contact_sheet(shard_paths, output_path, max_videos=6, max_frames=10):
-  """Draws sampled frames with their boxes, one row per video; a red bar marks a new shot."""
+  """Draws sampled frames with their boxes, one row per video; a red bar marks a new shot.
+  Returns the `Figure` (None when there is no record)."""
   rows = []
   for serialized in tf.data.TFRecordDataset(sorted(shard_paths)).take(max_videos):
     context, seq = schema.parse_video(serialized)
@@ -122,3 +126,4 @@ def contact_sheet(shard_paths, output_path, max_videos=6, max_frames=10):
                fontsize=9)
   fig.tight_layout()
   fig.savefig(output_path, dpi=110)
+  return fig

@@ -1,4 +1,4 @@
-"""SSD anchors, box decoding and greedy NMS in vectorised NumPy.
+"""SSD anchors and box decoding in vectorised NumPy; NMS through `tf.image`.
 
 Conventions follow MediaPipe's `SsdAnchorsCalculator` and `TensorsToDetectionsCalculator`, which in
 turn follow the TF Object Detection API models they run: anchors are `(yc, xc, h, w)` normalised to the
@@ -9,6 +9,7 @@ import dataclasses
 from typing import Tuple
 
 import numpy as np
+import tensorflow as tf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,27 +119,15 @@ def sigmoid(x) -> np.ndarray:
   return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, np.float32)))
 
 
-def _iou_one_to_many(box, boxes) -> np.ndarray:
-  """IoU between `box` `[B, 4]` and `boxes` `[B, N, 4]` → `[B, N]`; empty boxes have IoU 0."""
-  box = box[:, None, :]
-  inter_h = np.maximum(0.0, np.minimum(box[..., 2], boxes[..., 2]) - np.maximum(box[..., 0], boxes[..., 0]))
-  inter_w = np.maximum(0.0, np.minimum(box[..., 3], boxes[..., 3]) - np.maximum(box[..., 1], boxes[..., 1]))
-  inter = inter_h * inter_w
+def non_max_suppression(boxes, scores, max_outputs: int, iou_threshold: float,
+                        score_threshold: float = -np.inf):
+  """Class-agnostic greedy NMS of each image of a batch: `tf.image.non_max_suppression`, padded.
 
-  def area(b):
-    return np.maximum(0.0, b[..., 2] - b[..., 0]) * np.maximum(0.0, b[..., 3] - b[..., 1])
-
-  union = area(box) + area(boxes) - inter
-  with np.errstate(divide="ignore", invalid="ignore"):
-    return np.where(union > 0.0, inter / union, 0.0)
-
-
-def greedy_nms(boxes, scores, max_outputs: int, iou_threshold: float, score_threshold: float = -np.inf):
-  """Class-agnostic greedy NMS over a batch, stopped after `max_outputs` picks.
-
-  Same selection as `tf.image.non_max_suppression` (a box is suppressed when its IoU with a kept box is
-  > `iou_threshold`), except that boxes with score >= `score_threshold` are candidates. The loop runs
-  over output slots only, each step vectorised over the batch and all boxes.
+  A box is suppressed when its IoU with a kept box is > `iou_threshold`; boxes with score
+  >= `score_threshold` are candidates (TensorFlow keeps those strictly above its threshold, so it
+  gets the next float32 below ours: the detector's "drop scores < 0.05" keeps 0.05 itself).
+  Not `non_max_suppression_padded`: on the real detector's outputs its kernel can return a
+  lower-scored box before a higher one (checked on skimage's chelsea with 100 outputs).
 
   Args:
     boxes: `[B, N, 4]` yxyx.
@@ -149,18 +138,11 @@ def greedy_nms(boxes, scores, max_outputs: int, iou_threshold: float, score_thre
   """
   boxes = np.asarray(boxes, np.float32)
   scores = np.asarray(scores, np.float32)
-  batch = scores.shape[0]
-  rows = np.arange(batch)
-  alive = scores >= score_threshold
-  indices = np.full((batch, max_outputs), -1, np.int64)
-  for slot in range(max_outputs):
-    if not alive.any():
-      break
-    best = np.argmax(np.where(alive, scores, -np.inf), axis=1)
-    picked = alive[rows, best]
-    indices[picked, slot] = best[picked]
-    overlap = _iou_one_to_many(boxes[rows, best], boxes) > iou_threshold
-    alive &= ~overlap
-    alive[rows, best] = False
-  counts = (indices >= 0).sum(axis=1).astype(np.int32)
-  return indices, counts
+  below = float(np.nextafter(np.float32(score_threshold), np.float32(-np.inf)))
+  indices = np.full((scores.shape[0], max_outputs), -1, np.int64)
+  for b in range(scores.shape[0]):
+    selected = tf.image.non_max_suppression(boxes[b], scores[b], max_outputs,
+                                            iou_threshold=iou_threshold,
+                                            score_threshold=below).numpy()
+    indices[b, :len(selected)] = selected
+  return indices, (indices >= 0).sum(axis=1).astype(np.int32)

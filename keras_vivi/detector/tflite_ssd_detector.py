@@ -151,7 +151,7 @@ class TFLiteSSDDetector(Detector):
     # A box entirely outside the image clips to zero area: nothing to point at.
     empty = (boxes[..., 2] <= boxes[..., 0]) | (boxes[..., 3] <= boxes[..., 1])
     scores_for_nms = np.where(empty, -np.inf, scores)
-    indices, counts = ssd.greedy_nms(boxes, scores_for_nms, self.max_detections,
+    indices, counts = ssd.non_max_suppression(boxes, scores_for_nms, self.max_detections,
                                      self.config.iou_threshold, self.score_threshold)
     valid = indices >= 0
     safe = np.where(valid, indices, 0)

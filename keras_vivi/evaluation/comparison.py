@@ -83,11 +83,13 @@ def _as_dict(comparison):
   return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
 
 
-def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0):
+def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0, correction="bh"):
   """Per-task and per-category comparison of B against A.
 
-  Per task, every run that has the task counts. The category means (Natural, Specialized,
-  Structured, local, and overall: over the tasks of the three VTAB groups, as VTAB's mean of 19,
+  Per task, every run that has the task counts; the tasks' p-values are adjusted across tasks
+  (`correction`, Benjamini–Hochberg by default: 19 tasks at 0.05 would otherwise find about one
+  difference by chance) and the verdicts are taken at the adjusted `p_adjusted`. The category
+  means (Natural, Specialized, Structured, local, and overall: over the tasks of the three VTAB groups, as VTAB's mean of 19,
   or over the local tasks when there is no VTAB task, as `vivi-vtab` computes it) are computed
   per run over the tasks that every run of both sides has, then compared across runs.
 
@@ -96,6 +98,7 @@ def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0):
     names: display names `(A, B)`.
     alpha: significance level of Welch's test.
     seed: bootstrap seed.
+    correction: "bh" or "none" (`statistics.adjust_p_values`).
 
   Returns:
     The comparison as a JSON-ready dict (see `comparison.json`).
@@ -117,7 +120,12 @@ def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0):
   for task in _ordered(common, groups):
     result = statistics.compare_runs(a["accuracies"][task], b["accuracies"][task], **options)
     tasks[task] = dict(group=groups[task], runs_a=a["accuracies"][task],
-                       runs_b=b["accuracies"][task], **_as_dict(result))
+                       runs_b=b["accuracies"][task], **_as_dict(result), p_adjusted=None)
+  tested = [t for t, c in tasks.items() if c["p"] is not None]
+  adjusted = statistics.adjust_p_values([tasks[t]["p"] for t in tested], correction)
+  for task, q in zip(tested, adjusted):
+    tasks[task].update(p_adjusted=q,
+                       verdict=statistics.significance(tasks[task]["delta"], q, alpha))
   everywhere = _ordered(a["in_every_run"] & b["in_every_run"], groups)
   # Per run, as vivi-vtab computes its means (overall: the VTAB tasks, else the local tasks).
   run_means = {side: [vtab.group_means({t: {"group": groups[t],
@@ -137,6 +145,7 @@ def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0):
       "runs": {"a": list(a_dirs), "b": list(b_dirs)},
       "hubs": {"a": a["hubs"], "b": b["hubs"]},
       "alpha": alpha,
+      "correction": correction,
       "test": "Welch's two-sided t-test; 95% percentile-bootstrap intervals of the mean",
       "tasks": tasks,
       "means": means,
@@ -155,10 +164,16 @@ def _row(label, group, c):
   ci = lambda lo_hi: f"[{pct(lo_hi[0])}, {pct(lo_hi[1])}]"
   rel = "–" if c["relative_increase"] is None else f"{100 * c['relative_increase']:+.1f} %"
   p = "–" if c["p"] is None else f"{c['p']:.2g}"
+  if c.get("p_adjusted") is not None and c["p_adjusted"] != c["p"]:
+    p += f" (q {c['p_adjusted']:.2g})"
   mark = " *" if c["verdict"] in (statistics.BETTER, statistics.WORSE) else ""
   return (f"| {label} | {group} | {pct(c['mean_a'])} {ci(c['ci_a'])} | "
           f"{pct(c['mean_b'])} {ci(c['ci_b'])} | {100 * c['delta']:+.1f} | {rel} | {p} | "
           f"{c['verdict']}{mark} |")
+
+
+_CORRECTED = {"bh": " (q: Benjamini–Hochberg-adjusted across the tasks, which the tasks' verdicts "
+                     "use)", "none": " (not adjusted for the number of tasks)"}
 
 
 def to_markdown(comparison):
@@ -169,8 +184,8 @@ def to_markdown(comparison):
            f"{len(runs['a'])} run(s) of {a} ({', '.join(comparison['hubs']['a'])}), "
            f"{len(runs['b'])} run(s) of {b} ({', '.join(comparison['hubs']['b'])}). "
            f"Accuracy in %, mean [95 % bootstrap interval]; Δ = {b} − {a} in points; "
-           f"p of Welch's two-sided t-test; verdict for {b} at p < {comparison['alpha']} "
-           "(* significant).", "",
+           f"p of Welch's two-sided t-test{_CORRECTED[comparison['correction']]}; verdict for "
+           f"{b} at p < {comparison['alpha']} (* significant).", "",
            f"| task | group | {a} | {b} | Δ | relative | p | verdict |",
            "|---|---|---|---|---|---|---|---|"]
   lines += [_row(task, c["group"], c) for task, c in comparison["tasks"].items()]
@@ -190,7 +205,8 @@ def to_markdown(comparison):
 
 
 def write(comparison, output):
-  """Writes `comparison.json`, `comparison.md` and `relative_increase.png` into `output`."""
+  """Writes `comparison.json`, `comparison.md` and `relative_increase.png` into `output`; returns
+  the `Figure` of relative_increase.png."""
   outputs.write_report(output, "comparison", comparison, to_markdown(comparison))
   a, b = comparison["names"]["a"], comparison["names"]["b"]
   rows = [dict(task=task, group=c["group"],
@@ -198,8 +214,9 @@ def write(comparison, output):
                else c["relative_increase"],
                significant=c["verdict"] in (statistics.BETTER, statistics.WORSE))
           for task, c in comparison["tasks"].items()]
-  title = f"VTAB accuracy of {b} relative to {a}\n(* Welch p < {comparison['alpha']})"
-  outputs.replace_atomically(
+  corrected = ", Benjamini–Hochberg" if comparison["correction"] == "bh" else ""
+  title = f"VTAB accuracy of {b} relative to {a}\n(* Welch p < {comparison['alpha']}{corrected})"
+  return outputs.replace_atomically(
       os.path.join(output, "relative_increase.png"),
       lambda path: statistics.plot_relative_increase(rows, path, title=title, label_a=a,
                                                      label_b=b))

@@ -100,7 +100,7 @@ def build_classifier(handle, num_classes, trainable=True, image_size=224):
 
 
 def finetune(classifier, dataset, steps, learning_rate, decay_every, momentum=0.9,
-             decay_factor=0.1, warmup_steps=0, verbose="auto"):
+             decay_factor=0.1, warmup_steps=0, verbose="auto", callbacks=None):
   """Trains `classifier` with softmax cross-entropy and SGD with momentum.
 
   Args:
@@ -112,6 +112,7 @@ def finetune(classifier, dataset, steps, learning_rate, decay_every, momentum=0.
     momentum: SGD momentum.
     warmup_steps: linear warm-up from 0 over this many steps (0: none).
     verbose: Keras progress (`model.fit`'s `verbose`).
+    callbacks: Keras callbacks of the `fit`.
 
   Returns:
     The Keras `History` (one epoch of `steps` steps; 'loss' and 'accuracy').
@@ -122,7 +123,8 @@ def finetune(classifier, dataset, steps, learning_rate, decay_every, momentum=0.
   classifier.compile(optimizer=optimizer,
                      loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                      metrics=["accuracy"])
-  return classifier.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=verbose)
+  return classifier.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=verbose,
+                        callbacks=callbacks)
 
 
 def count_correct(classifier, dataset, on_batch=None):

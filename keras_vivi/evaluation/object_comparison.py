@@ -126,6 +126,7 @@ def to_markdown(result):
 
 
 def _plot(result, path):
+  """Writes the bar chart of the fractions to `path`; returns its `Figure`."""
   from keras_vivi import plotting  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
 
@@ -147,10 +148,12 @@ def _plot(result, path):
   ax.legend(fontsize=7, loc="upper left")
   fig.tight_layout()
   fig.savefig(path)
+  return fig
 
 
 def write(result, output):
-  """Writes `diagnostic.json`, `diagnostic.md` and `diagnostic.png` into `output`."""
+  """Writes `diagnostic.json`, `diagnostic.md` and `diagnostic.png` into `output`; returns the
+  `Figure` of diagnostic.png."""
   outputs.write_report(output, "diagnostic", result, to_markdown(result))
-  outputs.replace_atomically(os.path.join(output, "diagnostic.png"),
+  return outputs.replace_atomically(os.path.join(output, "diagnostic.png"),
                              lambda path: _plot(result, path))

@@ -6,11 +6,12 @@ import os
 
 
 def replace_atomically(path, write):
-  """`write(temporary path)`, then renames it to `path`."""
+  """`write(temporary path)`, then renames it to `path`; returns what `write` returned."""
   root, extension = os.path.splitext(path)
   temporary = f"{root}.tmp{extension}"  # keeps the extension matplotlib infers the format from
-  write(temporary)
+  written = write(temporary)
   os.replace(temporary, path)
+  return written
 
 
 def write_text(path, text):

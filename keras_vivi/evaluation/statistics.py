@@ -3,8 +3,9 @@
   t, dof, p = welch_t_test(runs_b, runs_a)                # VTAB: 12 runs a side, p < 0.05
   low, high = bootstrap_ci(runs_a)                       # the error bars (95 %, percentile)
   verdict = compare_runs(runs_a, runs_b)                 # per task: better / worse / n.s.
+  q = adjust_p_values(p_per_task, "bh")                  # Benjamini–Hochberg across tasks
   odds, p = fisher_exact(hits_a, total_a, hits_b, total_b)  # Table 2, p < 0.001
-  plot_relative_increase(rows, "relative_increase.png")  # Figure 4
+  fig = plot_relative_increase(rows, "relative_increase.png")  # Figure 4 (also written)
 
 Everything is NumPy / SciPy on host values; no TensorFlow.
 """
@@ -13,7 +14,6 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy import special
 from scipy import stats
 
 # The colours of the VTAB groups in every plot (here and `vtab`'s results.png): Figure 4's blue
@@ -25,6 +25,7 @@ BETTER = "better"
 WORSE = "worse"
 NOT_SIGNIFICANT = "not significant"
 TOO_FEW_RUNS = "too few runs"
+CORRECTIONS = ("bh", "none")
 
 
 def _sample(values, name):
@@ -37,12 +38,10 @@ def _sample(values, name):
 def welch_t_test(a, b):
   """Welch's two-sided t-test of equal means without assuming equal variances.
 
-  `t = (mean(a) - mean(b)) / sqrt(var(a)/n_a + var(b)/n_b)` with unbiased variances, and
-  Welch–Satterthwaite degrees of freedom; the p-value is `2 * P(T_dof <= -|t|)`.
-
-  When both samples are constant (e.g. deterministic reruns) the statistic is undefined; we
-  return `t = 0, p = 1` for equal constants (no evidence of a difference) and `t = ±inf, p = 0`
-  for different ones, with `dof = n_a + n_b - 2`, rather than NaNs that would break a table.
+  SciPy's `ttest_ind(a, b, equal_var=False)`. When both samples are constant (e.g. deterministic
+  reruns) SciPy returns NaN; we return `t = 0, p = 1` for equal constants (no evidence of a
+  difference) and `t = ±inf, p = 0` for different ones, with `dof = n_a + n_b - 2`, so that a
+  table never shows NaN.
 
   Args:
     a: `[n_a]` values, `n_a >= 2`.
@@ -54,30 +53,25 @@ def welch_t_test(a, b):
   a, b = _sample(a, "a"), _sample(b, "b")
   if a.size < 2 or b.size < 2:
     raise ValueError(f"Welch's t-test needs at least 2 values a side, got {a.size} and {b.size}.")
-  va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-  diff = a.mean() - b.mean()
-  se2 = va + vb
-  if se2 == 0.0:
+  if np.ptp(a) == 0.0 and np.ptp(b) == 0.0:
     dof = float(a.size + b.size - 2)
+    diff = a[0] - b[0]
     if diff == 0.0:
       return 0.0, dof, 1.0
     return math.copysign(math.inf, diff), dof, 0.0
-  t = diff / math.sqrt(se2)
-  dof = se2 ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
-  # stdtr is the Student-t CDF; the two tails are symmetric.
-  p = 2.0 * special.stdtr(dof, -abs(t))
-  return float(t), float(dof), float(min(p, 1.0))
+  result = stats.ttest_ind(a, b, equal_var=False)
+  return float(result.statistic), float(result.df), float(result.pvalue)
 
 
 def bootstrap_ci(values, confidence=0.95, num_resamples=10000, seed=0):
   """Percentile-bootstrap confidence interval of the mean.
 
-  Draws `num_resamples` samples of `n` values with replacement (NumPy `default_rng(seed)`, so
-  the interval is reproducible) and returns the `(1 - confidence) / 2` and `(1 + confidence) / 2`
-  quantiles of their means (linear interpolation).
+  SciPy's `bootstrap(method="percentile")` with `rng=default_rng(seed)`, so the interval is
+  reproducible; resampling runs in batches that keep the index matrix small for long samples.
+  One value gives a zero-width interval (SciPy needs two).
 
   Args:
-    values: `[n]` values, `n >= 1` (one value gives a zero-width interval).
+    values: `[n]` values, `n >= 1`.
     confidence: coverage in (0, 1).
     num_resamples: bootstrap samples (> 0).
     seed: integer seed.
@@ -90,16 +84,13 @@ def bootstrap_ci(values, confidence=0.95, num_resamples=10000, seed=0):
     raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
   if num_resamples < 1:
     raise ValueError(f"num_resamples must be positive, got {num_resamples}.")
-  rng = np.random.default_rng(seed)
-  means = np.empty(num_resamples)
-  # Chunks keep the index matrix small for long samples.
-  chunk = max(1, 2 ** 22 // x.size)
-  for start in range(0, num_resamples, chunk):
-    stop = min(start + chunk, num_resamples)
-    means[start:stop] = x[rng.integers(0, x.size, size=(stop - start, x.size))].mean(axis=1)
-  tail = (1.0 - confidence) / 2.0
-  low, high = np.quantile(means, [tail, 1.0 - tail])
-  return float(low), float(high)
+  if x.size == 1:
+    return float(x[0]), float(x[0])
+  interval = stats.bootstrap((x,), np.mean, n_resamples=num_resamples,
+                             batch=max(1, 2 ** 22 // x.size), confidence_level=confidence,
+                             method="percentile", rng=np.random.default_rng(seed)
+                             ).confidence_interval
+  return float(interval.low), float(interval.high)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +150,7 @@ def compare_runs(runs_a, runs_b, alpha=0.05, confidence=0.95, num_resamples=1000
     verdict = TOO_FEW_RUNS
   else:
     t, dof, p = welch_t_test(b, a)
-    verdict = NOT_SIGNIFICANT if p >= alpha else (BETTER if t > 0 else WORSE)
+    verdict = significance(t, p, alpha)
   mean_a, mean_b = float(a.mean()), float(b.mean())
   return RunComparison(mean_a=mean_a, mean_b=mean_b, ci_a=bootstrap_ci(a, **ci),
                        ci_b=bootstrap_ci(b, **ci), n_a=int(a.size), n_b=int(b.size),
@@ -167,15 +158,38 @@ def compare_runs(runs_a, runs_b, alpha=0.05, confidence=0.95, num_resamples=1000
                        t=t, dof=dof, p=p, verdict=verdict)
 
 
+def significance(t, p, alpha):
+  """The verdict for B from Welch's `t` of B against A (or Δ, of the same sign) and a p-value."""
+  return NOT_SIGNIFICANT if p >= alpha else (BETTER if t > 0 else WORSE)
+
+
+def adjust_p_values(p_values, method="bh"):
+  """Adjusts p-values of a family of tests (e.g. the VTAB tasks) for multiple comparisons.
+
+  Args:
+    p_values: `[m]` p-values in [0, 1].
+    method: "bh" (Benjamini–Hochberg, SciPy's `false_discovery_control`: controls the false
+      discovery rate) or "none".
+
+  Returns:
+    `[m]` adjusted p-values (a list of floats).
+  """
+  if method not in CORRECTIONS:
+    raise ValueError(f"method must be one of {CORRECTIONS}, got {method!r}.")
+  p_values = [float(p) for p in p_values]
+  if method == "none" or not p_values:
+    return p_values
+  return [float(q) for q in stats.false_discovery_control(p_values, method=method)]
+
+
 def fisher_exact(hits_a, total_a, hits_b, total_b):
   """Fisher's exact two-sided test of equal hit rates in two samples (Table 2's test).
 
-  The 2×2 table `[[hits_a, total_a - hits_a], [hits_b, total_b - hits_b]]` with fixed margins
-  makes `hits_a` hypergeometric; the p-value sums the probabilities of all tables no more
-  likely than the observed one (relative tolerance 1e-7 against rounding, as R and SciPy do).
+  SciPy's `fisher_exact` on the 2×2 table `[[hits_a, total_a - hits_a], [hits_b, total_b -
+  hits_b]]`, after checking that the counts are integers with `0 <= hits <= total`.
 
   Args:
-    hits_a, total_a: successes and trials of model A (`0 <= hits <= total`).
+    hits_a, total_a: successes and trials of model A.
     hits_b, total_b: the same for model B.
 
   Returns:
@@ -187,23 +201,8 @@ def fisher_exact(hits_a, total_a, hits_b, total_b):
     raise ValueError("fisher_exact needs integer counts with 0 <= hits <= total, got "
                      f"hits_a={hits_a}, total_a={total_a}, hits_b={hits_b}, total_b={total_b}.")
   hits_a, total_a, hits_b, total_b = map(int, counts)
-  miss_a, miss_b = total_a - hits_a, total_b - hits_b
-  numerator, denominator = hits_a * miss_b, miss_a * hits_b
-  if denominator:
-    odds = numerator / denominator
-  else:
-    odds = math.inf if numerator else math.nan
-  population, successes = total_a + total_b, hits_a + hits_b
-  low, high = max(0, total_a - (population - successes)), min(successes, total_a)
-  if low == high:
-    return odds, 1.0
-  support = np.arange(low, high + 1)
-  # Log probabilities: counts in the thousands underflow the plain pmf's factorials.
-  log_pmf = stats.hypergeom.logpmf(support, population, successes, total_a)
-  observed = log_pmf[hits_a - low]
-  extreme = log_pmf <= observed + math.log1p(1e-7)
-  p = float(np.exp(special.logsumexp(log_pmf[extreme])))
-  return odds, min(p, 1.0)
+  result = stats.fisher_exact([[hits_a, total_a - hits_a], [hits_b, total_b - hits_b]])
+  return float(result.statistic), float(result.pvalue)
 
 
 def plot_relative_increase(rows, path, title="Relative increase of B over A", label_b="B",
@@ -218,7 +217,7 @@ def plot_relative_increase(rows, path, title="Relative increase of B over A", la
     label_b, label_a: model names for the axis label.
 
   Returns:
-    `path`.
+    The matplotlib `Figure` (also written to `path`).
   """
   from keras_vivi import plotting  # pylint: disable=g-import-not-at-top
   from matplotlib import patches  # pylint: disable=g-import-not-at-top
@@ -251,4 +250,4 @@ def plot_relative_increase(rows, path, title="Relative increase of B over A", la
     ax.legend(handles=handles, fontsize=7, loc="best")
   fig.tight_layout()
   fig.savefig(path)
-  return path
+  return fig

@@ -14,7 +14,11 @@ skips finished tasks, so long jobs never lose finished work; a local module coun
 absolute path):
   results.json  {"hub", "config", "tasks": {name: {"group", "test_accuracy", "selected",
                 "sweep"}}, "missing": {name: reason}, "means": {group: mean | null, "overall"}}
-  results.csv, results.md (tables) and results.png (bar chart by group, with group means).
+  results.csv, results.md (tables) and results.png (bar chart by group, with group means);
+  logs/TASK/sweep_lrLR_stepsS_decayD and logs/TASK/selected_... : TensorBoard scalars of every
+  fine-tuning run (train_loss, train_accuracy: Keras's running means; learning_rate;
+  val_accuracy, or test_accuracy for the selected point's retraining), `tensorboard --logdir
+  OUTPUT/logs`.
 Accuracies are fractions in [0, 1]. "overall" is the mean over the VTAB tasks that ran (the
 mean of 19 when all ran); only when no VTAB task ran is it the mean over the local tasks.
 """
@@ -24,6 +28,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 from typing import Tuple
 
 import numpy as np
@@ -38,6 +43,7 @@ from keras_vivi.evaluation import vtab_tasks
 from keras_vivi.zoo import presets as presets_lib
 
 RESULTS_JSON = "results.json"
+LOGS = "logs"
 MEAN_KEYS = vtab_tasks.GROUPS + ("local", "overall")
 
 
@@ -130,34 +136,69 @@ def _batches(raw, config, training):
   return data.prefetch(tf.data.AUTOTUNE)
 
 
-def _fit_and_score(handle, task, point, train, evaluation, config, verbose):
+class _Scalars(tf_keras.callbacks.Callback):
+  """Writes the training scalars of one fine-tuning run about 100 times, and at its last step."""
+
+  def __init__(self, writer, steps):
+    super().__init__()
+    self._writer, self._steps, self._every = writer, steps, max(1, steps // 100)
+
+  def on_train_batch_end(self, batch, logs=None):
+    step = batch + 1
+    if step % self._every and step != self._steps:
+      return
+    with self._writer.as_default(step=step):
+      tf.summary.scalar("train_loss", logs["loss"])
+      tf.summary.scalar("train_accuracy", logs["accuracy"])
+      tf.summary.scalar("learning_rate", self.model.optimizer.learning_rate)
+
+
+def run_name(point, selected=False):
+  """The TensorBoard run directory of a sweep point (of the selected point's retraining)."""
+  return (f"{'selected' if selected else 'sweep'}_lr{point.learning_rate:g}_steps{point.steps}"
+          f"_decay{point.decay_every}")
+
+
+def _fit_and_score(handle, task, point, train, evaluation, config, verbose, log_dir=None,
+                   metric="val_accuracy"):
   tf_keras.backend.clear_session()
   tf_keras.utils.set_random_seed(config.seed)
   classifier = finetune.build_classifier(handle, task.num_classes, trainable=True,
                                          image_size=config.image_size)
+  writer = tf.summary.create_file_writer(log_dir) if log_dir else None
   finetune.finetune(classifier, _batches(train, config, True), point.steps,
                     point.learning_rate, point.decay_every, momentum=config.momentum,
-                    warmup_steps=config.warmup_steps, verbose=verbose)
-  return finetune.evaluate_accuracy(classifier, _batches(evaluation, config, False))
+                    warmup_steps=config.warmup_steps, verbose=verbose,
+                    callbacks=[_Scalars(writer, point.steps)] if writer else None)
+  accuracy = finetune.evaluate_accuracy(classifier, _batches(evaluation, config, False))
+  if writer:
+    with writer.as_default(step=point.steps):
+      tf.summary.scalar(metric, accuracy)
+    writer.close()
+  return accuracy
 
 
-def run_task(handle, task, config, data_dir=None, verbose=0, progress=True):
-  """The protocol on one task; returns its results.json entry.
+def run_task(handle, task, config, data_dir=None, verbose=0, progress=True, log_dir=None):
+  """The protocol on one task; returns its results.json entry. With `log_dir`, every fine-tuning
+  run logs TensorBoard scalars to `log_dir/TASK/run_name(point)`.
 
   Raises:
     vtab_tasks.TaskDataMissing: the task's tfds data is not prepared.
   """
   splits = {s: vtab_tasks.load_split(task, s, data_dir) for s in vtab_tasks.SPLITS}
+  # folder:DIR tasks hold slashes and colons.
+  task_logs = log_dir and os.path.join(log_dir, re.sub(r"[^\w.-]+", "_", task.name))
   sweep = []
   points = config.points()
   for point in tqdm.tqdm(points, desc=f"{task.name} sweep", leave=False, disable=not progress):
     accuracy = _fit_and_score(handle, task, point, splits["train800"], splits["val200"], config,
-                              verbose)
+                              verbose, task_logs and os.path.join(task_logs, run_name(point)))
     sweep.append({**dataclasses.asdict(point), "val_accuracy": accuracy})
   best = max(range(len(sweep)), key=lambda i: (sweep[i]["val_accuracy"], -i))
   selected = points[best]
   test = _fit_and_score(handle, task, selected, splits["train800val200"], splits["test"], config,
-                        verbose)
+                        verbose, task_logs and os.path.join(task_logs, run_name(selected, True)),
+                        metric="test_accuracy")
   return {"group": task.group, "test_accuracy": test, "selected": dataclasses.asdict(selected),
           "sweep": sweep}
 
@@ -190,7 +231,8 @@ def _ordered(names):
 
 
 def write_results(results, output_dir):
-  """Writes results.json, results.csv, results.md and results.png (each replaced atomically)."""
+  """Writes results.json, results.csv, results.md and results.png (each replaced atomically);
+  returns the `Figure` of results.png."""
   os.makedirs(output_dir, exist_ok=True)
   tasks, means = results["tasks"], results["means"]
   outputs.write_text(os.path.join(output_dir, RESULTS_JSON),
@@ -227,10 +269,12 @@ def write_results(results, output_dir):
     lines += ["", "Missing tasks (not in the means):", ""]
     lines += [f"- {name}: {results['missing'][name]}" for name in _ordered(results["missing"])]
   outputs.write_text(os.path.join(output_dir, "results.md"), "\n".join(lines) + "\n")
-  outputs.replace_atomically(os.path.join(output_dir, "results.png"), lambda path: _plot(results, path))
+  return outputs.replace_atomically(os.path.join(output_dir, "results.png"),
+                                    lambda path: _plot(results, path))
 
 
 def _plot(results, path):
+  """Writes the accuracy bars of `results` to `path`; returns its `Figure`."""
   from keras_vivi import plotting  # pylint: disable=g-import-not-at-top
   tasks, means = results["tasks"], results["means"]
   names, values, colours = [], [], []
@@ -261,6 +305,7 @@ def _plot(results, path):
   axis.set_title(title, fontsize=10)
   figure.tight_layout()
   figure.savefig(path, dpi=100)
+  return figure
 
 
 def normalize_hub(handle):
@@ -304,7 +349,7 @@ def resolve_tasks(spec):
 
 
 def run_vtab(handle, task_names, output_dir, config=VtabConfig(), data_dir=None, verbose=0,
-             progress=True):
+             progress=True, tensorboard=True):
   """Runs the protocol on `task_names`, writing results to `output_dir` after every task.
 
   Args:
@@ -317,6 +362,7 @@ def run_vtab(handle, task_names, output_dir, config=VtabConfig(), data_dir=None,
     data_dir: tfds data directory.
     verbose: Keras `fit` verbosity of each fine-tuning run.
     progress: tqdm bars over tasks and sweep points.
+    tensorboard: log every fine-tuning run's scalars under `output_dir/logs` (see `run_task`).
 
   Returns:
     The results.json content as a dict.
@@ -330,7 +376,8 @@ def run_vtab(handle, task_names, output_dir, config=VtabConfig(), data_dir=None,
     if task.name in results["tasks"]:
       continue
     try:
-      entry = run_task(handle, task, config, data_dir, verbose, progress)
+      entry = run_task(handle, task, config, data_dir, verbose, progress,
+                       os.path.join(output_dir, LOGS) if tensorboard else None)
     except vtab_tasks.TaskDataMissing as missing:
       results["missing"][task.name] = str(missing)
     else:

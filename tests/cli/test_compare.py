@@ -78,6 +78,29 @@ def test_compare_tasks_against_scipy(runs):
   assert result["tasks"]["cifar100"]["n_b"] == 2
 
 
+def bh_loop(p):
+  """Benjamini–Hochberg by its definition: q_i = min over ranks j >= rank(i) of p_(j)·m/j."""
+  ranked = sorted(p)
+  return [min(ranked[j] * len(p) / (j + 1) for j in range(ranked.index(x), len(p))) for x in p]
+
+
+def test_p_values_adjusted_across_tasks(runs):
+  a, b = runs
+  result = comparison.compare(a, b)
+  rows = result["tasks"].values()
+  assert result["correction"] == "bh"
+  np.testing.assert_allclose([r["p_adjusted"] for r in rows], bh_loop([r["p"] for r in rows]),
+                             rtol=1e-12)
+  # At an alpha between caltech101's raw and adjusted p, only the raw verdict is "better".
+  p, q = result["tasks"]["caltech101"]["p"], result["tasks"]["caltech101"]["p_adjusted"]
+  assert p < q
+  alpha = (p + q) / 2
+  assert comparison.compare(a, b, alpha=alpha)["tasks"]["caltech101"]["verdict"] == \
+      "not significant"
+  raw = comparison.compare(a, b, alpha=alpha, correction="none")["tasks"]["caltech101"]
+  assert raw["verdict"] == "better" and raw["p_adjusted"] == raw["p"]
+
+
 def test_category_means_use_tasks_of_every_run(runs):
   a, b = runs
   means = comparison.compare(a, b)["means"]
@@ -104,7 +127,8 @@ def test_errors_name_the_problem(runs, tmp_path):
 def test_markdown_and_figure(runs, tmp_path):
   a, b = runs
   result = comparison.compare(a, b, names=("VIVI", "Ours"))
-  comparison.write(result, str(tmp_path))
+  figure = comparison.write(result, str(tmp_path))
+  assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == list(result["tasks"])
   text = (tmp_path / "comparison.md").read_text()
   assert "| caltech101 | natural |" in text and "better *" in text
   assert "Only in VIVI (not compared): eurosat." in text

@@ -69,3 +69,20 @@ def skimage_images():
   import skimage.data as data
   return {name: getattr(data, name)().astype(np.float32) / 255.0
           for name in ("chelsea", "coffee", "astronaut")}
+
+
+def greedy_loop(boxes, scores, max_outputs, iou_threshold, score_threshold=-np.inf):
+  """Greedy NMS by its definition, one box at a time: the highest remaining score is kept unless
+  its IoU with a kept box exceeds the threshold."""
+  def iou(a, b):
+    h = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    w = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - h * w
+    return h * w / union if union > 0 else 0.0
+  kept = []
+  for i in sorted(range(len(scores)), key=lambda i: -scores[i]):
+    if len(kept) == max_outputs or scores[i] < score_threshold:
+      break
+    if all(iou(boxes[i], boxes[k]) <= iou_threshold for k in kept):
+      kept.append(i)
+  return kept

@@ -8,6 +8,8 @@ import tensorflow as tf
 
 from keras_vivi.detector import (DETECTION_KEYS, NUM_DETECTIONS, PAD_LABEL, load_detector,
                                  mediapipe_oidv4_detector)
+from keras_vivi.detector import ssd
+from tests.detector.conftest import greedy_loop
 
 CAT, PERSON, COFFEE_CUP = 122, 69, 179  # Open Images V4 label ids
 
@@ -46,6 +48,19 @@ def test_astronaut_person(outputs):
   assert (entity, label) == ("Person", PERSON)
   assert score > 0.4
   assert ymin < 0.15 and xmin < 0.15 and ymax > 0.9 and 0.6 < xmax < 0.8
+
+
+def test_nms_keeps_what_a_greedy_loop_keeps_on_real_outputs(mediapipe_detector, skimage_images):
+  # 100 outputs without a score threshold reach the low scores where TensorFlow's padded NMS
+  # kernel orders one box wrongly on chelsea.
+  for image in skimage_images.values():
+    encodings, logits = mediapipe_detector.raw_outputs(mediapipe_detector.preprocess(image[None]))
+    boxes = np.clip(ssd.decode_boxes(encodings, mediapipe_detector.anchors), 0.0, 1.0)
+    scores = ssd.sigmoid(logits[..., 1:].max(-1))  # class 0 is the background
+    indices, counts = ssd.non_max_suppression(boxes, scores, 100, 0.5, score_threshold=0.0)
+    reference = greedy_loop(boxes[0].astype(np.float64), scores[0], 100, 0.5, 0.0)
+    assert counts[0] == len(reference) == 100
+    np.testing.assert_array_equal(indices[0], reference)
 
 
 def test_output_contract(outputs):

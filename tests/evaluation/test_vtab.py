@@ -5,6 +5,7 @@ import os
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_vivi.evaluation import statistics
 from keras_vivi.evaluation import vtab
@@ -96,7 +97,10 @@ def test_write_results_tables_and_group_colours(tmp_path):
            "dmlab": _entry("structured", 0.3), "digits": _entry("local", 0.8)}
   results = {"hub": "h", "config": {}, "tasks": tasks, "missing": {"svhn": "not prepared"},
              "means": vtab.group_means(tasks)}
-  vtab.write_results(results, str(tmp_path))
+  figure = vtab.write_results(results, str(tmp_path))
+  # The returned Figure is the one written: a bar per task and per group mean, in percent.
+  heights = [round(bar.get_height(), 6) for bar in figure.axes[0].patches]
+  assert heights == [40.0, 40.0, 90.0, 90.0, 30.0, 30.0, 80.0, 80.0]
   assert sorted(os.listdir(tmp_path)) == ["results.csv", "results.json", "results.md",
                                           "results.png"]
   with open(tmp_path / "results.csv", newline="") as f:
@@ -109,6 +113,18 @@ def test_write_results_tables_and_group_colours(tmp_path):
   for colour in list(statistics.GROUP_COLOURS.values()) + [statistics.OTHER_COLOUR]:
     target = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
     assert np.any(np.all(np.abs(rgb - target) <= 2, axis=1)), colour
+
+
+def read_scalars(run_dir):
+  """{tag: [(step, value)]} of the TensorBoard event files in `run_dir`."""
+  scalars = {}
+  for path in sorted(tf.io.gfile.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
+    for record in tf.data.TFRecordDataset(path):
+      event = tf.compat.v1.Event.FromString(record.numpy())
+      for value in event.summary.value:
+        scalars.setdefault(value.tag, []).append((event.step,
+                                                  float(tf.make_ndarray(value.tensor))))
+  return scalars
 
 
 def _digits_test_share_of_zero():
@@ -135,6 +151,25 @@ def test_protocol_end_to_end_on_digits(small_export, tmp_path, monkeypatch):
   chance = _digits_test_share_of_zero()
   assert 0.05 < chance < 0.15
   assert digits["test_accuracy"] > chance + 0.25, (digits, chance)
+
+  # TensorBoard: one run directory per sweep point and for the selected point's retraining,
+  # whose final accuracy is the one results.json reports.
+  logs = os.path.join(output, vtab.LOGS, "digits")
+  assert sorted(os.listdir(logs)) == ["selected_lr0.01_steps20_decay15",
+                                      "sweep_lr0.01_steps20_decay15", "sweep_lr1e-06_steps20_decay15"]
+  for point, name, metric, value in [
+      (digits["sweep"][0], "sweep_lr0.01_steps20_decay15", "val_accuracy", None),
+      (digits["sweep"][1], "sweep_lr1e-06_steps20_decay15", "val_accuracy", None),
+      (digits["sweep"][0], "selected_lr0.01_steps20_decay15", "test_accuracy",
+       digits["test_accuracy"])]:
+    scalars = read_scalars(os.path.join(logs, name))
+    expected = point["val_accuracy"] if value is None else value
+    assert scalars[metric] == [(20, pytest.approx(expected, abs=1e-6))]
+    assert [step for step, _ in scalars["train_loss"]] == list(range(1, 21))
+    # The schedule: the sweep point's rate, ×0.1 after decay_every = 15 steps.
+    rates = dict(scalars["learning_rate"])
+    assert rates[1] == pytest.approx(point["learning_rate"])
+    assert rates[20] == pytest.approx(point["learning_rate"] / 10)
 
   assert list(results["missing"]) == ["cifar100"]
   assert f"tfds build cifar100:3.0.2 --data_dir={tmp_path / 'no_tfds'}" in \

@@ -1,6 +1,7 @@
 """Model Garden consumer: the 'vivi' backbone builder, its configs and RetinaNet on top."""
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -191,3 +192,20 @@ def test_backbone_source_tells_exports_from_runs(export_dir, trained_run, tmp_pa
   assert model_garden.backbone_source(url) == {"handle": url}
   with pytest.raises(FileNotFoundError, match="neither a vivi-export directory"):
     model_garden.backbone_source(str(tmp_path / "nothing"))
+
+
+def test_registration_is_an_explicit_import():
+  """`hub_export` alone leaves Model Garden unimported; `hub_export.registry_imports` registers."""
+  import subprocess
+  import sys
+  code = ("import sys, hub_export, hub_export.exporter\n"
+          "assert not [m for m in sys.modules if m.split('.')[0] == 'official'], 'official imported'\n"
+          "import hub_export.registry_imports\n"
+          "from official.core import exp_factory\n"
+          "from official.vision.modeling.backbones import factory\n"
+          "print(exp_factory.get_exp_config('retinanet_vivi_fpn_coco').task.model.backbone.type,\n"
+          "      'vivi' in factory._REGISTERED_BACKBONE_CLS)\n")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.split() == ["vivi", "True"]
