@@ -6,12 +6,106 @@ and `apply_overrides(config, ["train.steps=100"])` derives a variant.
 
 import dataclasses
 import json
+import math
 import os
 import typing
 
 import tensorflow as tf
 
 RUN_CONFIG_FILE = "config.json"  # beside a training run's checkpoints
+
+
+def _expected_type(value, kind):
+  """None if `value` fits the field annotation `kind`, else what was expected."""
+  if typing.get_origin(kind) is typing.Union:  # Optional[X]
+    if value is None:
+      return None
+    inner = next(k for k in typing.get_args(kind) if k is not type(None))
+    problem = _expected_type(value, inner)
+    return problem and f"None or {problem}"
+  if typing.get_origin(kind) is typing.Literal:
+    choices = typing.get_args(kind)
+    if any(value == c and type(value) is type(c) for c in choices):
+      return None
+    return f"one of {', '.join(repr(c) for c in choices)}"
+  if kind is float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return None if ok else "a finite number"
+  if kind is tuple:
+    ok = isinstance(value, tuple) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        for v in value)
+    return None if ok else "a tuple of finite numbers"
+  if kind is int and isinstance(value, bool):
+    return "an int"
+  if isinstance(kind, type) and not isinstance(value, kind):
+    return f"a {kind.__name__}"
+  return None
+
+
+def _validate(config, rules=None, checks=()):
+  """Raises ValueError naming the field, its value and what is allowed.
+
+  Every field must fit its annotation (choices are `typing.Literal`, floats are finite);
+  `rules` maps field names to `(test, what is allowed)`; `checks` are `(test, message)` pairs
+  over several fields.
+  """
+  name = type(config).__name__
+  for field in dataclasses.fields(config):
+    value = getattr(config, field.name)
+    expected = _expected_type(value, field.type)
+    if expected is None and field.name in (rules or {}) and value is not None:
+      test, allowed = rules[field.name]
+      expected = None if test(value) else allowed
+    if expected is not None:
+      raise ValueError(f"{name}.{field.name} must be {expected}, got {value!r}.")
+  for test, message in checks:
+    if not test(config):
+      raise ValueError(f"{name}: {message}")
+
+
+def _at_least(low):
+  return lambda v: v >= low, f">= {low}"
+
+
+def _range(low, high, low_open=False, high_open=False):
+  """`(test, text)` of the interval low..high, closed unless said."""
+  def test(v):
+    return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+  return test, f"a number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+
+
+def _pair(low, high):
+  """A `(min, max)` tuple with low < min <= max <= high."""
+  return (lambda v: len(v) == 2 and low < v[0] <= v[1] <= high,
+          f"a pair (min, max) with {low} < min <= max <= {high}")
+
+
+_POSITIVE = _at_least(1)
+_NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
+_DATA_RULES = {
+    **{k: _POSITIVE for k in ("shots_per_video", "frames_per_shot", "max_objects", "image_size",
+                              "batch_size", "raw_image_size", "shuffle_buffer",
+                              "labelled_batch_size")},
+    "min_score": _range(0, 1), "crop_area": _pair(0, 1), "crop_aspect_ratio": _pair(0, math.inf),
+    "color_distortion": _NON_NEGATIVE, "num_classes": _at_least(2), "seed": _NON_NEGATIVE}
+_MODEL_RULES = {
+    **{k: _POSITIVE for k in ("width", "groups", "embedding_dim", "shot_dim", "lstm_units",
+                              "prediction_steps", "num_supervised_classes",
+                              "num_teacher_classes")},
+    "num_box_classes": _at_least(2),
+    "projection_hidden_dims": (lambda v: all(isinstance(d, int) and d >= 1 for d in v),
+                               "a tuple of ints >= 1")}
+_LOSS_RULES = {k: _NON_NEGATIVE for k in ("omega", "beta", "gamma", "box_classifier_weight",
+                                          "distillation_weight", "margin")}
+_LOSS_TERMS = ("frame", "shot", "object", "box_classifier", "supervised", "distillation",
+               "detector_crops")
+_TRAIN_RULES = {
+    "steps": _POSITIVE, "base_learning_rate": _range(0, math.inf, low_open=True),
+    "base_batch_size": _POSITIVE, "decay_factor": _range(0, 1, low_open=True),
+    "momentum": _range(0, 1, high_open=True), "weight_decay": _NON_NEGATIVE,
+    "decay_steps": (lambda v: all(isinstance(s, int) and s >= 0 for s in v) and
+                    list(v) == sorted(v), "increasing step numbers (ints >= 0)")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,12 +118,13 @@ class DataConfig:
   image_size: int = 224
   batch_size: int = 512          # videos per global batch
   min_score: float = 0.05        # detections below are dropped
-  short_videos: str = "pad"      # videos with fewer than K shots: "pad" (masked) or "drop"
+  short_videos: typing.Literal["pad", "drop"] = "pad"  # videos with fewer than K shots (pad: masked)
   crop_area: tuple = (0.08, 1.0)           # inception crop: fraction of the frame area
   crop_aspect_ratio: tuple = (0.75, 1.333)  # inception crop: width / height
   flip: bool = True
   color_distortion: float = 0.5  # strength of brightness/contrast/saturation/hue jitter; 0 is off
-  box_ablation: str = "none"     # "none", "random_boxes" (labels kept), "random_boxes_and_labels"
+  # "random_boxes" keeps the detector's labels.
+  box_ablation: typing.Literal["none", "random_boxes", "random_boxes_and_labels"] = "none"
   num_classes: int = 602         # random labels are drawn from 1..num_classes-1 (OIDv4 ids 1..601)
   inline_detection: bool = False  # ignore stored boxes; train_step runs the detector
   detector: str = ""             # detector spec for inline detection ("" = MediaPipe OIDv4)
@@ -40,13 +135,16 @@ class DataConfig:
   labelled_images: str = ""
   labelled_batch_size: int = 2048
 
+  def __post_init__(self):
+    _validate(self, _DATA_RULES)
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """Backbone and heads."""
-  depth: int = 50
+  depth: typing.Literal[14, 26, 50, 101, 152] = 50
   width: int = 1                 # 1× or 3× ResNet
-  normalization: str = "batch"   # "batch", or "group" (with weight standardisation)
+  normalization: typing.Literal["batch", "group"] = "batch"  # group: with weight standardisation
   groups: int = 32
   embedding_dim: int = 128       # frame and object embeddings
   projection_hidden_dims: tuple = (512,)
@@ -56,6 +154,9 @@ class ModelConfig:
   num_box_classes: int = 602     # box / crop classifiers, indexed by Open Images V4 id (1..601)
   num_supervised_classes: int = 1000  # co-training labels
   num_teacher_classes: int = 1001     # outputs of the distillation teacher
+
+  def __post_init__(self):
+    _validate(self, _MODEL_RULES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +176,13 @@ class LossConfig:
   box_classifier_weight: float = 1.0
   distillation_weight: float = 1.0
   margin: float = 0.2
-  shot_negatives: str = "batch"  # "batch" (whole global batch) or "same_position" (strict eq. 1)
+  # "batch" (whole global batch) or "same_position" (strict eq. 1)
+  shot_negatives: typing.Literal["batch", "same_position"] = "batch"
+
+  def __post_init__(self):
+    _validate(self, _LOSS_RULES, [(
+        lambda c: any(getattr(c, t) for t in _LOSS_TERMS),
+        f"no loss is switched on; set at least one of {', '.join(_LOSS_TERMS)} to true.")])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,8 +195,11 @@ class TrainConfig:
   decay_factor: float = 0.1
   momentum: float = 0.9
   weight_decay: float = 1e-4
-  mixed_precision: typing.Optional[str] = None  # None, "mixed_float16" or "mixed_bfloat16"
+  mixed_precision: typing.Optional[typing.Literal["mixed_float16", "mixed_bfloat16"]] = None
   jit_compile: bool = False      # XLA is slower for ResNet training on CPU
+
+  def __post_init__(self):
+    _validate(self, _TRAIN_RULES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +210,12 @@ class ExperimentConfig:
   model: ModelConfig = ModelConfig()
   loss: LossConfig = LossConfig()
   train: TrainConfig = TrainConfig()
+
+  def __post_init__(self):
+    _validate(self, checks=[(
+        lambda c: not c.loss.shot or c.data.shots_per_video > c.model.prediction_steps,
+        f"the shot loss predicts model.prediction_steps={self.model.prediction_steps} shots "
+        f"ahead, so data.shots_per_video={self.data.shots_per_video} must be larger.")])
 
 
 _EXPERIMENTS = {}
@@ -170,6 +286,12 @@ def _parse_value(text, kind, where):
     if text.lower() == "none":
       return None
     kind = next(k for k in typing.get_args(kind) if k is not type(None))
+  if typing.get_origin(kind) is typing.Literal:
+    choices = typing.get_args(kind)
+    for choice in choices:
+      if str(choice) == text:
+        return choice
+    raise ValueError(f"{where} expects one of {', '.join(map(str, choices))}, got {text!r}.")
   if kind is bool:
     if text.lower() in ("true", "1", "yes"):
       return True
@@ -196,7 +318,11 @@ def _parse_number(text, kind, where):
 
 
 def apply_overrides(config, overrides):
-  """Returns `config` with `section.field=value` strings applied (e.g. `train.steps=100`)."""
+  """Returns `config` with `section.field=value` strings applied (e.g. `train.steps=100`).
+
+  All overrides are applied before the result is validated, so their order does not matter.
+  """
+  changes = {}
   for item in overrides:
     key, sep, text = item.partition("=")
     section, _, field = key.strip().partition(".")
@@ -206,9 +332,13 @@ def apply_overrides(config, overrides):
       raise ValueError(f"Override {item!r} must look like section.field=value with a field of "
                        f"{[f.name for f in dataclasses.fields(config) if f.name not in ('name', 'description')]}.")
     kind = {f.name: f.type for f in dataclasses.fields(sub)}[field]
-    value = _parse_value(text.strip(), kind, key)
-    config = dataclasses.replace(config, **{section: dataclasses.replace(sub, **{field: value})})
-  return config
+    changes.setdefault(section, {})[field] = _parse_value(text.strip(), kind, key)
+  try:
+    return dataclasses.replace(config, **{
+        section: dataclasses.replace(getattr(config, section), **fields)
+        for section, fields in changes.items()})
+  except ValueError as e:
+    raise ValueError(f"{e} (overrides: {', '.join(overrides)})") from None
 
 
 def _variant(base, name, description, **sections):

@@ -31,7 +31,10 @@ def main(argv):
   overrides = list(_OVERRIDE.value)
   if _DATA.value:
     overrides.insert(0, f"data.path={_DATA.value}")
-  config = configs.apply_overrides(configs.get_experiment(_EXPERIMENT.value), overrides)
+  try:
+    config = configs.apply_overrides(configs.get_experiment(_EXPERIMENT.value), overrides)
+  except ValueError as e:  # Before any model is built or file written.
+    raise app.UsageError(str(e)) from None
   if not config.data.path:
     raise app.UsageError("Give --data=DIR (or --override=data.path=DIR).")
   strategy = trainer.build_strategy(_STRATEGY.value, _TPU.value)
