@@ -9,6 +9,7 @@ import json
 import math
 import os
 import typing
+import uuid
 
 import tensorflow as tf
 
@@ -222,9 +223,12 @@ _EXPERIMENTS = {}
 
 
 def save_run_config(config, model_dir):
-  """Writes `config` as `model_dir/config.json` (local or remote paths)."""
-  with tf.io.gfile.GFile(os.path.join(model_dir, RUN_CONFIG_FILE), "w") as f:
+  """Writes `config` as `model_dir/config.json` (local or remote paths), atomically."""
+  path = os.path.join(model_dir, RUN_CONFIG_FILE)
+  temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+  with tf.io.gfile.GFile(temporary, "w") as f:
     json.dump(to_dict(config), f, indent=1)
+  tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
 def load_run_config(model_dir):
@@ -233,7 +237,25 @@ def load_run_config(model_dir):
   if not tf.io.gfile.exists(path):
     return None
   with tf.io.gfile.GFile(path) as f:
-    return from_dict(json.load(f))
+    text = f.read()
+  try:
+    return from_dict(json.loads(text))
+  except (ValueError, TypeError, AttributeError) as e:
+    raise ValueError(
+        f"Run config {path!r} is not a valid keras_vivi config ({type(e).__name__}: {e}). "
+        f"It records the experiment the checkpoints in {model_dir!r} were trained with: "
+        f"restore it, or delete it to restart with the flags given (they must describe the "
+        f"same architecture as the checkpoints).") from None
+
+
+def differing_fields(old, new):
+  """Sorted `section.field` names whose values differ between two `ExperimentConfig`s."""
+  def flat(config):
+    return {f"{section}.{k}" if isinstance(values, dict) else section: v
+            for section, values in json.loads(json.dumps(to_dict(config))).items()
+            for k, v in (values.items() if isinstance(values, dict) else [(None, values)])}
+  a, b = flat(old), flat(new)
+  return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
 
 
 def to_dict(config):

@@ -3,7 +3,9 @@
   vivi-train --experiment=vivi_objects --data=DIR --model_dir=DIR [--strategy=mirrored]
              [--override=train.steps=300 --override=data.image_size=96 ...]
 
-A killed run restarted with the same flags resumes from its last checkpoint.
+A killed run restarted with the same flags resumes from its last checkpoint; a larger
+train.steps extends it. A restart that changes anything else of the run's config.json
+(architecture, losses, data shapes; only train.steps and data.path may change) is refused.
 """
 
 from absl import app
@@ -33,10 +35,11 @@ def main(argv):
     overrides.insert(0, f"data.path={_DATA.value}")
   try:
     config = configs.apply_overrides(configs.get_experiment(_EXPERIMENT.value), overrides)
+    if not config.data.path:
+      raise app.UsageError("Give --data=DIR (or --override=data.path=DIR).")
+    trainer.check_restart(config, _MODEL_DIR.value)
   except ValueError as e:  # Before any model is built or file written.
     raise app.UsageError(str(e)) from None
-  if not config.data.path:
-    raise app.UsageError("Give --data=DIR (or --override=data.path=DIR).")
   strategy = trainer.build_strategy(_STRATEGY.value, _TPU.value)
   _, history = trainer.train(config, _MODEL_DIR.value, strategy,
                              steps_per_epoch=min(_EVERY.value, config.train.steps))

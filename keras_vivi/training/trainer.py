@@ -43,6 +43,29 @@ def is_chief(strategy):
       not has_chief and resolver.task_type == "worker" and resolver.task_id == 0)
 
 
+# What a restarted run may change: a larger train.steps extends it; prepared data may move.
+RESTART_CHANGEABLE = ("train.steps", "data.path", "description")
+
+
+def check_restart(config, model_dir):
+  """Raises ValueError if `model_dir` holds a run whose config differs beyond `RESTART_CHANGEABLE`."""
+  previous = configs.load_run_config(model_dir)
+  if previous is None:
+    return
+  changed = [k for k in configs.differing_fields(previous, config) if k not in RESTART_CHANGEABLE]
+  if changed:
+    old, new = configs.to_dict(previous), configs.to_dict(config)
+    def value(values, key):
+      section, _, field = key.partition(".")
+      return values[section][field] if field else values[section]
+    listed = "; ".join(f"{k}: {value(old, k)!r} -> {value(new, k)!r}" for k in changed)
+    raise ValueError(
+        f"{model_dir!r} holds a run of another experiment ({listed}); a restart resumes its "
+        f"checkpoints and may change only {', '.join(RESTART_CHANGEABLE)}. Restart with the "
+        f"run's own settings ({os.path.join(model_dir, configs.RUN_CONFIG_FILE)}) or train "
+        f"into a new model_dir.")
+
+
 def load_teacher(handle):
   """A frozen classifier (hub handle or SavedModel path): images in [0, 1] → logits."""
   import tensorflow_hub as hub
@@ -110,11 +133,9 @@ def train(config, model_dir, strategy=None, steps_per_epoch=1000, dataset_fn=Non
 def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, teacher,
            callbacks, verbose):
   chief = is_chief(strategy)
+  check_restart(config, model_dir)
   # Non-chief workers of a multi-worker run write to scratch space.
   write_dir = model_dir if chief else tempfile.mkdtemp(prefix="vivi_worker_")
-  tf.io.gfile.makedirs(write_dir)
-  if chief:
-    configs.save_run_config(config, model_dir)
 
   with strategy.scope():
     model = build_model(config, detector, teacher)
@@ -140,6 +161,10 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
                       # Appends across restarts: one row per epoch, for plots and reports.
                       tf_keras.callbacks.CSVLogger(os.path.join(model_dir, HISTORY_FILE),
                                                    append=True)]
+  if chief:
+    # Only once everything is set up: a failed or refused start leaves model_dir as it was.
+    tf.io.gfile.makedirs(model_dir)
+    configs.save_run_config(config, model_dir)
   history = model.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                       initial_epoch=initial_epoch, callbacks=all_callbacks, verbose=verbose)
   return model, history
