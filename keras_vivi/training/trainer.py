@@ -67,9 +67,14 @@ def check_restart(config, model_dir):
 
 
 def load_teacher(handle):
-  """A frozen classifier (hub handle or SavedModel path): images in [0, 1] → logits."""
+  """A frozen classifier (hub handle or SavedModel path): images in [0, 1] → logits.
+
+  Resolved through the zoo's cache (`keras_vivi.zoo.resolve_handle`): offline mode, sha256
+  records and its errors apply.
+  """
   import tensorflow_hub as hub
-  return hub.KerasLayer(handle, trainable=False, name="teacher")
+  from keras_vivi.zoo import loader
+  return hub.KerasLayer(loader.resolve_handle(handle), trainable=False, name="teacher")
 
 
 def build_model(config, detector=None, teacher=None):
