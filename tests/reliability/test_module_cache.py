@@ -184,7 +184,7 @@ def test_leftovers_of_killed_loaders_are_swept_but_fresh_ones_kept(tiny, cache):
   old, fresh = f"{module_dir}.dead.tmp", f"{module_dir}.running.tmp"
   for path in (old, fresh):
     os.makedirs(os.path.join(path, "variables"))
-  past = time.time() - 2 * loader.STALE_SECONDS
+  past = time.time() - 2 * 24 * 3600  # killed two days ago
   os.utime(old, (past, past))
   loader.cache_archive(handle, archive, sha256=digest)
   assert not os.path.exists(old) and os.path.isdir(fresh)
