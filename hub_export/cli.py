@@ -39,8 +39,9 @@ _OVERRIDE = flags.DEFINE_multi_string(
     "model.depth=14 (as vivi-train --override).")
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Output directory of the SavedModel "
                                   "(optional with --publish).")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False,
-                               "Replace a non-empty --export_dir (and a published version).")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Replace an earlier export in --export_dir (and a published version) "
+    "once the new one is complete; a directory vivi-export did not write is never replaced.")
 _PUBLISH = flags.DEFINE_string("publish", None, "Also publish the export as PUBLISH/NAME/VERSION/ "
                                "for Kaggle Models / TF-Hub and print its zoo preset entry.")
 _NAME = flags.DEFINE_string("name", None, "Published module (and preset) name; default: the "
@@ -52,6 +53,10 @@ _RESULTS = flags.DEFINE_string("results", None, "VTAB results.json for the model
 def export(model_dir=None, checkpoint=None, experiment=None, init="checkpoint", seed=0,
            export_dir=None, overwrite=False, overrides=()):
   """Validates the flag combination and exports; returns the metadata of the export."""
+  try:
+    exporter.check_replaceable(export_dir, overwrite)
+  except FileExistsError as e:
+    raise app.UsageError(str(e)) from None
   if init == "random":
     if model_dir or checkpoint:
       raise app.UsageError("--init=random takes no --model_dir or --checkpoint.")

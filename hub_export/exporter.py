@@ -7,11 +7,15 @@ The export, for float32 images `[B, H, W, 3]` in [0, 1] of any size:
   signatures['serving_default'](images=...) -> {'default': [B, 2048·width]}
   signatures['feature_maps'](images=...)    -> {'2','3','4','5'}
 `training=True` uses batch statistics and updates the batch-norm moving averages.
+
+An export is written into a temporary sibling and renamed into place when complete; its
+`vivi_export.json` marks it as ours, and only such a directory is ever replaced (`overwrite`).
 """
 
 import datetime
 import json
 import os
+import uuid
 
 import tensorflow as tf
 import tf_keras
@@ -114,26 +118,75 @@ Machine-readable details: `{METADATA_FILE}`.
 """
 
 
+def sibling(directory, suffix):
+  """A hidden, unique path beside `directory`: `PARENT/.NAME.<uuid>.SUFFIX`."""
+  directory = directory.rstrip("/")
+  return os.path.join(os.path.dirname(directory),
+                      f".{os.path.basename(directory)}.{uuid.uuid4().hex}.{suffix}")
+
+
+def swap_in(new_dir, directory):
+  """Renames the complete `new_dir` to `directory`; what was there is removed only once replaced."""
+  old = None
+  if tf.io.gfile.exists(directory):
+    old = sibling(directory, "old")
+    tf.io.gfile.rename(directory, old)
+  try:
+    tf.io.gfile.rename(new_dir, directory)
+  except Exception:
+    if old is not None and not tf.io.gfile.exists(directory):
+      tf.io.gfile.rename(old, directory)
+    raise
+  if old is not None:
+    tf.io.gfile.rmtree(old)
+
+
+def check_replaceable(export_dir, overwrite=False):
+  """Raises FileExistsError unless `export_dir` is absent, empty, or an export and `overwrite`."""
+  if not (tf.io.gfile.isdir(export_dir) and tf.io.gfile.listdir(export_dir)):
+    if tf.io.gfile.exists(export_dir) and not tf.io.gfile.isdir(export_dir):
+      raise FileExistsError(f"Export directory {export_dir!r} is a file.")
+    return
+  if not tf.io.gfile.exists(os.path.join(export_dir, METADATA_FILE)):
+    raise FileExistsError(
+        f"Export directory {export_dir!r} is not empty and was not written by vivi-export (it "
+        f"has no {METADATA_FILE}): it is never replaced, even with overwrite=True "
+        "(--overwrite). Choose a new directory.")
+  if not overwrite:
+    raise FileExistsError(f"Export directory {export_dir!r} is not empty; choose a new one "
+                          "or pass overwrite=True (--overwrite) to replace that export.")
+
+
 def export_backbone(model, export_dir, metadata=None, overwrite=False):
   """Writes `model` (a keras_vivi `ResNetV2`) to `export_dir` as a reusable SavedModel.
 
   Args:
     model: float32 tf_keras model mapping images in [0, 1] to a dict with endpoints
       '2'..'5' and 'pre_logits'.
-    export_dir: output directory; it must not exist or be empty unless `overwrite`.
+    export_dir: output directory; it must not exist or be empty, or hold an earlier export
+      and `overwrite`.
     metadata: optional JSON-ready dict merged into `vivi_export.json` (e.g. the source
       checkpoint and experiment).
-    overwrite: replace an existing export in `export_dir`.
+    overwrite: replace an earlier export in `export_dir` (once the new one is complete).
 
   Returns:
     `export_dir`.
   """
   _check_backbone(model)
-  if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
-    if not overwrite:
-      raise FileExistsError(f"Export directory {export_dir!r} is not empty; choose a new one "
-                            "or pass overwrite=True (--overwrite).")
-    tf.io.gfile.rmtree(export_dir)
+  check_replaceable(export_dir, overwrite)
+  tmp_dir = sibling(export_dir, "tmp")
+  try:
+    _save(model, tmp_dir, metadata)
+    check_replaceable(export_dir, overwrite)  # Again: another process may have written it.
+    swap_in(tmp_dir, export_dir)
+  finally:
+    if tf.io.gfile.exists(tmp_dir):
+      tf.io.gfile.rmtree(tmp_dir)
+  return export_dir
+
+
+def _save(model, export_dir, metadata):
+  """Writes the SavedModel, README and (last, marking it complete) `vivi_export.json`."""
 
   @tf.function
   def pre_logits(images, training=False):
@@ -173,11 +226,10 @@ def export_backbone(model, export_dir, metadata=None, overwrite=False):
   tf.saved_model.save(root, export_dir, signatures=signatures)
 
   info = _describe(model, metadata)
-  with tf.io.gfile.GFile(os.path.join(export_dir, METADATA_FILE), "w") as f:
-    json.dump(info, f, indent=2)
   with tf.io.gfile.GFile(os.path.join(export_dir, README_FILE), "w") as f:
     f.write(_readme(info))
-  return export_dir
+  with tf.io.gfile.GFile(os.path.join(export_dir, METADATA_FILE), "w") as f:
+    json.dump(info, f, indent=2)
 
 
 def read_metadata(export_dir):

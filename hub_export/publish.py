@@ -351,33 +351,37 @@ def check_version_free(publish_dir, name, version, overwrite=False):
   """`PUBLISH_DIR/NAME/VERSION`; FileExistsError if it is published and not `overwrite`.
 
   A version counts as published when its preset.json exists (`publish` writes it into a temp
-  sibling and renames that into place last); a half-written directory left by an older run
-  does not count and is replaced.
+  sibling and renames that into place last). Any other directory there was not written by
+  `publish` and is never replaced.
   """
   directory = os.path.join(os.path.abspath(publish_dir), name, str(version))
   if is_published(directory) and not overwrite:
     raise FileExistsError(f"{name} version {version} is already published in {directory!r}; "
                           "publish a new --version (or pass overwrite=True, --overwrite).")
+  if os.path.lexists(directory) and not is_published(directory):
+    raise FileExistsError(
+        f"{directory!r} exists but is not a publication (it has no {PRESET_FILE}): it was not "
+        f"written by publish and is never replaced, even with --overwrite. Move it away or "
+        "publish another --version.")
   return directory
 
 
 def _move_into_place(tmp_dir, directory, name, version, overwrite):
   """Renames `tmp_dir` to `directory`; an old publication is removed only once it is replaced."""
-  old = None
-  if os.path.exists(directory):
-    if is_published(directory) and not overwrite:  # Published meanwhile by another run.
-      raise FileExistsError(f"{name} version {version} was published in {directory!r} while "
-                            "this run was writing it; publish a new --version.")
-    old = f"{os.path.dirname(directory)}/.{version}.{uuid.uuid4().hex}.old"
-    os.rename(directory, old)
-  try:
-    os.rename(tmp_dir, directory)
-  except OSError:
-    if old is not None and not os.path.exists(directory):
-      os.rename(old, directory)
-    raise
-  if old is not None:
-    shutil.rmtree(old, ignore_errors=True)
+  # Checked again: another run may have written it meanwhile.
+  check_version_free(os.path.dirname(os.path.dirname(directory)), name, version, overwrite)
+  exporter.swap_in(tmp_dir, directory)
+
+
+def _check_no_symlinks(export_dir):
+  """Raises ValueError at the first symbolic link under `export_dir` (never followed)."""
+  for root, dirs, files in os.walk(export_dir):
+    for entry in dirs + files:
+      path = os.path.join(root, entry)
+      if os.path.islink(path):
+        raise ValueError(f"Export {export_dir!r} holds a symbolic link {path!r} -> "
+                         f"{os.readlink(path)!r}: publish copies only regular files written by "
+                         "vivi-export. Export again into a new directory.")
 
 
 def publish(source, publish_dir, name, version=1, results=None, experiment=None,
@@ -424,6 +428,7 @@ def _write(source, tmp_dir, directory, name, version, results_dict, results, exp
   os.makedirs(tmp_dir)
   saved_model = os.path.join(tmp_dir, SAVED_MODEL_DIR)
   if _is_export(source):
+    _check_no_symlinks(source)
     shutil.copytree(source, saved_model)
   else:
     exporter.export_checkpoint(source, saved_model, experiment=experiment)

@@ -6,8 +6,10 @@ and `apply_overrides(config, ["train.steps=100"])` derives a variant.
 
 import dataclasses
 import json
+import math
 import os
 import typing
+import uuid
 
 import tensorflow as tf
 
@@ -15,6 +17,99 @@ RUN_CONFIG_FILE = "config.json"  # beside a training run's checkpoints
 # The detector of the paper's experiments: TF-Hub's SSD-MobileNetV2 on all 600 Open Images V4
 # classes. The MediaPipe detector (23 of those classes) is the offline default of demos and tests.
 PAPER_DETECTOR = "https://tfhub.dev/google/openimages_v4/ssd/mobilenet_v2/1"
+
+
+def _expected_type(value, kind):
+  """None if `value` fits the field annotation `kind`, else what was expected."""
+  if typing.get_origin(kind) is typing.Union:  # Optional[X]
+    if value is None:
+      return None
+    inner = next(k for k in typing.get_args(kind) if k is not type(None))
+    problem = _expected_type(value, inner)
+    return problem and f"None or {problem}"
+  if typing.get_origin(kind) is typing.Literal:
+    choices = typing.get_args(kind)
+    if any(value == c and type(value) is type(c) for c in choices):
+      return None
+    return f"one of {', '.join(repr(c) for c in choices)}"
+  if kind is float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return None if ok else "a finite number"
+  if kind is tuple:
+    ok = isinstance(value, tuple) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        for v in value)
+    return None if ok else "a tuple of finite numbers"
+  if kind is int and isinstance(value, bool):
+    return "an int"
+  if isinstance(kind, type) and not isinstance(value, kind):
+    return f"a {kind.__name__}"
+  return None
+
+
+def _validate(config, rules=None, checks=()):
+  """Raises ValueError naming the field, its value and what is allowed.
+
+  Every field must fit its annotation (choices are `typing.Literal`, floats are finite);
+  `rules` maps field names to `(test, what is allowed)`; `checks` are `(test, message)` pairs
+  over several fields.
+  """
+  name = type(config).__name__
+  for field in dataclasses.fields(config):
+    value = getattr(config, field.name)
+    expected = _expected_type(value, field.type)
+    if expected is None and field.name in (rules or {}) and value is not None:
+      test, allowed = rules[field.name]
+      expected = None if test(value) else allowed
+    if expected is not None:
+      raise ValueError(f"{name}.{field.name} must be {expected}, got {value!r}.")
+  for test, message in checks:
+    if not test(config):
+      raise ValueError(f"{name}: {message}")
+
+
+def _at_least(low):
+  return lambda v: v >= low, f">= {low}"
+
+
+def _range(low, high, low_open=False, high_open=False):
+  """`(test, text)` of the interval low..high, closed unless said."""
+  def test(v):
+    return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+  return test, f"a number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+
+
+def _pair(low, high):
+  """A `(min, max)` tuple with low < min <= max <= high."""
+  return (lambda v: len(v) == 2 and low < v[0] <= v[1] <= high,
+          f"a pair (min, max) with {low} < min <= max <= {high}")
+
+
+_POSITIVE = _at_least(1)
+_NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
+_DATA_RULES = {
+    **{k: _POSITIVE for k in ("shots_per_video", "frames_per_shot", "max_objects", "image_size",
+                              "batch_size", "raw_image_size", "shuffle_buffer",
+                              "labelled_batch_size")},
+    "min_score": _range(0, 1), "crop_area": _pair(0, 1), "crop_aspect_ratio": _pair(0, math.inf),
+    "color_distortion": _NON_NEGATIVE, "num_classes": _at_least(2), "seed": _NON_NEGATIVE}
+_MODEL_RULES = {
+    **{k: _POSITIVE for k in ("width", "groups", "embedding_dim", "shot_dim", "lstm_units",
+                              "prediction_steps", "num_supervised_classes",
+                              "num_teacher_classes")},
+    "num_box_classes": _at_least(2),
+    "projection_hidden_dims": (lambda v: all(isinstance(d, int) and d >= 1 for d in v),
+                               "a tuple of ints >= 1")}
+_LOSS_RULES = {k: _NON_NEGATIVE for k in ("omega", "beta", "gamma", "box_classifier_weight",
+                                          "distillation_weight", "margin")}
+_LOSS_TERMS = ("frame", "shot", "object", "box_classifier", "supervised", "distillation",
+               "detector_crops")
+_TRAIN_RULES = {
+    "steps": _POSITIVE, "base_learning_rate": _range(0, math.inf, low_open=True),
+    "base_batch_size": _POSITIVE, "decay_factor": _range(0, 1, low_open=True),
+    "momentum": _range(0, 1, high_open=True), "weight_decay": _NON_NEGATIVE,
+    "decay_steps": (lambda v: all(isinstance(s, int) and s >= 0 for s in v) and
+                    list(v) == sorted(v), "increasing step numbers (ints >= 0)")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,12 +122,13 @@ class DataConfig:
   image_size: int = 224
   batch_size: int = 512          # videos per global batch
   min_score: float = 0.05        # detections below are dropped
-  short_videos: str = "pad"      # videos with fewer than K shots: "pad" (masked) or "drop"
+  short_videos: typing.Literal["pad", "drop"] = "pad"  # videos with fewer than K shots (pad: masked)
   crop_area: tuple = (0.08, 1.0)           # inception crop: fraction of the frame area
   crop_aspect_ratio: tuple = (0.75, 1.333)  # inception crop: width / height
   flip: bool = True
   color_distortion: float = 0.5  # strength of brightness/contrast/saturation/hue jitter; 0 is off
-  box_ablation: str = "none"     # "none", "random_boxes" (labels kept), "random_boxes_and_labels"
+  # "random_boxes" keeps the detector's labels.
+  box_ablation: typing.Literal["none", "random_boxes", "random_boxes_and_labels"] = "none"
   num_classes: int = 602         # random labels are drawn from 1..num_classes-1 (OIDv4 ids 1..601)
   inline_detection: bool = False  # ignore stored boxes; train_step runs the detector
   detector: str = ""             # detector spec for inline detection ("" = MediaPipe OIDv4)
@@ -47,13 +143,16 @@ class DataConfig:
   labelled_images: str = ""
   labelled_batch_size: int = 2048
 
+  def __post_init__(self):
+    _validate(self, _DATA_RULES)
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """Backbone and heads."""
-  depth: int = 50
+  depth: typing.Literal[14, 26, 50, 101, 152] = 50
   width: int = 1                 # 1× or 3× ResNet
-  normalization: str = "batch"   # "batch", or "group" (with weight standardisation)
+  normalization: typing.Literal["batch", "group"] = "batch"  # group: with weight standardisation
   groups: int = 32
   embedding_dim: int = 128       # frame and object embeddings
   projection_hidden_dims: tuple = (512,)
@@ -63,6 +162,9 @@ class ModelConfig:
   num_box_classes: int = 602     # box / crop classifiers, indexed by Open Images V4 id (1..601)
   num_supervised_classes: int = 1000  # co-training labels
   num_teacher_classes: int = 1001     # outputs of the distillation teacher
+
+  def __post_init__(self):
+    _validate(self, _MODEL_RULES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,10 +184,16 @@ class LossConfig:
   box_classifier_weight: float = 1.0
   distillation_weight: float = 1.0
   margin: float = 0.2
-  shot_negatives: str = "batch"  # "batch" (whole global batch) or "same_position" (strict eq. 1)
+  # "batch" (whole global batch) or "same_position" (strict eq. 1)
+  shot_negatives: typing.Literal["batch", "same_position"] = "batch"
   # "per_video": eq. 1 as written (terms summed over positions and steps, mean over videos);
   # "per_query": mean over prediction queries (1/(K−1) of that weight for one step).
-  shot_normalization: str = "per_video"
+  shot_normalization: typing.Literal["per_video", "per_query"] = "per_video"
+
+  def __post_init__(self):
+    _validate(self, _LOSS_RULES, [(
+        lambda c: any(getattr(c, t) for t in _LOSS_TERMS),
+        f"no loss is switched on; set at least one of {', '.join(_LOSS_TERMS)} to true.")])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,9 +209,12 @@ class TrainConfig:
   # "l2": weight_decay·Σ‖w‖²/2 over conv, dense and recurrent kernels added to the loss, as the
   # official TF ResNet and S4L do (the paper states none); "decoupled": SGD(weight_decay=…),
   # which multiplies by the learning rate and is about 10× weaker at momentum 0.9.
-  weight_decay_type: str = "l2"
-  mixed_precision: typing.Optional[str] = None  # None, "mixed_float16" or "mixed_bfloat16"
+  weight_decay_type: typing.Literal["l2", "decoupled"] = "l2"
+  mixed_precision: typing.Optional[typing.Literal["mixed_float16", "mixed_bfloat16"]] = None
   jit_compile: bool = False      # XLA is slower for ResNet training on CPU
+
+  def __post_init__(self):
+    _validate(self, _TRAIN_RULES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,10 +226,8 @@ class DiagnosticConfig:
   videos_per_batch: int = 8
 
   def __post_init__(self):
-    for name in ("every_epochs", "num_batches", "videos_per_batch"):
-      value, low = getattr(self, name), 0 if name == "every_epochs" else 1
-      if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"diagnostic.{name} must be an int >= {low}, got {value!r}.")
+    _validate(self, {"every_epochs": _NON_NEGATIVE, "num_batches": _POSITIVE,
+                     "videos_per_batch": _POSITIVE})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,14 +240,23 @@ class ExperimentConfig:
   train: TrainConfig = TrainConfig()
   diagnostic: DiagnosticConfig = DiagnosticConfig()
 
+  def __post_init__(self):
+    _validate(self, checks=[(
+        lambda c: not c.loss.shot or c.data.shots_per_video > c.model.prediction_steps,
+        f"the shot loss predicts model.prediction_steps={self.model.prediction_steps} shots "
+        f"ahead, so data.shots_per_video={self.data.shots_per_video} must be larger.")])
+
 
 _EXPERIMENTS = {}
 
 
 def save_run_config(config, model_dir):
-  """Writes `config` as `model_dir/config.json` (local or remote paths)."""
-  with tf.io.gfile.GFile(os.path.join(model_dir, RUN_CONFIG_FILE), "w") as f:
+  """Writes `config` as `model_dir/config.json` (local or remote paths), atomically."""
+  path = os.path.join(model_dir, RUN_CONFIG_FILE)
+  temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+  with tf.io.gfile.GFile(temporary, "w") as f:
     json.dump(to_dict(config), f, indent=1)
+  tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
 def load_run_config(model_dir):
@@ -147,7 +265,25 @@ def load_run_config(model_dir):
   if not tf.io.gfile.exists(path):
     return None
   with tf.io.gfile.GFile(path) as f:
-    return from_dict(json.load(f))
+    text = f.read()
+  try:
+    return from_dict(json.loads(text))
+  except (ValueError, TypeError, AttributeError) as e:
+    raise ValueError(
+        f"Run config {path!r} is not a valid keras_vivi config ({type(e).__name__}: {e}). "
+        f"It records the experiment the checkpoints in {model_dir!r} were trained with: "
+        f"restore it, or delete it to restart with the flags given (they must describe the "
+        f"same architecture as the checkpoints).") from None
+
+
+def differing_fields(old, new):
+  """Sorted `section.field` names whose values differ between two `ExperimentConfig`s."""
+  def flat(config):
+    return {f"{section}.{k}" if isinstance(values, dict) else section: v
+            for section, values in json.loads(json.dumps(to_dict(config))).items()
+            for k, v in (values.items() if isinstance(values, dict) else [(None, values)])}
+  a, b = flat(old), flat(new)
+  return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
 
 
 def to_dict(config):
@@ -200,6 +336,12 @@ def _parse_value(text, kind, where):
     if text.lower() == "none":
       return None
     kind = next(k for k in typing.get_args(kind) if k is not type(None))
+  if typing.get_origin(kind) is typing.Literal:
+    choices = typing.get_args(kind)
+    for choice in choices:
+      if str(choice) == text:
+        return choice
+    raise ValueError(f"{where} expects one of {', '.join(map(str, choices))}, got {text!r}.")
   if kind is bool:
     if text.lower() in ("true", "1", "yes"):
       return True
@@ -226,7 +368,11 @@ def _parse_number(text, kind, where):
 
 
 def apply_overrides(config, overrides):
-  """Returns `config` with `section.field=value` strings applied (e.g. `train.steps=100`)."""
+  """Returns `config` with `section.field=value` strings applied (e.g. `train.steps=100`).
+
+  All overrides are applied before the result is validated, so their order does not matter.
+  """
+  changes = {}
   for item in overrides:
     key, sep, text = item.partition("=")
     section, _, field = key.strip().partition(".")
@@ -236,9 +382,13 @@ def apply_overrides(config, overrides):
       raise ValueError(f"Override {item!r} must look like section.field=value with a field of "
                        f"{[f.name for f in dataclasses.fields(config) if f.name not in ('name', 'description')]}.")
     kind = {f.name: f.type for f in dataclasses.fields(sub)}[field]
-    value = _parse_value(text.strip(), kind, key)
-    config = dataclasses.replace(config, **{section: dataclasses.replace(sub, **{field: value})})
-  return config
+    changes.setdefault(section, {})[field] = _parse_value(text.strip(), kind, key)
+  try:
+    return dataclasses.replace(config, **{
+        section: dataclasses.replace(getattr(config, section), **fields)
+        for section, fields in changes.items()})
+  except ValueError as e:
+    raise ValueError(f"{e} (overrides: {', '.join(overrides)})") from None
 
 
 def _variant(base, name, description, **sections):

@@ -79,3 +79,46 @@ def test_paper_defaults_of_the_named_experiments():
     assert cfg.loss.shot_normalization == "per_video"
     assert (cfg.train.weight_decay_type, cfg.train.weight_decay) == ("l2", 1e-4)
     assert (cfg.diagnostic.num_batches, cfg.diagnostic.videos_per_batch) == (50, 8)
+
+
+@pytest.mark.parametrize("override,match", [
+    ("train.steps=0", r"TrainConfig.steps must be >= 1, got 0"),
+    ("train.base_learning_rate=nan", r"base_learning_rate must be a finite number, got nan"),
+    ("train.momentum=1", r"momentum must be a number in \[0, 1\), got 1.0"),
+    ("train.decay_steps=90,10", r"decay_steps must be increasing .*got \(90, 10\)"),
+    ("model.depth=7", r"model.depth expects one of 14, 26, 50, 101, 152, got '7'"),
+    ("model.normalization=foo", r"expects one of batch, group, got 'foo'"),
+    ("data.crop_area=1", r"crop_area must be a pair \(min, max\) with 0 < min <= max <= 1, got \(1,\)"),
+    ("data.min_score=-0.1", r"min_score must be a number in \[0, 1\], got -0.1"),
+    ("loss.shot_negatives=same_positon", r"expects one of batch, same_position, got 'same_positon'"),
+    ("loss.omega=inf", r"LossConfig.omega must be a finite number, got inf"),
+    ("train.mixed_precision=float16", r"expects one of mixed_float16, mixed_bfloat16"),
+    ("model.prediction_steps=4", r"prediction_steps=4 shots ahead, so data.shots_per_video=4"),
+])
+def test_out_of_range_values_are_refused_naming_field_value_and_allowed(override, match):
+  with pytest.raises(ValueError, match=match):
+    configs.apply_overrides(configs.get_experiment("vivi"), [override])
+
+
+def test_choices_are_literals_parsed_to_their_type():
+  cfg = configs.apply_overrides(configs.get_experiment("vivi"), [
+      "model.depth=26", "model.normalization=group", "loss.shot_negatives=same_position",
+      "data.short_videos=drop"])
+  assert cfg.model.depth == 26 and isinstance(cfg.model.depth, int)
+  assert (cfg.model.normalization, cfg.loss.shot_negatives) == ("group", "same_position")
+  # Overrides are validated together: the order of related overrides does not matter.
+  cfg = configs.apply_overrides(cfg, ["model.prediction_steps=5", "data.shots_per_video=6"])
+  assert (cfg.model.prediction_steps, cfg.data.shots_per_video) == (5, 6)
+
+
+def test_direct_construction_and_json_are_validated():
+  with pytest.raises(ValueError, match="DataConfig.batch_size must be >= 1, got 0"):
+    configs.DataConfig(batch_size=0)
+  with pytest.raises(ValueError, match="LossConfig.frame must be a bool, got 'yes'"):
+    configs.LossConfig(frame="yes")
+  with pytest.raises(ValueError, match="no loss is switched on"):
+    configs.LossConfig(frame=False, shot=False)
+  values = configs.to_dict(configs.get_experiment("vivi"))
+  values["model"]["width"] = 0
+  with pytest.raises(ValueError, match="ModelConfig.width must be >= 1, got 0"):
+    configs.from_dict(values)

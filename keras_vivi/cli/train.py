@@ -6,7 +6,9 @@
 
 As in Model Garden, `--config_file` (YAML `{section: {field: value}}`, repeatable) applies over
 the experiment and `--params_override` over everything; `--override` comes in between. A killed
-run restarted with the same flags resumes from its last checkpoint.
+run restarted with the same flags resumes from its last checkpoint; a larger train.steps extends
+it. A restart that changes anything else of the run's config.json (architecture, losses, data
+shapes; only train.steps and data.path may change) is refused.
 """
 
 import re
@@ -86,10 +88,12 @@ def main(argv):
   try:
     config = build_config(_EXPERIMENT.value, _DATA.value, _CONFIG_FILE.value, overrides,
                           _PARAMS_OVERRIDE.value)
+    if not config.data.path:
+      raise app.UsageError("Give --data=DIR (or --override=data.path=DIR).")
+    trainer.check_restart(config, _MODEL_DIR.value)
   except (ValueError, TypeError, yaml.YAMLError, tf.errors.NotFoundError) as e:
-    raise app.UsageError(str(e)) from e
-  if not config.data.path:
-    raise app.UsageError("Give --data=DIR (or --override=data.path=DIR).")
+    # Before any model is built or file written.
+    raise app.UsageError(str(e)) from None
   strategy = trainer.build_strategy(_STRATEGY.value, _TPU.value)
   _, history = trainer.train(config, _MODEL_DIR.value, strategy,
                              steps_per_epoch=min(_EVERY.value, config.train.steps))

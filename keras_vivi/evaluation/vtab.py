@@ -325,7 +325,17 @@ def _resume(output_dir, handle, config):
   if not os.path.exists(path):
     return fresh
   with open(path, encoding="utf-8") as f:
-    previous = json.load(f)
+    text = f.read()
+  try:
+    previous = json.loads(text)
+  except json.JSONDecodeError as e:
+    previous = e
+  if not isinstance(previous, dict):
+    problem = f"is not valid JSON ({previous})" if isinstance(previous, Exception) else \
+        f"holds a {type(previous).__name__}, not a results object"
+    raise ValueError(f"{path} {problem}: it was damaged after vivi-vtab wrote it (vivi-vtab "
+                     "replaces it atomically). Move it away to run every task again, or choose "
+                     "another output directory.")
   if previous.get("hub") != handle or previous.get("config") != fresh["config"]:
     raise ValueError(f"{path} holds results of hub {previous.get('hub')!r} with config "
                      f"{previous.get('config')}, not of {handle!r} with {fresh['config']}; "

@@ -1,6 +1,7 @@
 """Keras callbacks of the trainer: checkpoints, the object diagnostic, frames in TensorBoard."""
 
 import json
+import math
 
 from absl import logging
 import tensorflow as tf
@@ -9,14 +10,39 @@ import tf_keras
 from keras_vivi import evaluation
 
 
+class NonFiniteLossError(FloatingPointError):
+  """Training diverged: a loss or a weight is NaN or infinite."""
+
+
+def check_finite(model, logs, last_checkpoint):
+  """Raises `NonFiniteLossError` unless `logs`' losses and `model`'s float weights are finite."""
+  bad = {k: float(v) for k, v in (logs or {}).items()
+         if k.endswith("loss") and not math.isfinite(float(v))}
+  weights = [v for v in model.weights + list(model.optimizer.variables) if v.dtype.is_floating]
+  finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in weights])
+  if bad or not bool(finite):
+    step = int(model.optimizer.iterations.numpy())
+    what = f"losses {bad}" if bad else "some weights"
+    raise NonFiniteLossError(
+        f"Training diverged: {what} became NaN or infinite by step {step}; no checkpoint was "
+        f"written for it. A restart resumes from the last finite checkpoint "
+        f"({last_checkpoint or 'none yet: from scratch'}); lower train.base_learning_rate or "
+        f"the loss weights first.")
+
+
 class CheckpointCallback(tf_keras.callbacks.Callback):
-  """Saves `manager`'s checkpoint (model and optimizer) at the end of every epoch."""
+  """Saves `manager`'s checkpoint (model and optimizer) at the end of every epoch.
+
+  A non-finite loss or weight stops training with `NonFiniteLossError` instead: a diverged
+  state is never saved, so it never rotates the last good checkpoints out.
+  """
 
   def __init__(self, manager):
     super().__init__()
     self.manager = manager
 
   def on_epoch_end(self, epoch, logs=None):
+    check_finite(self.model, logs, self.manager.latest_checkpoint)
     self.manager.save(checkpoint_number=self.model.optimizer.iterations)
 
 

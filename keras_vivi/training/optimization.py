@@ -20,19 +20,9 @@ def learning_rate_schedule(train, batch_size):
   return tf_keras.optimizers.schedules.PiecewiseConstantDecay(list(train.decay_steps), values)
 
 
-WEIGHT_DECAY_TYPES = ("l2", "decoupled")
-
-
-def _check_weight_decay_type(train):
-  if train.weight_decay_type not in WEIGHT_DECAY_TYPES:
-    raise ValueError(f"train.weight_decay_type must be one of {WEIGHT_DECAY_TYPES}, got "
-                     f"{train.weight_decay_type!r}.")
-
-
 def build_optimizer(train, batch_size):
   """SGD with momentum; with `weight_decay_type="decoupled"` also decoupled weight decay (not on
   biases and normalisation parameters). The "l2" penalty is added to the loss by the model."""
-  _check_weight_decay_type(train)
   decoupled = train.weight_decay if train.weight_decay_type == "decoupled" else 0.0
   optimizer = tf_keras.optimizers.SGD(learning_rate_schedule(train, batch_size),
                                       momentum=train.momentum, weight_decay=decoupled or None)
@@ -50,7 +40,6 @@ def decayed_weights(variables):
 def l2_penalty(train, variables):
   """`weight_decay · Σ‖w‖²/2` over `decayed_weights(variables)` when `weight_decay_type="l2"`,
   else 0. Scalar float32."""
-  _check_weight_decay_type(train)
   weights = decayed_weights(variables)
   if train.weight_decay_type != "l2" or not train.weight_decay or not weights:
     return tf.constant(0.0)

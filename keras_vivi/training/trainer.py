@@ -36,10 +36,38 @@ def build_strategy(name="default", tpu=""):
       tpu_address=tpu)
 
 
+# What a restarted run may change: a larger train.steps extends it; prepared data may move.
+RESTART_CHANGEABLE = ("train.steps", "data.path", "data.label_space", "description")
+
+
+def check_restart(config, model_dir):
+  """Raises ValueError if `model_dir` holds a run whose config differs beyond `RESTART_CHANGEABLE`."""
+  previous = configs.load_run_config(model_dir)
+  if previous is None:
+    return
+  changed = [k for k in configs.differing_fields(previous, config) if k not in RESTART_CHANGEABLE]
+  if changed:
+    old, new = configs.to_dict(previous), configs.to_dict(config)
+    def value(values, key):
+      section, _, field = key.partition(".")
+      return values[section][field] if field else values[section]
+    listed = "; ".join(f"{k}: {value(old, k)!r} -> {value(new, k)!r}" for k in changed)
+    raise ValueError(
+        f"{model_dir!r} holds a run of another experiment ({listed}); a restart resumes its "
+        f"checkpoints and may change only {', '.join(RESTART_CHANGEABLE)}. Restart with the "
+        f"run's own settings ({os.path.join(model_dir, configs.RUN_CONFIG_FILE)}) or train "
+        f"into a new model_dir.")
+
+
 def load_teacher(handle):
-  """A frozen classifier (hub handle or SavedModel path): images in [0, 1] → logits."""
+  """A frozen classifier (hub handle or SavedModel path): images in [0, 1] → logits.
+
+  Resolved through the zoo's cache (`keras_vivi.zoo.resolve_handle`): offline mode, sha256
+  records and its errors apply.
+  """
   import tensorflow_hub as hub
-  return hub.KerasLayer(handle, trainable=False, name="teacher")
+  from keras_vivi.zoo import loader
+  return hub.KerasLayer(loader.resolve_handle(handle), trainable=False, name="teacher")
 
 
 def build_model(config, detector=None, teacher=None):
@@ -138,12 +166,10 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
            callbacks, verbose):
   # The task that writes checkpoints and summaries (the chief, or worker 0 without one).
   chief = strategy.extended.should_checkpoint
+  config = with_label_space(config)
+  check_restart(config, model_dir)
   # Non-chief workers of a multi-worker run write to scratch space.
   write_dir = model_dir if chief else tempfile.mkdtemp(prefix="vivi_worker_")
-  tf.io.gfile.makedirs(write_dir)
-  config = with_label_space(config)
-  if chief:
-    configs.save_run_config(config, model_dir)
 
   with strategy.scope():
     model = build_model(config, detector, teacher)
@@ -170,6 +196,10 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
                       # Appends across restarts: one row per epoch, for plots and reports.
                       tf_keras.callbacks.CSVLogger(os.path.join(model_dir, HISTORY_FILE),
                                                    append=True)]
+  if chief:
+    # Only once everything is set up: a failed or refused start leaves model_dir as it was.
+    tf.io.gfile.makedirs(model_dir)
+    configs.save_run_config(config, model_dir)
   history = model.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                       initial_epoch=initial_epoch, callbacks=all_callbacks, verbose=verbose)
   return model, history

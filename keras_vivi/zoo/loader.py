@@ -5,18 +5,31 @@ for `handle` lives in `$TFHUB_CACHE_DIR/<sha1(handle)>/` (tensorflow_hub's
 compressed-module layout), so a cache filled by either is used by both. On top of that:
   - the cache is looked at first, so a cached module loads without any network access;
   - archives (local or remote `.tar.gz`) are checked against the preset's sha256 before they
-    are unpacked, and the digest of what was unpacked is kept in `<sha1(handle)>.sha256`; a
-    cached remote module whose digest is not the expected one is fetched again (offline it
-    is an error naming the directory to delete);
+    are unpacked, and the digest of what was unpacked is kept in `<sha1(handle)>.sha256`
+    (written before the module appears); a cached remote module whose digest is not the
+    expected one, or unknown, is fetched again (offline it is an error naming the directory
+    to delete);
+  - several threads or processes may fill the cache at once: each unpacks into its own
+    temporary sibling and renames it into place only if no verified copy is there; a copy in
+    place is never deleted (a stale one is renamed aside), and leftovers (of killed
+    processes, set-aside copies) older than an hour are swept;
+  - downloads time out after `$KERAS_VIVI_DOWNLOAD_TIMEOUT` seconds (default 60) and are
+    tried 3 times;
   - with `$KERAS_VIVI_OFFLINE=1` (or `offline=True`) nothing is fetched: a module that is not
     cached is an error saying how to put it there.
 """
 
+import contextlib
+import glob
 import hashlib
 import os
+import socket
 import shutil
 import tarfile
 import tempfile
+import threading
+import time
+import urllib.error
 import urllib.request
 import uuid
 import zlib
@@ -31,6 +44,9 @@ from keras_vivi.zoo import presets as presets_lib
 OFFLINE_ENV = "KERAS_VIVI_OFFLINE"
 DIGEST_SUFFIX = ".sha256"
 SAVED_MODEL_FILE = "saved_model.pb"
+DOWNLOAD_TIMEOUT_ENV = "KERAS_VIVI_DOWNLOAD_TIMEOUT"
+DOWNLOAD_ATTEMPTS = 3
+STALE_SECONDS = 3600  # leftovers of killed loaders are swept after this long
 _REMOTE = ("http://", "https://", "gs://")
 
 
@@ -139,6 +155,7 @@ def cache_archive(handle, archive, sha256=None):
   _check_digest(actual, sha256, f"Archive {archive!r}", handle)
   module_dir = cached_module_dir(handle)
   os.makedirs(os.path.dirname(module_dir), exist_ok=True)
+  _sweep_leftovers(module_dir)
   # Unpack beside the destination and rename: a killed process leaves no half module.
   tmp_dir = f"{module_dir}.{uuid.uuid4().hex}.tmp"
   try:
@@ -155,19 +172,71 @@ def cache_archive(handle, archive, sha256=None):
       raise CorruptArchiveError(
           f"Archive {archive!r} of handle {handle!r} has no {SAVED_MODEL_FILE} at its top level "
           f"(found {found[:10]}); expected the contents of a SavedModel directory.")
-    if os.path.exists(module_dir):
-      shutil.rmtree(module_dir)
-    try:
-      os.rename(tmp_dir, module_dir)
-    except OSError:
-      # Another process unpacked the same archive first.
-      if not _is_cached(module_dir):
-        raise
-    with open(module_dir + DIGEST_SUFFIX, "w", encoding="utf-8") as f:
-      f.write(f"{actual}  {archive}\n")
+    _move_into_cache(tmp_dir, module_dir, actual, archive)
   finally:
     shutil.rmtree(tmp_dir, ignore_errors=True)
   return module_dir
+
+
+def _move_into_cache(tmp_dir, module_dir, digest, archive):
+  """Renames `tmp_dir` to `module_dir` unless a copy with `digest` is already there.
+
+  A copy with another digest (or none) is renamed aside, never deleted: a loader may be
+  reading it. The digest record is written while `module_dir` is absent, before the rename.
+  """
+  for _ in range(100):
+    if _is_cached(module_dir):
+      if _read_digest(module_dir) == digest:
+        return  # Another loader put the same module there.
+      try:
+        os.rename(module_dir, f"{module_dir}.{uuid.uuid4().hex}.old")
+      except FileNotFoundError:
+        pass
+      continue
+    _write_digest(module_dir, digest, archive)
+    try:
+      os.rename(tmp_dir, module_dir)
+      return
+    except OSError:
+      if not os.path.isdir(module_dir):
+        raise  # Not a peer's copy in the way.
+  raise RuntimeError(f"Could not move a module into {module_dir!r}: other loaders keep "
+                     "replacing it with other archives of the same handle.")
+
+
+def _write_digest(module_dir, digest, archive):
+  temporary = f"{module_dir}{DIGEST_SUFFIX}.{uuid.uuid4().hex}.tmp"
+  with open(temporary, "w", encoding="utf-8") as f:
+    f.write(f"{digest}  {archive}\n")
+  os.replace(temporary, module_dir + DIGEST_SUFFIX)
+
+
+def _sweep_leftovers(module_dir):
+  """Removes temporary and set-aside copies of `module_dir` older than `STALE_SECONDS`."""
+  for path in glob.glob(f"{glob.escape(module_dir)}.*.tmp") + \
+      glob.glob(f"{glob.escape(module_dir)}.*.old"):
+    try:
+      if time.time() - os.path.getmtime(path) < STALE_SECONDS:
+        continue
+      if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+      else:
+        os.remove(path)
+    except OSError:
+      pass  # Swept by another loader meanwhile.
+
+
+def download_timeout():
+  """Seconds a download may stall: `$KERAS_VIVI_DOWNLOAD_TIMEOUT` (default 60)."""
+  text = os.environ.get(DOWNLOAD_TIMEOUT_ENV, "").strip()
+  try:
+    value = float(text) if text else 60.0
+  except ValueError:
+    value = -1.0
+  if not value > 0:
+    raise ValueError(f"${DOWNLOAD_TIMEOUT_ENV} must be a positive number of seconds, got "
+                     f"{text!r}.")
+  return value
 
 
 def _download(url, path):
@@ -175,8 +244,47 @@ def _download(url, path):
   if url.startswith("gs://"):
     tf.io.gfile.copy(url, path, overwrite=True)
     return
-  with urllib.request.urlopen(url) as response, open(path, "wb") as f:
+  with urllib.request.urlopen(url, timeout=download_timeout()) as response, \
+      open(path, "wb") as f:
     shutil.copyfileobj(response, f)
+
+
+_socket_lock = threading.Lock()
+_socket_state = {"users": 0, "previous": None}
+
+
+@contextlib.contextmanager
+def _socket_timeout():
+  """A default socket timeout while tensorflow_hub downloads (it sets none itself)."""
+  with _socket_lock:
+    if _socket_state["users"] == 0:
+      _socket_state["previous"] = socket.getdefaulttimeout()
+      if _socket_state["previous"] is None:
+        socket.setdefaulttimeout(download_timeout())
+    _socket_state["users"] += 1
+  try:
+    yield
+  finally:
+    with _socket_lock:
+      _socket_state["users"] -= 1
+      if _socket_state["users"] == 0:
+        socket.setdefaulttimeout(_socket_state["previous"])
+
+
+def _with_retries(fetch, handle):
+  """`fetch()`, tried `DOWNLOAD_ATTEMPTS` times unless the server refused for good (4xx)."""
+  for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+    try:
+      return fetch()
+    except (ChecksumMismatchError, CorruptArchiveError):
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      final = isinstance(e, urllib.error.HTTPError) and e.code < 500
+      if final or attempt == DOWNLOAD_ATTEMPTS:
+        raise
+      logging.warning("Fetching %s failed (%s: %s); attempt %d of %d in %d s.", handle,
+                      type(e).__name__, e, attempt + 1, DOWNLOAD_ATTEMPTS, attempt)
+      time.sleep(attempt)
 
 
 def _resolve_local(handle, path, sha256):
@@ -200,9 +308,12 @@ def _resolve_local(handle, path, sha256):
 
 
 def _stale_cache(module_dir, cached, sha256, handle, reason):
+  found = (f"has sha256 {cached}, expected {sha256}: it is not the published archive (stale "
+           "or another version)" if cached else
+           f"has no record of its archive's sha256 (cached by tensorflow_hub or by hand), "
+           f"expected {sha256}: it cannot be verified")
   return ChecksumMismatchError(
-      f"Cached module {module_dir!r} of handle {handle!r} has sha256 {cached}, expected "
-      f"{sha256}: it is not the published archive (stale or another version), and {reason}. "
+      f"Cached module {module_dir!r} of handle {handle!r} {found}, and {reason}. "
       f"Delete it (`rm -rf {module_dir} {module_dir}{DIGEST_SUFFIX}`) and load the handle "
       f"once online (a mismatched cached module is then fetched again by itself). "
       f"{_populate_hint(handle, module_dir)} Or fix the preset's sha256 if the archive was "
@@ -210,12 +321,9 @@ def _stale_cache(module_dir, cached, sha256, handle, reason):
 
 
 def _cache_matches(module_dir, sha256, handle):
-  """Whether the cached `module_dir` may be used: its recorded digest is `sha256` (or unknown)."""
-  cached = _read_digest(module_dir)
-  if sha256 is not None and cached is None:
-    logging.warning("Cannot verify the sha256 of %s: %s was cached without a record of its "
-                    "archive's digest.", handle, module_dir)
-  return sha256 is None or cached is None or cached == sha256
+  """Whether the cached `module_dir` may be used: no `sha256` is expected, or it is recorded."""
+  del handle
+  return sha256 is None or _read_digest(module_dir) == sha256
 
 
 def _verified_cache(module_dir, sha256, handle, reason):
@@ -223,12 +331,6 @@ def _verified_cache(module_dir, sha256, handle, reason):
   if not _cache_matches(module_dir, sha256, handle):
     raise _stale_cache(module_dir, _read_digest(module_dir), sha256, handle, reason)
   return module_dir
-
-
-def _remove_cached(module_dir):
-  shutil.rmtree(module_dir, ignore_errors=True)
-  if os.path.exists(module_dir + DIGEST_SUFFIX):
-    os.remove(module_dir + DIGEST_SUFFIX)
 
 
 def _resolve_remote(handle, sha256, offline):
@@ -239,9 +341,9 @@ def _resolve_remote(handle, sha256, offline):
                              f"it cannot be fetched again offline (${OFFLINE_ENV} is set)")
     if _cache_matches(module_dir, sha256, handle):
       return module_dir
+    # Replaced (set aside, not deleted) once the new archive is verified and unpacked.
     logging.warning("Cached module %s of %s has sha256 %s, expected %s; fetching it again.",
                     module_dir, handle, _read_digest(module_dir), sha256)
-    _remove_cached(module_dir)
   elif offline:
     raise _not_cached(handle, module_dir, f"offline (${OFFLINE_ENV} is set)")
   try:
@@ -250,9 +352,10 @@ def _resolve_remote(handle, sha256, offline):
       # bytes to check.
       with tempfile.TemporaryDirectory() as tmp:
         archive = os.path.join(tmp, "module.tar.gz")
-        _download(handle, archive)
+        _with_retries(lambda: _download(handle, archive), handle)
         return cache_archive(handle, archive, sha256=sha256)
-    return hub.resolve(handle)
+    with _socket_timeout():
+      return _with_retries(lambda: hub.resolve(handle), handle)
   except (ChecksumMismatchError, CorruptArchiveError):
     raise
   except Exception as e:  # pylint: disable=broad-except

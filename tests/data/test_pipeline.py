@@ -377,9 +377,8 @@ def test_bad_records_are_skipped_and_odd_ones_kept(tmp_path):
     ("path", "/nonexistent/shards", "No shards match '/nonexistent/shards"),
 ])
 def test_bad_configs_name_the_value(synthetic_dir, field, value, message):
-  config = dataclasses.replace(BASE, **{"path": synthetic_dir, field: value})
   with pytest.raises((ValueError, FileNotFoundError), match=message):
-    pipeline.build_dataset(config)
+    pipeline.build_dataset(dataclasses.replace(BASE, **{"path": synthetic_dir, field: value}))
 
 
 def test_real_prepared_records(real_dir):

@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -358,13 +359,21 @@ def test_overwrite_keeps_the_old_version_when_the_new_one_fails(published, tmp_p
   assert sorted(os.listdir(os.path.join(published.zoo, "tiny_vivi"))) == ["2"]
 
 
-def test_half_written_versions_and_leftovers_do_not_count(published):
+def test_foreign_versions_are_refused_and_leftovers_do_not_count(published):
   module = os.path.join(published.zoo, "tiny_vivi")
-  # What a killed run of the old, in-place publish left, and a killed run's temp dir.
+  # A directory publish did not write (no preset.json), and a killed run's temp dir.
   os.makedirs(os.path.join(module, "5", "saved_model"))
   with open(os.path.join(module, "5", "saved_model", "saved_model.pb"), "wb") as f:
     f.write(b"half")
   os.makedirs(os.path.join(module, ".5.deadbeef.tmp"))
+  for overwrite in (False, True):
+    with pytest.raises(FileExistsError, match=f"{os.path.join(module, '5')}' exists but is not "
+                       "a publication.*never replaced"):
+      publish_lib.publish(published.saved_model, published.zoo, "tiny_vivi", 5,
+                          overwrite=overwrite)
+  with open(os.path.join(module, "5", "saved_model", "saved_model.pb"), "rb") as f:
+    assert f.read() == b"half"
+  shutil.rmtree(os.path.join(module, "5"))
   assert publish_lib.check_version_free(published.zoo, "tiny_vivi", 5) == os.path.join(module, "5")
   publication = publish_lib.publish(published.saved_model, published.zoo, "tiny_vivi", 5)
   directory = os.path.join(module, "5")
@@ -377,8 +386,6 @@ def test_half_written_versions_and_leftovers_do_not_count(published):
   archive = os.path.join(directory, "tiny_vivi-5.tar.gz")
   assert entry["handle"] == publication.archive == archive
   assert entry["sha256"] == sha256_of(archive)
-  with open(os.path.join(directory, "saved_model", "saved_model.pb"), "rb") as f:
-    assert f.read() != b"half"
   with pytest.raises(FileExistsError, match="tiny_vivi version 5 is already published"):
     publish_lib.publish(published.saved_model, published.zoo, "tiny_vivi", 5)
   # A successful overwrite replaces it and leaves no old copy behind.
