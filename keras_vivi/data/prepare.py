@@ -202,6 +202,10 @@ class _Decoding:
       if message[0] == "done":
         return
 
+  def idle(self):
+    """Whether no message is waiting: the consumer may as well work on what it has."""
+    return self._queue.empty()
+
   def close(self):
     self._cancelled.set()
 
@@ -211,8 +215,9 @@ def prepare_video(path, video_id, detector, config):
 
   Decoding and shot detection run on a thread of their own while the detector and the JPEG encoder
   work on the frames already sampled (grid frames are known as soon as they decode; the few middle
-  frames of short shots once the shots are). The record is the same as running the steps one after
-  the other.
+  frames of short shots once the shots are): frames go to the detector as soon as the decoder has
+  none waiting, at most `config.detector_batch` at a time. The record is the same as running the
+  steps one after the other.
 
   Raises:
     SkippedVideo or video_lib.VideoDecodeError when the file yields no frame, or when decoding runs
@@ -233,7 +238,7 @@ def prepare_video(path, video_id, detector, config):
     for message in decoding.messages(config.time_limit):
       if message[0] == "frame":
         pending.append(message[1:])
-        if len(pending) >= config.detector_batch:
+        if len(pending) >= config.detector_batch or decoding.idle():
           flush()
       else:
         samples = message[1]
@@ -242,8 +247,9 @@ def prepare_video(path, video_id, detector, config):
   if len(samples.frames) == 0:
     raise SkippedVideo(samples.problem or "no frame could be decoded")
   # Per image, detections do not depend on the batch an image was run in.
+  waiting = {index for index, _ in pending}
   for index, image in zip(samples.frame_indices.tolist(), samples.frames):
-    if index not in detected and all(index != i for i, _ in pending):
+    if index not in detected and index not in waiting:
       pending.append((index, image))
       if len(pending) >= config.detector_batch:
         flush()
