@@ -26,7 +26,7 @@ from keras_vivi.data import video as video_lib
 TITLE = "Video preparation end to end vs decoding alone and the detector alone"
 COPIES = 4
 LONG_SIZE = (360, 640)
-LONG_ROUNDS = 2
+LONG_ROUNDS = 3
 
 
 def _sampled_frames(output_dir):
