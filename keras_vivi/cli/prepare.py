@@ -1,6 +1,7 @@
 """`vivi-prepare`: videos → shots, 1 Hz frames and detections, as sharded TFRecords.
 
   vivi-prepare --videos=DIR_OR_GLOB --output=DIR [--detector=SPEC] [--fps=1] [--workers=2]
+               [--time_limit=SECONDS] [--detector_package=gs://…/objectron.tgz]
   vivi-prepare ... --runner=DataflowRunner --beam_options="--project=P --region=R ..."
 """
 
@@ -25,7 +26,17 @@ _SHORT_SIDE = flags.DEFINE_integer("frame_short_side", 256,
 _SCORE = flags.DEFINE_float("score_threshold", 0.05, "Detections below this score are dropped.")
 _MAX_OBJECTS = flags.DEFINE_integer("max_objects", 5, "At most this many objects per frame.")
 _PER_SHARD = flags.DEFINE_integer("videos_per_shard", 16, "Videos per TFRecord shard.")
-_WORKERS = flags.DEFINE_integer("workers", 1, "Parallel processes (local runs).")
+_WORKERS = flags.DEFINE_integer(
+    "workers", 1, "Parallel processes (local runs); the cores are divided among them.")
+_THREADS = flags.DEFINE_integer(
+    "threads", None, "Detector threads per worker (TFLite, TF); default: cores / workers.")
+_TIME_LIMIT = flags.DEFINE_float(
+    "time_limit", 1800.0, "Seconds decoding one video may take (waits for the detector not "
+    "counted); a video past it is skipped and listed. 0: no limit.")
+_DETECTOR_PACKAGE = flags.DEFINE_string(
+    "detector_package", None, "A staged copy of `npm pack @mediapipe/objectron@0.4.1675468480` "
+    "(any tf.io.gfile path, e.g. gs://) for the default detector, sha256-checked; default: npm, "
+    "else the registry over HTTP.")
 _RUNNER = flags.DEFINE_string(
     "runner", None, "Run as an Apache Beam pipeline on this runner (DirectRunner, "
     "DataflowRunner, FlinkRunner, SparkRunner); default: the local resumable job.")
@@ -39,7 +50,8 @@ def main(argv):
   config = prepare_lib.PrepareConfig(
       fps=_FPS.value, frame_short_side=_SHORT_SIDE.value or None, detector=_DETECTOR.value,
       score_threshold=_SCORE.value, max_objects=_MAX_OBJECTS.value,
-      videos_per_shard=_PER_SHARD.value, workers=_WORKERS.value)
+      videos_per_shard=_PER_SHARD.value, workers=_WORKERS.value, threads=_THREADS.value,
+      time_limit=_TIME_LIMIT.value or None, detector_package=_DETECTOR_PACKAGE.value)
   if _RUNNER.value:
     from apache_beam.options.pipeline_options import PipelineOptions
     from keras_vivi.data import beam_pipeline

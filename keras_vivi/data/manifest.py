@@ -1,10 +1,11 @@
 """What a preparation produced: per-video stats, `manifest.json` and the plots beside it."""
 
 import collections
+import io
 import os
 
-from matplotlib import patches
 import numpy as np
+from PIL import Image, ImageDraw
 import tensorflow as tf
 
 from keras_vivi import plotting
@@ -14,6 +15,7 @@ MANIFEST_FILE = "manifest.json"
 CLASS_PLOT = "class_histogram.png"
 SCORE_PLOT = "score_histogram.png"
 CONTACT_SHEET = "contact_sheet.png"
+OUTPUT_FILES = (MANIFEST_FILE, CLASS_PLOT, SCORE_PLOT, CONTACT_SHEET)
 SCORE_BINS = np.linspace(0.0, 1.0, 21)
 
 
@@ -31,32 +33,91 @@ def video_stats(video_id, source, num_shots, num_frames, class_names, scores, tr
           "flags": flags, "problem": problem}
 
 
-def build_manifest(stats, shards, detector, label_map, config):
-  """Aggregates per-video stats (skipped videos carry a `reason`) into the manifest dict."""
-  kept = [s for s in stats if "reason" not in s]
-  classes = collections.Counter()
-  for s in kept:
-    classes.update(s["classes"])
-  flagged = {flag: [s["video_id"] for s in kept if flag in s["flags"]]
-             for flag in ("single_shot", "no_detections", "truncated")}
+FLAGS = ("single_shot", "no_detections", "truncated")
+
+
+def new_summary():
+  """An empty summary of per-video stats; `add_stats` and `merge_summaries` grow it.
+
+  It holds counts and histograms, plus one short row per video (the manifest lists them), never the
+  per-video class counters or score histograms: a Beam `CombineFn` merges summaries across workers.
+  """
+  return {"counts": {"videos": 0, "skipped": 0, "shots": 0, "frames": 0, "objects": 0},
+          "classes": {}, "scores": [0] * (len(SCORE_BINS) - 1),
+          "flagged": {flag: [] for flag in FLAGS}, "skipped": [], "videos": []}
+
+
+def add_stats(summary, stats):
+  """Adds one video's `video_stats` (or a skipped video's `{source, reason}`) to `summary`; returns it."""
+  counts = summary["counts"]
+  if "reason" in stats:
+    counts["skipped"] += 1
+    summary["skipped"].append({"source": stats["source"], "reason": stats["reason"]})
+    return summary
+  counts["videos"] += 1
+  for key, stat in (("shots", "num_shots"), ("frames", "num_frames"), ("objects", "num_objects")):
+    counts[key] += stats[stat]
+  for name, n in stats["classes"].items():
+    summary["classes"][name] = summary["classes"].get(name, 0) + n
+  summary["scores"] = [a + b for a, b in zip(summary["scores"], stats["score_histogram"])]
+  for flag in stats["flags"]:
+    summary["flagged"][flag].append(stats["video_id"])
+  summary["videos"].append({k: stats[k] for k in ("video_id", "source", "num_shots", "num_frames",
+                                                  "num_objects", "flags")})
+  return summary
+
+
+def merge_summaries(summaries):
+  """One summary of several (in any order)."""
+  merged = new_summary()
+  for s in summaries:
+    for key in merged["counts"]:
+      merged["counts"][key] += s["counts"][key]
+    for name, n in s["classes"].items():
+      merged["classes"][name] = merged["classes"].get(name, 0) + n
+    merged["scores"] = [a + b for a, b in zip(merged["scores"], s["scores"])]
+    for flag in FLAGS:
+      merged["flagged"][flag].extend(s["flagged"][flag])
+    merged["skipped"].extend(s["skipped"])
+    merged["videos"].extend(s["videos"])
+  return merged
+
+
+def build_manifest(summary, shards, detector, label_map, config):
+  """The manifest dict of a `new_summary`-style summary; lists sorted, so any merge order agrees."""
   return {
-      "counts": {"videos": len(kept), "skipped": len(stats) - len(kept),
-                 "shots": sum(s["num_shots"] for s in kept),
-                 "frames": sum(s["num_frames"] for s in kept),
-                 "objects": sum(s["num_objects"] for s in kept)},
+      "counts": dict(summary["counts"]),
       "shards": shards,
       "detector": detector,
-      "label_map": {str(k): v for k, v in sorted(label_map.items())},
-      "class_histogram": dict(classes.most_common()),
+      "label_map": {str(k): v for k, v in sorted(label_map.items(), key=lambda kv: int(kv[0]))},
+      "class_histogram": dict(sorted(summary["classes"].items(), key=lambda kv: (-kv[1], kv[0]))),
       "score_histogram": {"bin_edges": SCORE_BINS.round(3).tolist(),
-                          "counts": np.sum([s["score_histogram"] for s in kept] or
-                                           [np.zeros(len(SCORE_BINS) - 1, int)], axis=0).tolist()},
-      "flagged": flagged,
-      "skipped": [{"source": s["source"], "reason": s["reason"]} for s in stats if "reason" in s],
-      "videos": [{k: s[k] for k in ("video_id", "source", "num_shots", "num_frames",
-                                    "num_objects", "flags")} for s in kept],
+                          "counts": list(summary["scores"])},
+      "flagged": {flag: sorted(ids) for flag, ids in summary["flagged"].items()},
+      "skipped": sorted(summary["skipped"], key=lambda s: s["source"]),
+      "videos": sorted(summary["videos"], key=lambda v: v["video_id"]),
       "config": config,
   }
+
+
+def write_atomically(path, data):
+  """Writes `data` (bytes or str) to `path` through `tf.io.gfile` (gs:// too): to a temporary
+  sibling first, renamed when complete, so `path` never holds a partial file."""
+  tmp = temporary_path(path)
+  with tf.io.gfile.GFile(tmp, "wb" if isinstance(data, bytes) else "w") as f:
+    f.write(data)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def temporary_path(path):
+  """The temporary sibling `write_atomically` and the shard writer use (the only files removed as stale)."""
+  return path + ".tmp"
+
+
+def _save_figure(fig, path, dpi):
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format="png", dpi=dpi)
+  write_atomically(path, buffer.getvalue())
 
 
 def plot_manifest(manifest, output_dir):
@@ -70,7 +131,7 @@ def plot_manifest(manifest, output_dir):
   ax.set_title(f"Detected classes ({manifest['counts']['objects']} objects, "
                f"{manifest['counts']['frames']} frames)")
   fig.tight_layout()
-  fig.savefig(os.path.join(output_dir, CLASS_PLOT), dpi=100)
+  _save_figure(fig, os.path.join(output_dir, CLASS_PLOT), dpi=100)
   class_figure = fig
 
   hist = manifest["score_histogram"]
@@ -81,49 +142,57 @@ def plot_manifest(manifest, output_dir):
   ax.set_ylabel("objects")
   ax.set_title("Scores of kept detections")
   fig.tight_layout()
-  fig.savefig(os.path.join(output_dir, SCORE_PLOT), dpi=100)
+  _save_figure(fig, os.path.join(output_dir, SCORE_PLOT), dpi=100)
   return class_figure, fig
 
 
-def contact_sheet(shard_paths, output_path, max_videos=6, max_frames=10):
+def contact_sheet(shard_paths, output_path, max_videos=6, max_frames=10, cell=(90, 160)):
   """Draws sampled frames with their boxes, one row per video; a red bar marks a new shot.
-  Returns the `Figure` (None when there is no record)."""
+
+  Drawn with PIL, not matplotlib: sixty axes cost seconds, as much as preparing a few videos.
+  Boxes are fainter for lower scores; labels only where the detector is fairly sure (≥ 0.3).
+  Returns the sheet as a PIL `Image` (notebooks show it), None when there is no record.
+  """
   rows = []
   for serialized in tf.data.TFRecordDataset(sorted(shard_paths)).take(max_videos):
     context, seq = schema.parse_video(serialized)
     rows.append((context[schema.VIDEO_ID].numpy().decode(), seq))
   if not rows:
-    return
-  fig, axes = plotting.subplots(len(rows), max_frames,
-                                figsize=(1.6 * max_frames, 1.5 * len(rows)), squeeze=False)
-  for ax in axes.flat:
-    ax.axis("off")
+    return None
+  cell_h, cell_w = cell
+  label_w, caption_h, title_h, pad = 120, 12, 20, 6
+  sheet = Image.new("RGB", (label_w + max_frames * (cell_w + pad),
+                            title_h + len(rows) * (cell_h + caption_h + pad)), "white")
+  draw = ImageDraw.Draw(sheet, "RGBA")
+  draw.text((4, 4), "Sampled frames with detections (labels for score >= 0.3; red bar: new shot)",
+            fill="black")
   for r, (video_id, seq) in enumerate(rows):
+    top = title_h + r * (cell_h + caption_h + pad) + caption_h
+    draw.text((4, top + cell_h // 2 - 5), video_id[:18], fill="black")
     shots = seq[schema.FRAME_SHOT].numpy()
+    times = seq[schema.FRAME_TIME].numpy()
     for c in range(min(max_frames, len(shots))):
-      ax = axes[r, c]
-      image = tf.io.decode_jpeg(seq[schema.FRAME_JPEG][c]).numpy()
-      h, w = image.shape[:2]
-      ax.imshow(image)
+      left = label_w + c * (cell_w + pad)
+      image = Image.fromarray(tf.io.decode_jpeg(seq[schema.FRAME_JPEG][c]).numpy())
+      scale = min(cell_w / image.width, cell_h / image.height)
+      w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+      sheet.paste(image.resize((w, h), Image.BILINEAR), (left, top))
       boxes = seq[schema.OBJECT_BOXES][c].numpy().reshape(-1, 4)
       names = seq[schema.OBJECT_CLASS_NAMES][c].numpy()
       scores = seq[schema.OBJECT_SCORES][c].numpy()
       for (y0, x0, y1, x1), name, score in zip(boxes, names, scores):
-        # Faint boxes for low scores; labels only where the detector is fairly sure.
-        ax.add_patch(patches.Rectangle((x0 * w, y0 * h), (x1 - x0) * w, (y1 - y0) * h, fill=False,
-                                   color="yellow", linewidth=1, alpha=0.3 + 0.7 * score))
+        alpha = int(255 * (0.3 + 0.7 * float(score)))
+        draw.rectangle((left + x0 * w, top + y0 * h, left + x1 * w, top + y1 * h),
+                       outline=(255, 255, 0, alpha))
         if score >= 0.3:
-          ax.text(x0 * w, y0 * h, f"{name.decode()} {score:.2f}", color="black", fontsize=5,
-                  bbox={"facecolor": "yellow", "pad": 0.5, "linewidth": 0})
+          text = f"{name.decode()} {score:.2f}"
+          x, y = left + x0 * w, top + y0 * h
+          draw.rectangle(draw.textbbox((x, y), text), fill=(255, 255, 0, 255))
+          draw.text((x, y), text, fill="black")
       if c > 0 and shots[c] != shots[c - 1]:
-        ax.axvline(0, color="red", linewidth=4)
-      ax.set_title(f"shot {shots[c]} · {seq[schema.FRAME_TIME][c].numpy():.1f}s", fontsize=6)
-      ax.axis("on")
-      ax.set_xticks([])
-      ax.set_yticks([])
-    axes[r, 0].set_ylabel(video_id[:18], fontsize=6)
-  fig.suptitle("Sampled frames with detections (labels for score ≥ 0.3; red bar: new shot)",
-               fontsize=9)
-  fig.tight_layout()
-  fig.savefig(output_path, dpi=110)
-  return fig
+        draw.rectangle((left - pad + 1, top, left - 2, top + h), fill="red")
+      draw.text((left, top - caption_h), f"shot {shots[c]}, {times[c]:.1f}s", fill="black")
+  buffer = io.BytesIO()
+  sheet.save(buffer, format="PNG")
+  write_atomically(output_path, buffer.getvalue())
+  return sheet

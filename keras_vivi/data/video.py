@@ -11,6 +11,7 @@ import dataclasses
 import fractions
 import math
 import os
+import stat
 from typing import Iterator, Optional, Tuple, Union
 
 import av
@@ -97,7 +98,8 @@ def _open(path: PathLike):
     raise VideoDecodeError(path, "no such file")
   if os.path.isdir(path):
     raise VideoDecodeError(path, "is a directory, expected a video file")
-  if os.path.getsize(path) == 0:
+  # Only a regular file can be told empty up front; a pipe or device streams its video.
+  if stat.S_ISREG(os.stat(path).st_mode) and os.path.getsize(path) == 0:
     raise VideoDecodeError(path, "file is empty (0 bytes)")
   try:
     container = av.open(path, mode="r")

@@ -1,11 +1,15 @@
 """Fetches and caches MediaPipe's OIDv4 SSD-MobileNetV2 (.tflite + label map) from its npm package.
 
 MediaPipe ships the model inside `@mediapipe/objectron` (Apache-2.0), packed together with its label map
-in one data file. `npm pack` is the one way to get it that works wherever the npm registry does.
+in one data file. The package tarball comes from `npm pack` where the npm CLI is installed, otherwise
+straight from the registry over HTTP (its `dist.tarball` URL), or from a staged copy on any
+`tf.io.gfile` path (e.g. `gs://` for cluster workers); the extracted files are sha256-checked either way.
 """
 
 import dataclasses
 import hashlib
+import io
+import json
 import os
 import pathlib
 import shutil
@@ -13,6 +17,10 @@ import subprocess
 import tarfile
 import tempfile
 from typing import Optional, Union
+import urllib.error
+import urllib.request
+
+import tensorflow as tf
 
 from keras_vivi.detector.detector import DetectorLoadError
 
@@ -26,6 +34,8 @@ MODEL_FILENAME = "object_detection_ssd_mobilenetv2_oidv4_fp16.tflite"
 LABELS_FILENAME = "object_detection_oidv4_labelmap.txt"
 SUBDIR = "mediapipe_oidv4"
 NPM_TIMEOUT_S = 900
+HTTP_TIMEOUT_S = 60  # per connection and per read
+DEFAULT_REGISTRY = "https://registry.npmjs.org"
 
 PathLike = Union[str, os.PathLike]
 
@@ -81,11 +91,6 @@ def _atomic_write(path: pathlib.Path, data: bytes) -> None:
 def _npm_pack(dest_dir: pathlib.Path) -> pathlib.Path:
   """Runs `npm pack NPM_PACKAGE` in `dest_dir`; returns the tarball's path."""
   npm = shutil.which("npm")
-  if npm is None:
-    raise DetectorLoadError(
-        f"fetching the MediaPipe OIDv4 detector needs the npm CLI, which is not on PATH. Install "
-        f"Node.js/npm, or run `npm pack {NPM_PACKAGE}` on another machine and pass the tarball as "
-        "`fetch_mediapipe_oidv4(package_tgz=...)`.")
   cmd = [npm, "pack", NPM_PACKAGE, "--silent"]
   try:
     proc = subprocess.run(cmd, cwd=dest_dir, capture_output=True, text=True, timeout=NPM_TIMEOUT_S,
@@ -101,16 +106,52 @@ def _npm_pack(dest_dir: pathlib.Path) -> pathlib.Path:
   return tarballs[0]
 
 
-def _read_packed_assets(package_tgz: PathLike) -> bytes:
+def registry_url() -> str:
+  """The npm registry: `$npm_config_registry` (as npm itself reads it), else the public one."""
+  return (os.environ.get("npm_config_registry") or os.environ.get("NPM_CONFIG_REGISTRY")
+          or DEFAULT_REGISTRY).rstrip("/")
+
+
+def _http_get(url: str) -> bytes:
   try:
-    with tarfile.open(package_tgz, "r:*") as tar:
+    with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
+      return response.read()
+  except (urllib.error.URLError, OSError) as e:  # timeouts are OSErrors
+    raise DetectorLoadError(
+        f"cannot fetch {url} (timeout {HTTP_TIMEOUT_S} s per read): {e}. Is the npm registry "
+        f"reachable (set $npm_config_registry for a mirror)? Or stage the tarball of `npm pack "
+        f"{NPM_PACKAGE}` and pass it as package_tgz (vivi-prepare --detector_package=gs://...)") from e
+
+
+def _registry_tarball() -> bytes:
+  """The package tarball from the registry over HTTP: its metadata's `dist.tarball` URL."""
+  name, version = NPM_PACKAGE.rsplit("@", 1)
+  metadata_url = f"{registry_url()}/{name.replace('/', '%2f')}/{version}"
+  try:
+    tarball_url = json.loads(_http_get(metadata_url))["dist"]["tarball"]
+  except (ValueError, KeyError, TypeError) as e:
+    raise DetectorLoadError(f"{metadata_url} is not npm package metadata with dist.tarball: {e!r}") from e
+  return _http_get(tarball_url)
+
+
+def package_tarball() -> bytes:
+  """The bytes of `npm pack NPM_PACKAGE`: through the npm CLI if installed, else over HTTP."""
+  if shutil.which("npm") is None:
+    return _registry_tarball()
+  with tempfile.TemporaryDirectory(prefix="keras_vivi_npm_") as tmp:
+    return _npm_pack(pathlib.Path(tmp)).read_bytes()
+
+
+def _read_packed_assets(tarball: bytes, source: str) -> bytes:
+  try:
+    with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:*") as tar:
       member = tar.extractfile(PACKED_MEMBER)
       if member is None:
         raise KeyError(PACKED_MEMBER)
       return member.read()
   except (KeyError, tarfile.TarError, OSError) as e:
     raise DetectorLoadError(
-        f"cannot read {PACKED_MEMBER!r} from {str(package_tgz)!r} (expected the tarball of "
+        f"cannot read {PACKED_MEMBER!r} from {source!r} (expected the tarball of "
         f"`npm pack {NPM_PACKAGE}`): {e}") from e
 
 
@@ -119,11 +160,12 @@ def fetch_mediapipe_oidv4(cache_dir: Optional[PathLike] = None, *,
   """Returns the cached model and label map, fetching them first when missing or corrupt.
 
   Files live in `<cache_dir>/mediapipe_oidv4/` (`cache_dir` defaults to `default_cache_dir()`). A file
-  whose sha256 differs from the pinned one is fetched again. Fetching runs `npm pack` in a temporary
-  directory, unless `package_tgz` (a tarball from `npm pack`, e.g. copied from another machine) is given.
+  whose sha256 differs from the pinned one is fetched again: from `package_tgz` if given (the tarball
+  of `npm pack`, staged on any `tf.io.gfile` path such as `gs://`), else with `npm pack` in a
+  temporary directory when the npm CLI is on PATH, else from the registry over HTTP.
 
   Raises:
-    DetectorLoadError: npm is missing or fails, or the tarball is unreadable.
+    DetectorLoadError: npm or the registry fails or times out, or the tarball is unreadable.
     ChecksumError: the fetched bytes do not have the pinned sha256.
   """
   root = pathlib.Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
@@ -133,12 +175,16 @@ def fetch_mediapipe_oidv4(cache_dir: Optional[PathLike] = None, *,
     return assets
 
   if package_tgz is not None:
-    packed = _read_packed_assets(package_tgz)
-    source = str(package_tgz)
+    source = os.fspath(package_tgz)
+    try:
+      with tf.io.gfile.GFile(source, "rb") as f:
+        tarball = f.read()
+    except tf.errors.OpError as e:
+      raise DetectorLoadError(f"cannot read the staged detector package {source!r}: {e.message}") from e
   else:
-    with tempfile.TemporaryDirectory(prefix="keras_vivi_npm_") as tmp:
-      packed = _read_packed_assets(_npm_pack(pathlib.Path(tmp)))
-    source = f"npm pack {NPM_PACKAGE}"
+    source = f"npm pack {NPM_PACKAGE}" if shutil.which("npm") else f"{registry_url()} ({NPM_PACKAGE})"
+    tarball = package_tarball()
+  packed = _read_packed_assets(tarball, source)
 
   labels = packed[LABELS_BYTES[0]:LABELS_BYTES[1]]
   model = packed[MODEL_BYTES[0]:MODEL_BYTES[1]]

@@ -183,6 +183,23 @@ def test_frame_features_match_numpy_histogram():
   np.testing.assert_allclose(features.luma_std, yuv[..., 0].reshape(3, -1).std(axis=1) / 255, rtol=1e-4)
 
 
+@pytest.mark.parametrize("bins", [16, 7])
+def test_streaming_features_agree_with_the_batch_features(bins):
+  """The per-frame features the decoder computes (from value counts) against `frame_features`:
+  identical histograms, means and luma std equal to float32 rounding, on 4:2:0 planes."""
+  rng = np.random.default_rng(bins)
+  y = rng.integers(0, 256, (5, 24, 32), dtype=np.uint8)
+  u, v = y[:, ::2, ::2] // 2 + 40, 255 - y[:, ::2, ::2]
+  batch = shots_lib.frame_features(y, u, v, bins)
+  collector = shots_lib.FeatureCollector(shots_lib.ShotConfig(bins=bins))
+  for i in range(5):
+    collector.add(y[i], u[i], v[i])
+  streamed = collector.features()
+  np.testing.assert_array_equal(streamed.histograms, batch.histograms)
+  np.testing.assert_allclose(streamed.means, batch.means, rtol=0, atol=2e-7)
+  np.testing.assert_allclose(streamed.luma_std, y.reshape(5, -1).std(axis=1) / 255, rtol=1e-6)
+
+
 def test_rgb_to_yuv_reference_colours():
   rgb = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 0, 255]], np.uint8)
   np.testing.assert_array_equal(shots_lib.rgb_to_yuv(rgb),

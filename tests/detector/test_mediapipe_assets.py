@@ -3,10 +3,12 @@
 import io
 import os
 import pathlib
+import socket
 import stat
 import tarfile
 
 import pytest
+import tensorflow as tf
 
 from keras_vivi.detector import ChecksumError, DetectorLoadError, default_cache_dir, fetch_mediapipe_oidv4
 from keras_vivi.detector import mediapipe_assets as ma
@@ -67,10 +69,41 @@ def test_tarball_without_packed_data(tmp_path):
     fetch_mediapipe_oidv4(tmp_path / "cache", package_tgz=tmp_path / "empty.tgz")
 
 
-def test_npm_missing(tmp_path, monkeypatch):
-  monkeypatch.setenv("PATH", str(tmp_path / "empty_bin"))
-  with pytest.raises(DetectorLoadError, match=r"npm CLI, which is not on PATH"):
-    fetch_mediapipe_oidv4(tmp_path / "cache")
+def test_without_npm_the_package_comes_from_the_registry_over_http(tmp_path, monkeypatch):
+  monkeypatch.setenv("PATH", str(tmp_path / "empty_bin"))  # no npm CLI, as on cluster workers
+  assets = fetch_mediapipe_oidv4(tmp_path / "cache")
+  assert ma.sha256_of(assets.model_path) == ma.MODEL_SHA256
+  assert ma.sha256_of(assets.labels_path) == ma.LABELS_SHA256
+
+
+def test_a_silent_registry_times_out_with_a_clear_error(tmp_path, monkeypatch):
+  with socket.socket() as server:  # accepts connections, never answers
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty_bin"))
+    monkeypatch.setenv("npm_config_registry", f"http://127.0.0.1:{server.getsockname()[1]}/")
+    monkeypatch.setattr(ma, "HTTP_TIMEOUT_S", 0.5)
+    with pytest.raises(DetectorLoadError, match=r"cannot fetch http://127\.0\.0\.1:\d+/@mediapipe%2fobjectron/"
+                                                r".*timeout 0\.5 s.*--detector_package"):
+      fetch_mediapipe_oidv4(tmp_path / "cache")
+  assert not (tmp_path / "cache" / ma.SUBDIR / ma.MODEL_FILENAME).exists()
+
+
+def test_a_staged_copy_on_a_gfile_path_is_accepted_and_checked(cached, tmp_path):
+  staged = "ram://staged_detector/objectron.tgz"
+  local = _package_tgz(tmp_path / "objectron.tar", _packed_bytes(cached))
+  tf.io.gfile.makedirs("ram://staged_detector")
+  tf.io.gfile.copy(str(local), staged, overwrite=True)
+  assets = fetch_mediapipe_oidv4(tmp_path / "cache", package_tgz=staged)
+  assert ma.sha256_of(assets.model_path) == ma.MODEL_SHA256
+  packed = bytearray(_packed_bytes(cached))
+  packed[-100] ^= 0xFF
+  bad = "ram://staged_detector/corrupt.tgz"
+  tf.io.gfile.copy(str(_package_tgz(tmp_path / "bad.tar", bytes(packed))), bad)
+  with pytest.raises(ChecksumError, match=r"model from ram://staged_detector/corrupt.tgz has sha256"):
+    fetch_mediapipe_oidv4(tmp_path / "other_cache", package_tgz=bad)
+  with pytest.raises(DetectorLoadError, match=r"cannot read the staged detector package 'ram://nowhere"):
+    fetch_mediapipe_oidv4(tmp_path / "other_cache", package_tgz="ram://nowhere/objectron.tgz")
 
 
 def test_npm_failure_is_reported(tmp_path, monkeypatch):
