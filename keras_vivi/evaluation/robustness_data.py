@@ -183,6 +183,8 @@ def _images_in(folder):
 
 def _class_folders(root, label_of, decide, source_name, part_name=""):
   """ROOT/<class>/*.img with `label_of(class folder)` (None: skipped) as a Part."""
+  if not tf.io.gfile.isdir(root):
+    raise DatasetMissing(f"{source_name}: no folder {root}.")
   paths, targets = [], []
   for name in sorted(d.rstrip("/") for d in tf.io.gfile.listdir(root)):
     folder = os.path.join(root, name)
