@@ -19,15 +19,15 @@ import numpy as np
 
 from keras_vivi.evaluation import outputs
 
-# Shifted sets that tfds does not serve, and how to get them in.
+# Shifted sets that tfds does not serve: `robustness_suite` (vivi-robustness) reads their
+# releases with their own protocols.
 NOT_IN_TFDS = {
-    "objectnet": "ObjectNet (objectnet.dev) is not in tfds: download it, keep the 113 classes "
-                 "that overlap ImageNet and arrange the images as a directory of class folders "
-                 "named by ImageNet class index.",
-    "imagenet_vid_robust": "ImageNet-Vid-Robust (Shankar et al. 2019) is a video set: classify "
-                           "every frame and score with `video_robustness`.",
-    "ytbb_robust": "YT-BB-Robust (Shankar et al. 2019) is a video set: classify every frame and "
-                   "score with `video_robustness`.",
+    "objectnet": "ObjectNet (objectnet.dev) is not in tfds: `vivi-robustness "
+                 "--datasets=objectnet` reads its release with the many-to-one class mapping.",
+    "imagenet_vid_robust": "ImageNet-Vid-Robust is a video set, not in tfds: `vivi-robustness "
+                           "--datasets=imagenet_vid_robust` scores anchor and pm-k accuracy.",
+    "ytbb_robust": "YT-BB-Robust is a video set, not in tfds: `vivi-robustness "
+                   "--datasets=ytbb_robust` scores anchor and pm-k accuracy.",
 }
 
 

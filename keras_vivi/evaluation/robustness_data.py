@@ -205,7 +205,9 @@ def _wnid_label(wnids):
 
 
 def _need_folder(folder, what, how):
-  if not folder or not tf.io.gfile.isdir(folder):
+  if not folder:
+    raise DatasetMissing(f"{what}: {how}")
+  if not tf.io.gfile.isdir(folder):
     raise DatasetMissing(f"{what}: no folder {folder!r}. {how}")
   return folder
 
@@ -311,7 +313,7 @@ def objectnet_classes(root):
 
 def _objectnet(data_dir, folder):
   del data_dir
-  how = ("ObjectNet is not in tfds: download objectnet-1.0.zip from objectnet.mit.edu (free "
+  how = ("ObjectNet is not in tfds: download objectnet-1.0.zip from objectnet.dev (free "
          "registration; the licence forbids training on it) and pass its objectnet-1.0 folder.")
   root = _need_folder(folder, "ObjectNet", how)
   folders, imagenet_to_class = objectnet_classes(root)

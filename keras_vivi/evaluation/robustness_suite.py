@@ -183,7 +183,8 @@ def run_robustness(classifier, dataset_names, output_dir, config=RobustnessConfi
     previous = results["datasets"].get(name)
     if _complete(name, previous):
       continue
-    folder = data_lib.locate(data_lib.get_dataset(name), data_root, folders)
+    spec = data_lib.get_dataset(name)
+    folder = data_lib.locate(spec, data_root, folders)
 
     def save(entry, name=name):
       results["datasets"][name] = entry
@@ -193,7 +194,9 @@ def run_robustness(classifier, dataset_names, output_dir, config=RobustnessConfi
       entry = _evaluate_dataset(name, classifier.logits, image_size, config, data_dir, folder,
                                 previous, save, progress)
     except data_lib.DatasetMissing as missing:
-      results["missing"][name] = str(missing)
+      looked = os.path.join(data_root or "<data_root>", spec.folder)
+      looked = f" (release folder looked for: {looked})" if spec.folder and not folder else ""
+      results["missing"][name] = str(missing) + looked
     else:
       results["missing"].pop(name, None)
       if entry.get("missing_parts"):
