@@ -313,7 +313,7 @@ def objectnet_classes(root):
 
 def _objectnet(data_dir, folder):
   del data_dir
-  how = ("ObjectNet is not in tfds: download objectnet-1.0.zip from objectnet.dev (free "
+  how = ("not in tfds: download objectnet-1.0.zip from objectnet.dev (free "
          "registration; the licence forbids training on it) and pass its objectnet-1.0 folder.")
   root = _need_folder(folder, "ObjectNet", how)
   folders, imagenet_to_class = objectnet_classes(root)
