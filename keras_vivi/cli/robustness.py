@@ -20,6 +20,7 @@ from absl import flags
 from keras_vivi.evaluation import robustness_classifier as classifier_lib
 from keras_vivi.evaluation import robustness_data
 from keras_vivi.evaluation import robustness_suite
+from keras_vivi.training import trainer
 
 _RECIPE = classifier_lib.ImageNetRecipe()
 
@@ -47,6 +48,9 @@ _DECAY = flags.DEFINE_integer("decay_every", _RECIPE.decay_every, "With --hub: Ã
                               "steps.")
 _WARMUP = flags.DEFINE_integer("warmup_steps", _RECIPE.warmup_steps, "With --hub: warm-up.")
 _VERBOSE = flags.DEFINE_integer("keras_verbose", 1, "Keras progress of the fine-tuning.")
+_STRATEGY = flags.DEFINE_enum("strategy", "default", trainer.STRATEGIES, "With --hub: "
+                              "tf.distribute strategy of the fine-tuning.")
+_TPU = flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
 
 
 def _folders(items):
@@ -73,8 +77,9 @@ def main(argv):
           mode=_MODE.value, steps=_STEPS.value, batch_size=_BATCH.value,
           learning_rate=_LR.value, decay_every=_DECAY.value, warmup_steps=_WARMUP.value,
           image_size=_IMAGE_SIZE.value)
-      classifier_lib.train_imagenet_classifier(_HUB.value, _CLASSIFIER.value, recipe,
-                                               data_dir=_DATA_DIR.value, verbose=_VERBOSE.value)
+      classifier_lib.train_imagenet_classifier(
+          _HUB.value, _CLASSIFIER.value, recipe, data_dir=_DATA_DIR.value,
+          verbose=_VERBOSE.value, strategy=trainer.build_strategy(_STRATEGY.value, _TPU.value))
     elif _COTRAIN_RUN.value:
       classifier_lib.cotrain_classifier(_COTRAIN_RUN.value, _CLASSIFIER.value,
                                         image_size=_IMAGE_SIZE.value)

@@ -150,7 +150,7 @@ def save_classifier(model, output_dir, info):
 
 
 def train_imagenet_classifier(hub, output_dir, recipe=ImageNetRecipe(), data_dir=None,
-                              verbose="auto", builder="imagenet2012"):
+                              verbose="auto", builder="imagenet2012", strategy=None):
   """Fine-tunes (or linearly probes) `hub` on ImageNet and saves the classifier.
 
   A finished classifier of the same `hub` in `output_dir` is kept (nothing is retrained).
@@ -162,6 +162,7 @@ def train_imagenet_classifier(hub, output_dir, recipe=ImageNetRecipe(), data_dir
     data_dir: tfds data directory holding imagenet2012.
     verbose: Keras `fit` progress.
     builder: tfds builder name (tests use a mock of imagenet2012).
+    strategy: `tf.distribute` strategy (default: the current one); `batch_size` is global.
 
   Returns:
     `output_dir`.
@@ -174,10 +175,12 @@ def train_imagenet_classifier(hub, output_dir, recipe=ImageNetRecipe(), data_dir
     return output_dir
   batches = imagenet_batches(recipe, data_dir, builder)
   tf_keras.utils.set_random_seed(recipe.seed)
-  classifier = finetune.build_classifier(hub, NUM_CLASSES, trainable=recipe.mode == "finetune",
-                                         image_size=recipe.image_size)
-  finetune.finetune(classifier, batches, recipe.steps, recipe.learning_rate, recipe.decay_every,
-                    momentum=recipe.momentum, warmup_steps=recipe.warmup_steps, verbose=verbose)
+  with (strategy or tf.distribute.get_strategy()).scope():
+    classifier = finetune.build_classifier(hub, NUM_CLASSES, trainable=recipe.mode == "finetune",
+                                           image_size=recipe.image_size)
+    finetune.finetune(classifier, batches, recipe.steps, recipe.learning_rate,
+                      recipe.decay_every, momentum=recipe.momentum,
+                      warmup_steps=recipe.warmup_steps, verbose=verbose)
   return save_classifier(classifier, output_dir, info)
 
 

@@ -237,6 +237,13 @@ def _imagenet_a(data_dir, folder):
   return [_tfds_part("imagenet_a", "test", data_dir, _restricted_top1, how)]
 
 
+@dataclasses.dataclass(frozen=True)
+class _LazyPart:
+  """A part opened only when it is evaluated (ImageNet-C's 75 builders)."""
+  name: str
+  open: Callable
+
+
 def _imagenet_c(data_dir, folder):
   how = ("`tfds build imagenet2012_corrupted/<corruption>_<severity>` (needs imagenet2012's "
          "manual download), or download the ImageNet-C tarballs (github.com/hendrycks/robustness) "
@@ -251,13 +258,6 @@ def _imagenet_c(data_dir, folder):
   return [_LazyPart(n, lambda n=n: _tfds_part(f"imagenet2012_corrupted/{n}", "validation",
                                               data_dir, _top1, how, part_name=n))
           for n in names]
-
-
-@dataclasses.dataclass(frozen=True)
-class _LazyPart:
-  """A part opened only when it is evaluated (ImageNet-C's 75 builders)."""
-  name: str
-  open: Callable
 
 
 def _imagenet_v2(data_dir, folder):
@@ -407,7 +407,9 @@ def _shape_summary(decisions, targets):
   targets = np.asarray(targets)
   result = robustness.shape_bias(decisions, targets // len(CATEGORIES),
                                  targets % len(CATEGORIES))
-  return dataclasses.asdict(result)
+  # JSON has no NaN (no shape or texture decision at all).
+  return {k: None if isinstance(v, float) and np.isnan(v) else v
+          for k, v in dataclasses.asdict(result).items()}
 
 
 _TEXTURE = re.compile(r"^[a-z]+\d*-([a-z]+)\d*\.", re.I)

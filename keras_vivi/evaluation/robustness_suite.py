@@ -21,6 +21,7 @@ import dataclasses
 import io
 import json
 import os
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -53,7 +54,7 @@ class RobustnessConfig:
     crop_fraction: the central crop's share of the resized shorter side (0.875: 224 of 256).
     batch_size: evaluation batch (does not change results).
   """
-  image_size: int = None
+  image_size: Optional[int] = None
   crop_fraction: float = 0.875
   batch_size: int = 64
 
