@@ -10,6 +10,8 @@
 
 The classifier comes from `keras_vivi.evaluation.finetune` (`build_classifier` + `finetune` on
 the source task, e.g. ImageNet): a tf_keras model of images `[B, S, S, 3]` in [0, 1] → logits.
+The paper's whole study (every dataset with its protocol, the ImageNet classifier, result
+files, Table 5) is `robustness_suite` and `vivi-robustness`, built on these metrics.
 """
 
 import dataclasses

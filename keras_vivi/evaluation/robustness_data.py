@@ -280,9 +280,9 @@ def objectnet_classes(root):
   `pytorch_to_imagenet_2012_id.json` ({class index: ImageNet 2012 id}).
 
   Returns:
-    `(folders [K] sorted, imagenet_to_class [1000] int64)`: the image folders of the K
-    overlapping classes, and for every ImageNet class index the position in `folders` of the
-    ObjectNet class it maps to (-1: none).
+    `(folders [K] sorted, maps_to [1000, K] bool)`: the image folders of the K overlapping
+    classes, and which ObjectNet classes each ImageNet class stands for (many ImageNet classes
+    can map to one ObjectNet class).
   """
   mappings = os.path.join(root, "mappings")
   what = "ObjectNet mappings"
@@ -299,7 +299,7 @@ def objectnet_classes(root):
   label_to_folder = {label: folder for folder, label in folder_to_label.items()}
   folders = sorted(label_to_folder[label] for label in to_imagenet if label in label_to_folder)
   position = {f: i for i, f in enumerate(folders)}
-  imagenet_to_class = np.full(NUM_CLASSES, -1, np.int64)
+  maps_to = np.zeros([NUM_CLASSES, len(folders)], bool)
   for label, imagenet_names in to_imagenet.items():
     if label not in label_to_folder:
       continue
@@ -307,8 +307,8 @@ def objectnet_classes(root):
       if name not in index_of_name:
         raise ValueError(f"ObjectNet class {label!r} maps to {name!r}, which is not a line of "
                          f"{names_path}.")
-      imagenet_to_class[index_of_name[name]] = position[label_to_folder[label]]
-  return folders, imagenet_to_class
+      maps_to[index_of_name[name], position[label_to_folder[label]]] = True
+  return folders, maps_to
 
 
 def _objectnet(data_dir, folder):
@@ -316,7 +316,7 @@ def _objectnet(data_dir, folder):
   how = ("not in tfds: download objectnet-1.0.zip from objectnet.dev (free "
          "registration; the licence forbids training on it) and pass its objectnet-1.0 folder.")
   root = _need_folder(folder, "ObjectNet", how)
-  folders, imagenet_to_class = objectnet_classes(root)
+  folders, maps_to = objectnet_classes(root)
   paths, targets = [], []
   for i, name in enumerate(folders):
     directory = os.path.join(root, "images", name)
@@ -328,7 +328,7 @@ def _objectnet(data_dir, folder):
     raise DatasetMissing(f"ObjectNet: no images under {root}/images/<folder>/. {how}")
 
   def decide(logits, targets):
-    return imagenet_to_class[np.asarray(logits).argmax(axis=1)] == targets
+    return maps_to[np.asarray(logits).argmax(axis=1), targets]
 
   return [_files_part(paths, targets, root, decide, border=OBJECTNET_BORDER)]
 

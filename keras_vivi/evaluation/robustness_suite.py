@@ -159,8 +159,9 @@ def run_robustness(classifier, dataset_names, output_dir, config=RobustnessConfi
   """Evaluates a classifier on the robustness datasets, writing results after every dataset.
 
   Args:
-    classifier: a directory written by `robustness_classifier` (recorded by absolute path), or
-      a `robustness_classifier.Classifier` (recorded by its info's 'source').
+    classifier: a directory written by `robustness_classifier` (a local one recorded by its
+      absolute path), or a `robustness_classifier.Classifier` (recorded by its info's
+      'source').
     dataset_names: names of `robustness_data.DATASETS` ('all': `resolve_datasets`).
     output_dir: where the result files go; what is finished there is skipped.
     config: `RobustnessConfig`.
@@ -174,7 +175,7 @@ def run_robustness(classifier, dataset_names, output_dir, config=RobustnessConfi
     The results.json content.
   """
   if isinstance(classifier, str):
-    key = os.path.abspath(classifier)
+    key = classifier if "://" in classifier else os.path.abspath(classifier)
     classifier = robustness_classifier.load_classifier(classifier)
   else:
     key = str(classifier.info.get("source"))
