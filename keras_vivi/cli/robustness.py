@@ -37,7 +37,9 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "tfds data directory (default:
 _DATA_ROOT = flags.DEFINE_string("data_root", None, "Directory holding release folders "
                                  "(objectnet-1.0, imagenet-a, ...), read instead of tfds.")
 _FOLDERS = flags.DEFINE_list("folders", [], "NAME=DIR,...: a dataset's release folder.")
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", _RECIPE.image_size, "Input resolution.")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", _RECIPE.image_size, "Input resolution of the "
+                                   "classifier made from --hub or --cotrain_run (evaluation "
+                                   "uses the classifier's own).")
 _EVAL_BATCH = flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.")
 _MODE = flags.DEFINE_enum("mode", _RECIPE.mode, ["finetune", "linear"], "With --hub: fine-tune "
                           "the module and head, or train a linear probe.")
@@ -83,8 +85,7 @@ def main(argv):
     elif _COTRAIN_RUN.value:
       classifier_lib.cotrain_classifier(_COTRAIN_RUN.value, _CLASSIFIER.value,
                                         image_size=_IMAGE_SIZE.value)
-    config = robustness_suite.RobustnessConfig(image_size=_IMAGE_SIZE.value,
-                                               batch_size=_EVAL_BATCH.value)
+    config = robustness_suite.RobustnessConfig(batch_size=_EVAL_BATCH.value)
     results = robustness_suite.run_robustness(
         _CLASSIFIER.value, names, _OUTPUT.value, config, data_dir=_DATA_DIR.value,
         data_root=_DATA_ROOT.value, folders=folders)

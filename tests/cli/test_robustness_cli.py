@@ -35,7 +35,7 @@ def test_cli_runs_present_sets_and_lists_missing(tmp_path):
   proc = run_module("keras_vivi.cli.robustness", f"--classifier={classifier_dir}",
                     "--datasets=imagenet,imagenet_a,ytbb_robust", f"--output={output}",
                     f"--data_root={root}", f"--data_dir={tmp_path / 'tfds'}",
-                    f"--image_size={SIZE}", "--eval_batch_size=4")
+                    "--eval_batch_size=4")
   assert proc.returncode == 0, proc.stderr[-3000:]
 
   # Reference: the saved function on each image, arg-max over ImageNet-A's classes by a loop.
