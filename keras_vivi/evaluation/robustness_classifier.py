@@ -129,22 +129,24 @@ def _check_output_dir(output_dir, info):
 
 
 def save_classifier(model, output_dir, info):
-  """Saves `model` (images → [B, 1000] logits) and `classifier.json`, under a temporary name
-  renamed into place."""
+  """Saves `model` (images → [B, 1000] logits) and `classifier.json` (`info`: 'source',
+  'image_size', ...) under a temporary name renamed into place; replaces only an empty
+  directory or a classifier of the same source."""
+  _check_output_dir(output_dir, info)
   image_size = info["image_size"]
   outputs = model(tf.zeros([1, image_size, image_size, 3]), training=False)
   if outputs.shape[-1] != NUM_CLASSES:
     raise ValueError(f"The classifier returns {outputs.shape[-1]} logits; ImageNet's label "
                      f"space has {NUM_CLASSES}.")
-  temporary = output_dir.rstrip("/") + ".tmp"
+  temporary = output_dir.rstrip("/") + ".partial-classifier"
   if tf.io.gfile.exists(temporary):
-    tf.io.gfile.rmtree(temporary)  # our own leftover of a killed save
+    tf.io.gfile.rmtree(temporary)  # the leftover of a killed save
   exported = _Exported(model, image_size)
   tf.saved_model.save(exported, temporary, signatures={"serving_default": exported.logits})
   with tf.io.gfile.GFile(os.path.join(temporary, MARKER), "w") as f:
     f.write(json.dumps(info, indent=2) + "\n")
   if tf.io.gfile.exists(output_dir):
-    tf.io.gfile.rmtree(output_dir)  # empty: checked by _check_output_dir
+    tf.io.gfile.rmtree(output_dir)  # empty, or ours: checked above
   tf.io.gfile.rename(temporary, output_dir)
   return output_dir
 

@@ -124,7 +124,8 @@ def imagenet_classifier(small_export, tmp_path_factory, mirrored_strategy):
   return output, recipe
 
 
-def test_linear_probe_keeps_the_module_and_trains_the_head(imagenet_classifier, small_export):
+def test_linear_probe_keeps_the_module_and_trains_the_head(imagenet_classifier, small_export,
+                                                           tmp_path):
   output, recipe = imagenet_classifier
   classifier = classifier_lib.load_classifier(output)
   assert classifier.image_size == 32 and classifier.info["kind"] == "linear"
@@ -142,6 +143,13 @@ def test_linear_probe_keeps_the_module_and_trains_the_head(imagenet_classifier, 
   assert os.path.getmtime(os.path.join(output, classifier_lib.MARKER)) == mtime
   with pytest.raises(ValueError, match="classifier of"):
     classifier_lib.train_imagenet_classifier("/elsewhere/export", output, recipe)
+  foreign = tmp_path / "foreign"
+  foreign.mkdir()
+  (foreign / "notes.txt").write_text("mine")
+  with pytest.raises(ValueError, match="not written by keras_vivi"):
+    classifier_lib.save_classifier(tf_keras.Sequential(), str(foreign),
+                                   {"source": "x", "image_size": 32})
+  assert os.listdir(foreign) == ["notes.txt"]
 
 
 def test_cotraining_head_is_the_classifier(tmp_path):
