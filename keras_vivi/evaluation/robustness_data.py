@@ -170,12 +170,14 @@ def _tfds_part(name, split, data_dir, decide, how, part_name="", mapper=None):
 
 def _files_part(paths, targets, source, decide, summarize=accuracy_summary, part_name="",
                 border=0):
+  """Image files as a Part; unreadable files are skipped (logged by tf.data; the runner counts
+  them as `count` − examples seen)."""
   def decode(path, target):
     return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False), target
   data = tf.data.Dataset.from_tensor_slices((tf.constant(list(paths), tf.string),
                                              np.asarray(targets, np.int64)))
-  return Part(part_name, data.map(decode, num_parallel_calls=tf.data.AUTOTUNE), len(paths),
-              source, decide, summarize, border)
+  data = data.map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=True)
+  return Part(part_name, data, len(paths), source, decide, summarize, border)
 
 
 def _images_in(folder):
@@ -389,7 +391,12 @@ def _video(title):
 
     def summarize(correct, targets):
       by_frame = dict(zip((frames[t] for t in targets), np.asarray(correct, bool)))
-      return robustness.pmset_robustness(by_frame, pmsets).as_dict()
+      # A pm-set with an unreadable frame cannot be judged: left out and counted.
+      whole = {a: ns for a, ns in pmsets.items() if all(f in by_frame for f in [a, *ns])}
+      if not whole:
+        raise DatasetMissing(f"{title}: no pm-set has all its frames readable.")
+      return {**robustness.pmset_robustness(by_frame, whole).as_dict(),
+              "skipped_anchors": len(pmsets) - len(whole)}
 
     paths = [os.path.join(root, key) for key in frames]
     return [_files_part(paths, range(len(frames)), root, decide, summarize)]

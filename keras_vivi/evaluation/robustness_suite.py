@@ -96,8 +96,10 @@ def evaluate_part(logits_fn, part, config, image_size, progress=True):
       targets.append(target)
       bar.update(target.size)
   if not targets:
-    raise data_lib.DatasetMissing(f"{part.source} holds no examples.")
-  return part.summarize(np.concatenate(values), np.concatenate(targets))
+    raise data_lib.DatasetMissing(f"{part.source} holds no readable examples.")
+  seen = sum(t.size for t in targets)
+  skipped = {"skipped": part.count - seen} if part.count and part.count > seen else {}
+  return {**part.summarize(np.concatenate(values), np.concatenate(targets)), **skipped}
 
 
 def corruption_summary(parts):
@@ -262,6 +264,8 @@ def _markdown(results):
     if entry is None:
       continue
     examples = entry.get("examples", entry.get("num_anchors", entry.get("num_images", "")))
+    if entry.get("skipped"):
+      examples = f"{examples} ({entry['skipped']} unreadable files skipped)"
     for metric in spec.metrics:
       lines.append(f"| {spec.title} | {metric} | {_pct(entry.get(metric))} | {examples} | "
                    f"`{entry.get('source', 'tfds/folders')}` |")

@@ -247,6 +247,11 @@ def test_video_robustness_folder(tmp_path):
   assert result["anchor_accuracy"] == pytest.approx(anchor)
   assert result["pmk_accuracy"] == pytest.approx(pmk)
   assert result["delta"] == pytest.approx(1 / 3) and result["num_anchors"] == 3
+  # An unreadable neighbour frame: its pm-set (v1) is left out and counted.
+  (tmp_path / "vid" / "val" / "v1" / "000002.png").write_bytes(b"not a png")
+  (result,) = evaluate("imagenet_vid_robust", str(tmp_path / "vid"), classifier)
+  assert (result["anchor_accuracy"], result["pmk_accuracy"]) == (0.5, 0.5)
+  assert result["skipped_anchors"] == 1 and result["skipped"] == 1
 
 
 def test_pmset_robustness_by_hand():
@@ -287,7 +292,9 @@ def test_imagenet_v2_and_c_folders(tmp_path):
   classifier = ColourClassifier()
   expected_v2 = write_imagenet_v2(str(tmp_path / "v2"), classifier, rng)
   assert expected_v2 == 0.75
-  assert evaluate("imagenet_v2", str(tmp_path / "v2"), classifier)[0]["accuracy"] == 0.75
+  (tmp_path / "v2" / "5" / "broken.jpeg").write_bytes(b"\xff\xd8 truncated")
+  (result,) = evaluate("imagenet_v2", str(tmp_path / "v2"), classifier)
+  assert (result["accuracy"], result["examples"], result["skipped"]) == (0.75, 4, 1)
   expected = write_imagenet_c(str(tmp_path / "c"), classifier, rng, [("fog", 3), ("snow", 1)])
   parts = data_lib.get_dataset("imagenet_c").parts(None, str(tmp_path / "c"))
   assert len(parts) == 75
