@@ -8,7 +8,8 @@ mean and bootstrapped 95 % interval of each model, Δ = B − A, Welch's two-sid
 at `--alpha`, per task after the `--correction` across tasks (Benjamini–Hochberg by default).
 Writes `comparison.json`, `comparison.md` and `relative_increase.png` (Figure 4).
 Tasks that only one side has are listed and left out of the comparison. The work is
-`keras_vivi.evaluation.comparison`'s.
+`keras_vivi.evaluation.comparison`'s. `vivi-robustness --output` directories compare the same
+way, Table 5's cells (Δ aside) taking the place of tasks.
 """
 
 import os

@@ -4,7 +4,8 @@
   write(result, "comparison/")   # comparison.json, comparison.md, relative_increase.png
 
 Each run directory holds the `results.json` that `keras_vivi.evaluation.vtab` writes; several
-per side are independent repetitions of the protocol (the paper uses 12).
+per side are independent repetitions of the protocol (the paper uses 12). Robustness runs
+(`robustness_suite`) compare their Table 5 cells, Δ aside, as tasks.
 """
 
 import json
@@ -12,6 +13,7 @@ import math
 import os
 
 from keras_vivi.evaluation import outputs
+from keras_vivi.evaluation import robustness_suite
 from keras_vivi.evaluation import statistics
 from keras_vivi.evaluation import vtab
 from keras_vivi.evaluation import vtab_tasks
@@ -35,6 +37,9 @@ def load_results(run_dir):
       results = json.load(f)
     except json.JSONDecodeError as e:
       raise ValueError(f"{path} is not valid JSON: {e}.") from e
+  if isinstance(results, dict) and results.get("kind") == robustness_suite.KIND:
+    results = {**results, "hub": results["classifier"],
+               "tasks": robustness_suite.as_tasks(results)}  # Table 5's cells as tasks
   if not isinstance(results, dict) or not isinstance(results.get("tasks"), dict):
     raise ValueError(f"{path} has no 'tasks' mapping (keys: "
                      f"{sorted(results) if isinstance(results, dict) else type(results)}).")

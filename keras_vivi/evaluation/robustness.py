@@ -1,12 +1,17 @@
 """Robustness of fine-tuned classifiers (the paper's Table 5 and shape-bias results).
 
   video_robustness(per_video_predictions, labels, k=10)   # ImageNet-Vid / YT-BB anchor vs pm-k
+  pmset_robustness(correct_by_frame, pmsets)              # the same on the released pm-sets
   shape_bias(predicted, shape_labels, texture_labels)     # Geirhos et al.'s cue-conflict set
+  restricted_argmax(logits, classes)                      # ImageNet-A's 200-class masking
+  grouped_argmax(scores, groups, reduce="mean")           # 1000 → 16 (shape bias), → 30 (VID)
   evaluate_shifts(classifier, {"ImageNet-A": "imagenet_a", "noisy": "/data/noisy"}, 64,
                   output_dir="shifts/")                    # accuracy on shifted test sets
 
 The classifier comes from `keras_vivi.evaluation.finetune` (`build_classifier` + `finetune` on
 the source task, e.g. ImageNet): a tf_keras model of images `[B, S, S, 3]` in [0, 1] → logits.
+The paper's whole study (every dataset with its protocol, the ImageNet classifier, result
+files, Table 5) is `robustness_suite` and `vivi-robustness`, built on these metrics.
 """
 
 import dataclasses
@@ -16,16 +21,93 @@ import numpy as np
 
 from keras_vivi.evaluation import outputs
 
-# Shifted sets that tfds does not serve, and how to get them in.
+# Shifted sets that tfds does not serve: `robustness_suite` (vivi-robustness) reads their
+# releases with their own protocols.
 NOT_IN_TFDS = {
-    "objectnet": "ObjectNet (objectnet.dev) is not in tfds: download it, keep the 113 classes "
-                 "that overlap ImageNet and arrange the images as a directory of class folders "
-                 "named by ImageNet class index.",
-    "imagenet_vid_robust": "ImageNet-Vid-Robust (Shankar et al. 2019) is a video set: classify "
-                           "every frame and score with `video_robustness`.",
-    "ytbb_robust": "YT-BB-Robust (Shankar et al. 2019) is a video set: classify every frame and "
-                   "score with `video_robustness`.",
+    "objectnet": "ObjectNet (objectnet.dev) is not in tfds: `vivi-robustness "
+                 "--datasets=objectnet` reads its release with the many-to-one class mapping.",
+    "imagenet_vid_robust": "ImageNet-Vid-Robust is a video set, not in tfds: `vivi-robustness "
+                           "--datasets=imagenet_vid_robust` scores anchor and pm-k accuracy.",
+    "ytbb_robust": "YT-BB-Robust is a video set, not in tfds: `vivi-robustness "
+                   "--datasets=ytbb_robust` scores anchor and pm-k accuracy.",
 }
+
+
+def restricted_argmax(logits, classes):
+  """Arg-max over a subset of the classes, as a class index of the full label space.
+
+  ImageNet-A's protocol (Hendrycks et al.): only the logits of its 200 classes compete.
+
+  Args:
+    logits: `[N, C]` scores.
+    classes: `[K]` distinct class indices in [0, C).
+
+  Returns:
+    `[N]` int64, each an element of `classes`.
+  """
+  logits, classes = np.asarray(logits), np.asarray(classes, np.int64)
+  if logits.ndim != 2 or classes.ndim != 1 or not classes.size:
+    raise ValueError(f"Need [N, C] logits and [K >= 1] classes, got shapes {logits.shape} and "
+                     f"{classes.shape}.")
+  if classes.min() < 0 or classes.max() >= logits.shape[1]:
+    raise ValueError(f"classes must lie in [0, {logits.shape[1]}), got range "
+                     f"[{classes.min()}, {classes.max()}].")
+  return classes[logits[:, classes].argmax(axis=1)]
+
+
+def grouped_argmax(scores, groups, reduce="mean"):
+  """Scores of groups of classes (each group reduced over its members), and their arg-max.
+
+  Geirhos et al. decide among the 16 cue-conflict categories by the mean ImageNet probability
+  of each category's classes (`reduce="mean"` on softmax probabilities); Shankar et al. score
+  the 30 ImageNet-Vid classes by the maximum logit of their ImageNet classes (`"max"`). Classes
+  in no group do not count.
+
+  Args:
+    scores: `[N, C]` probabilities or logits.
+    groups: G sequences of class indices in [0, C).
+    reduce: 'mean' or 'max'.
+
+  Returns:
+    `(group_scores [N, G], decision [N] int64 group index)`.
+  """
+  scores = np.asarray(scores)
+  if scores.ndim != 2:
+    raise ValueError(f"scores must be [N, C], got shape {scores.shape}.")
+  if reduce not in ("mean", "max"):
+    raise ValueError(f"reduce must be 'mean' or 'max', got {reduce!r}.")
+  groups = [np.asarray(g, np.int64) for g in groups]
+  if not groups or any(g.ndim != 1 or not g.size or g.min() < 0 or g.max() >= scores.shape[1]
+                       for g in groups):
+    raise ValueError(f"groups must be non-empty lists of class indices in [0, {scores.shape[1]}).")
+  op = np.mean if reduce == "mean" else np.max
+  grouped = np.stack([op(scores[:, g], axis=1) for g in groups], axis=1)
+  return grouped, grouped.argmax(axis=1).astype(np.int64)
+
+
+def pmset_robustness(correct, pmsets):
+  """Anchor and pm-k accuracy on released pm-sets (ImageNet-Vid-Robust / YT-BB-Robust format).
+
+  An anchor counts under pm-k only if it and every frame of its pm-set (the up to 2k reviewed
+  neighbours within ±k frames) are correct, as the sets' published evaluation scores them.
+
+  Args:
+    correct: mapping frame key → bool (the frame's prediction is among its labels).
+    pmsets: mapping anchor key → sequence of neighbour keys.
+
+  Returns:
+    A `VideoRobustness` (its `k` is the largest pm-set size).
+  """
+  if not pmsets:
+    raise ValueError("pmsets is empty: expected {anchor: [neighbour frames]}.")
+  missing = [key for anchor, ns in pmsets.items() for key in [anchor, *ns] if key not in correct]
+  if missing:
+    raise ValueError(f"{len(missing)} frame(s) of the pm-sets have no prediction, e.g. "
+                     f"{missing[:3]}.")
+  # Each pm-set as a clip [anchor, neighbours...] of 1 = correct, scored with its anchor at 0.
+  clips = [np.array([correct[a]] + [correct[n] for n in ns], np.int64) for a, ns in pmsets.items()]
+  k = max(c.size for c in clips) - 1
+  return video_robustness(clips, [1] * len(clips), k=k, anchors=[0] * len(clips))
 
 
 def _predicted_labels(frames, video):
