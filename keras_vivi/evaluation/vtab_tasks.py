@@ -15,7 +15,7 @@ Local tasks need no download and serve smoke runs and demos:
               gives train800 = 800, val200 = 200, test = the other 797.
   lfw_subset  skimage's 200 25×25 crops, 2 classes (1: face, the first 100; 0: non-face);
               a fixed permutation (seed 0) gives train 120, val 30, test 50.
-  folder:DIR  your images: DIR/{train,val,test}/<class>/*.{png,jpg,jpeg,bmp,gif}; classes are the
+  folder:DIR  your images: DIR/{train,val,test}/<class>/**.{png,jpg,jpeg,bmp,gif}; classes are the
               sorted sub-directory names of DIR/train; train800 = all of train, val200 = all of val.
 """
 
