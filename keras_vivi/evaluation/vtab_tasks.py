@@ -15,7 +15,7 @@ Local tasks need no download and serve smoke runs and demos:
               gives train800 = 800, val200 = 200, test = the other 797.
   lfw_subset  skimage's 200 25×25 crops, 2 classes (1: face, the first 100; 0: non-face);
               a fixed permutation (seed 0) gives train 120, val 30, test 50.
-  folder:DIR  your images: DIR/{train,val,test}/<class>/*.{png,jpg,jpeg,bmp,gif}; classes are the
+  folder:DIR  your images: DIR/{train,val,test}/<class>/**.{png,jpg,jpeg,bmp,gif}; classes are the
               sorted sub-directory names of DIR/train; train800 = all of train, val200 = all of val.
 """
 
@@ -27,6 +27,9 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+# The file listing behind tf_keras.utils.image_dataset_from_directory, which itself would resize
+# and batch: VTAB's preprocessing resizes once, from the decoded image.
+from tf_keras.src.utils import dataset_utils
 
 GROUPS = ("natural", "specialized", "structured")
 SPLITS = ("train800", "val200", "train800val200", "test")
@@ -358,20 +361,21 @@ def class_folder_dataset(roots, classes, labels=None):
 
   Returns:
     `(dataset, num_images)`: an unshuffled tf.data of (uint8 [H, W, 3], int64 []) in the
-    order roots, classes, sorted file names, over the files ending in `IMAGE_EXTENSIONS` (any
-    case; a GIF gives its first frame), and its size.
+    order roots, class folders (sorted by name), sorted paths, over the files ending in
+    `IMAGE_EXTENSIONS` (any case, sub-folders included, as tf_keras's
+    `image_dataset_from_directory` lists them; a GIF gives its first frame), and its size.
   """
-  labels = range(len(classes)) if labels is None else labels
+  label_of = dict(zip(classes, range(len(classes)) if labels is None else labels))
   paths, targets = [], []
   for root in roots:
-    for name, label in zip(classes, labels):
-      folder = os.path.join(root, name)
-      if not tf.io.gfile.isdir(folder):
-        continue
-      files = sorted(f for f in tf.io.gfile.listdir(folder)
-                     if f.lower().endswith(IMAGE_EXTENSIONS))
-      paths += [os.path.join(folder, f) for f in files]
-      targets += [label] * len(files)
+    if not tf.io.gfile.isdir(root):
+      continue
+    files, indices, names = dataset_utils.index_directory(root, "inferred", IMAGE_EXTENSIONS,
+                                                          shuffle=False)
+    for path, index in zip(files, indices):
+      if names[index] in label_of:  # folders that are not classes are left out
+        paths.append(path)
+        targets.append(label_of[names[index]])
 
   def decode(path, label):
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)

@@ -1,11 +1,13 @@
 """examples/*.ipynb executed end to end in smoke mode, as a user's kernel would run them.
 
-Each notebook runs in a fresh `python3` kernel with KERAS_VIVI_SMOKE=1 (tiny sizes) and
+Each notebook (which starts with a cell installing keras_vivi where it is not importable) runs
+in a fresh `python3` kernel with KERAS_VIVI_SMOKE=1 (tiny sizes) and
 KERAS_VIVI_WORKDIR in a temporary directory; its last cell prints `NOTEBOOK_SUMMARY {json}`,
 whose values are checked here. A notebook that raises, writes into the repository or stops
 showing its plots fails.
 """
 
+import base64
 import json
 import math
 import os
@@ -41,6 +43,9 @@ def run_notebook(name, tmp_path, monkeypatch):
                                    resources={"metadata": {"path": str(cwd)}})
   client.execute()
   assert _repo_files() == before, "the notebook wrote into examples/"
+  # The package is importable here: the install cell must not run pip.
+  install = next(c for c in notebook.cells if c.cell_type == "code")
+  assert [o.text for o in install.outputs] == ["keras_vivi is importable: nothing to install.\n"]
   lines = [line for cell in notebook.cells if cell.cell_type == "code"
            for output in cell.outputs if output.output_type == "stream"
            for line in output.text.splitlines() if line.startswith(SUMMARY)]
@@ -57,14 +62,24 @@ def all_finite(values):
   return all(math.isfinite(v) for v in values)
 
 
-def test_notebooks_are_committed_without_outputs():
+def test_notebooks_start_with_an_install_cell_and_carry_small_outputs():
   for name in sorted(os.listdir(EXAMPLES)):
     if name.endswith(".ipynb"):
-      notebook = nbformat.read(os.path.join(EXAMPLES, name), as_version=4)
+      path = os.path.join(EXAMPLES, name)
+      notebook = nbformat.read(path, as_version=4)
       nbformat.validate(notebook)
       code = [c for c in notebook.cells if c.cell_type == "code"]
-      assert code and all(not c.outputs and c.execution_count is None for c in code), name
-      assert 'SMOKE = os.environ.get("KERAS_VIVI_SMOKE") == "1"' in code[0].source, name
+      assert 'importlib.util.find_spec("keras_vivi") is None' in code[0].source, name
+      assert "KERAS_VIVI_SOURCE" in code[0].source, name
+      assert 'SMOKE = os.environ.get("KERAS_VIVI_SMOKE") == "1"' in code[1].source, name
+      # Stored outputs of a smoke run (examples/store_outputs.py), so that GitHub shows figures:
+      # small, and without the paths of the machine that ran them.
+      pngs = [base64.b64decode(o.data["image/png"]) for c in code for o in c.outputs
+              if "image/png" in o.get("data", {})]
+      assert pngs and max(map(len, pngs)) < 150_000, (name, [len(p) for p in pngs])
+      assert os.path.getsize(path) < 1_000_000, name
+      text = nbformat.writes(notebook)
+      assert not any(root in text for root in ("/tmp/", "/work/", "/root/", "/home/")), name
 
 
 def test_quickstart(tmp_path, monkeypatch):
