@@ -335,6 +335,7 @@ def _write_shifts(results, output_dir):
     ax.set_title("missing: " + ", ".join(results["missing"]), fontsize=8)
   fig.tight_layout()
   outputs.replace_atomically(os.path.join(output_dir, "shifts.png"), fig.savefig)
+  return fig
 
 
 def evaluate_shifts(classifier, test_sets, batch_size=64, image_size=None, data_dir=None,

@@ -304,10 +304,12 @@ def _plot(results, path):
   ax.set_title(title, fontsize=9)
   fig.tight_layout()
   fig.savefig(path)
+  return fig
 
 
 def write_results(results, output_dir):
-  """results.{json,csv,md}, table5.md and results.png, each replaced atomically."""
+  """results.{json,csv,md}, table5.md and results.png, each replaced atomically; returns the
+  plot's `Figure`."""
   table5, markdown = _markdown(results)
   outputs.write_report(output_dir, "results", results, markdown)
   outputs.write_text(os.path.join(output_dir, "table5.md"), table5)
@@ -324,5 +326,5 @@ def write_results(results, output_dir):
   table = io.StringIO(newline="")
   csv.writer(table).writerows(rows)
   outputs.write_text(os.path.join(output_dir, "results.csv"), table.getvalue())
-  outputs.replace_atomically(os.path.join(output_dir, "results.png"),
-                             lambda path: _plot(results, path))
+  return outputs.replace_atomically(os.path.join(output_dir, "results.png"),
+                                    lambda path: _plot(results, path))
