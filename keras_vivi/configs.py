@@ -8,10 +8,12 @@ import dataclasses
 import json
 import math
 import os
+import re
 import typing
 import uuid
 
 import tensorflow as tf
+import yaml
 
 RUN_CONFIG_FILE = "config.json"  # beside a training run's checkpoints
 # The detector of the paper's experiments: TF-Hub's SSD-MobileNetV2 on all 600 Open Images V4
@@ -390,6 +392,43 @@ def apply_overrides(config, overrides):
   except ValueError as e:
     raise ValueError(f"{e} (overrides: {', '.join(overrides)})") from None
 
+
+# A comma that starts the next `section.field=`: values may hold commas (tuples).
+_NEXT_OVERRIDE = re.compile(r",(?=\s*[A-Za-z_]\w*\.[A-Za-z_]\w*\s*=)")
+
+
+def _merged(config, values, source):
+  """`config` with the `{section: {field: value}}` mapping `values` applied."""
+  if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+    raise ValueError(f"{source} must be a mapping of {{section: {{field: value}}}}, got "
+                     f"{values!r}.")
+  merged = to_dict(config)
+  for section, fields in values.items():
+    merged.setdefault(section, {}).update(fields)
+  return from_dict(merged)
+
+
+def build_config(experiment, data=None, config_files=(), overrides=(), params_override=""):
+  """The named experiment with, in this order, `data.path`, the YAML `config_files`
+  (`{section: {field: value}}`), the `section.field=value` `overrides` and `params_override`
+  (such strings, comma-separated, or a YAML mapping inline or in a file), as Model Garden's
+  `--config_file` / `--params_override` do."""
+  config = get_experiment(experiment)
+  if data:
+    config = apply_overrides(config, [f"data.path={data}"])
+  for path in config_files:
+    with tf.io.gfile.GFile(path) as f:
+      config = _merged(config, yaml.safe_load(f), f"--config_file {path!r}")
+  config = apply_overrides(config, overrides)
+  text = params_override.strip()
+  if not text:
+    return config
+  if tf.io.gfile.exists(text):
+    with tf.io.gfile.GFile(text) as f:
+      return _merged(config, yaml.safe_load(f), f"--params_override file {text!r}")
+  if re.match(r"[A-Za-z_]\w*\.[A-Za-z_]\w*\s*=", text):
+    return apply_overrides(config, _NEXT_OVERRIDE.split(text))
+  return _merged(config, yaml.safe_load(text), "--params_override")
 
 def _variant(base, name, description, **sections):
   """Registers `base` with some sections' fields replaced: `_variant(b, n, d, loss={...})`."""

@@ -11,8 +11,6 @@ it. A restart that changes anything else of the run's config.json (architecture,
 shapes; only train.steps and data.path may change) is refused.
 """
 
-import re
-
 from absl import app
 from absl import flags
 import tensorflow as tf
@@ -44,41 +42,6 @@ _DIAGNOSTIC_EVERY = flags.DEFINE_integer(
     "off (default: the experiment's diagnostic.every_epochs, 1).", lower_bound=0)
 
 
-# A comma that starts the next `section.field=`: values may hold commas (tuples).
-_NEXT_OVERRIDE = re.compile(r",(?=\s*[A-Za-z_]\w*\.[A-Za-z_]\w*\s*=)")
-
-
-def _merged(config, values, source):
-  """`config` with the `{section: {field: value}}` mapping `values` applied."""
-  if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
-    raise ValueError(f"{source} must be a mapping of {{section: {{field: value}}}}, got "
-                     f"{values!r}.")
-  merged = configs.to_dict(config)
-  for section, fields in values.items():
-    merged.setdefault(section, {}).update(fields)
-  return configs.from_dict(merged)
-
-
-def build_config(experiment, data=None, config_files=(), overrides=(), params_override=""):
-  """The experiment with `data.path`, the YAML files, `--override`s and `--params_override`."""
-  config = configs.get_experiment(experiment)
-  if data:
-    config = configs.apply_overrides(config, [f"data.path={data}"])
-  for path in config_files:
-    with tf.io.gfile.GFile(path) as f:
-      config = _merged(config, yaml.safe_load(f), f"--config_file {path!r}")
-  config = configs.apply_overrides(config, overrides)
-  text = params_override.strip()
-  if not text:
-    return config
-  if tf.io.gfile.exists(text):
-    with tf.io.gfile.GFile(text) as f:
-      return _merged(config, yaml.safe_load(f), f"--params_override file {text!r}")
-  if re.match(r"[A-Za-z_]\w*\.[A-Za-z_]\w*\s*=", text):
-    return configs.apply_overrides(config, _NEXT_OVERRIDE.split(text))
-  return _merged(config, yaml.safe_load(text), "--params_override")
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -86,7 +49,7 @@ def main(argv):
   if _DIAGNOSTIC_EVERY.value is not None:
     overrides.append(f"diagnostic.every_epochs={_DIAGNOSTIC_EVERY.value}")
   try:
-    config = build_config(_EXPERIMENT.value, _DATA.value, _CONFIG_FILE.value, overrides,
+    config = configs.build_config(_EXPERIMENT.value, _DATA.value, _CONFIG_FILE.value, overrides,
                           _PARAMS_OVERRIDE.value)
     if not config.data.path:
       raise app.UsageError("Give --data=DIR (or --override=data.path=DIR).")

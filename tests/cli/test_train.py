@@ -1,16 +1,16 @@
-"""vivi-train's Model Garden flags: --config_file and --params_override over the experiment."""
+"""vivi-train's Model Garden flags (configs.build_config): --config_file and --params_override
+over the experiment."""
 
 import pytest
 
 from keras_vivi import configs
-from keras_vivi.cli import train
 
 
 def test_config_file_then_override_then_params_override(tmp_path):
   path = tmp_path / "small.yaml"
   path.write_text("data:\n  image_size: 64\n  batch_size: 2\nmodel:\n  depth: 14\n"
                   "train:\n  steps: 10\n  decay_steps: [6, 8]\n")
-  config = train.build_config("vivi_objects", data="records", config_files=[str(path)],
+  config = configs.build_config("vivi_objects", data="records", config_files=[str(path)],
                               overrides=["train.steps=20", "data.batch_size=4"],
                               params_override="train.steps=30,train.decay_steps=20,25")
   expected = configs.apply_overrides(configs.get_experiment("vivi_objects"), [
@@ -21,10 +21,10 @@ def test_config_file_then_override_then_params_override(tmp_path):
 
 
 def test_params_override_as_yaml(tmp_path):
-  inline = train.build_config("vivi", params_override="{model: {depth: 26}, train: {steps: 5}}")
+  inline = configs.build_config("vivi", params_override="{model: {depth: 26}, train: {steps: 5}}")
   path = tmp_path / "override.yaml"
   path.write_text("model:\n  depth: 26\ntrain:\n  steps: 5\n")
-  from_file = train.build_config("vivi", params_override=str(path))
+  from_file = configs.build_config("vivi", params_override=str(path))
   assert inline == from_file == configs.apply_overrides(
       configs.get_experiment("vivi"), ["model.depth=26", "train.steps=5"])
 
@@ -33,9 +33,9 @@ def test_bad_files_name_the_problem(tmp_path):
   path = tmp_path / "bad.yaml"
   path.write_text("model:\n  dept: 26\n")
   with pytest.raises(ValueError, match="Unknown ModelConfig fields \\['dept'\\]"):
-    train.build_config("vivi", config_files=[str(path)])
+    configs.build_config("vivi", config_files=[str(path)])
   path.write_text("- 1\n- 2\n")
   with pytest.raises(ValueError, match="bad.yaml.*must be a mapping"):
-    train.build_config("vivi", config_files=[str(path)])
+    configs.build_config("vivi", config_files=[str(path)])
   with pytest.raises(ValueError, match="section.field=value"):
-    train.build_config("vivi", params_override="train.nothing=3")
+    configs.build_config("vivi", params_override="train.nothing=3")
