@@ -101,6 +101,7 @@ def _measure(name, paths, detector, repeats, rows):
 
 def run(quick=False):
   repeats = 1 if quick else 2
+  load_before = os.getloadavg()[0]
   detector = prepare.build_detector(prepare.PrepareConfig())
   detector(np.zeros([1, 64, 64, 3], np.float32))  # warm-up
   rows = []
@@ -114,13 +115,14 @@ def run(quick=False):
     info = video_lib.probe_video(long_paths[0])
     _measure(f"samples concatenated ({info.num_frames} frames, {info.duration:.0f} s)", long_paths,
              detector, repeats, rows)
+  load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
   return "\n".join([
-      f"Best of {repeats} runs; decode = decoding, shot detection and sampling alone; detector = "
+      f"Best of {repeats} runs (machine load average {load}, on 2 cores); decode = decoding, shot detection and sampling alone; detector = "
       "the detector alone on the frames prepare sampled; limit = max(decode, detector); prepare = "
       "end to end, detector loading, worker start-up, manifest and plots included. Targets: "
       "prepare/limit ≤ 1.3×, detector/prepare ≥ 0.5×. CPU s (user + system, worker processes "
-      "included) do not depend on how busy the machine is: prepare's CPU against decode's + the "
-      "detector's shows the work overlapping adds or saves.",
+      "included) depend little on how busy the machine is: prepare's CPU against decode's + the "
+      "detector's shows the work overlapping adds. With one video, `workers=2` runs in one process.",
       "", "| input | videos | workers | sampled frames | decode s | detector s | limit s | prepare s | "
       "prepare frames/s | prepare / limit | detector / prepare | CPU s decode + detector | "
       "CPU s prepare |",

@@ -60,7 +60,7 @@ class SummarizeStatsFn(beam.CombineFn):
 
 def _any(values):
   """Any one of `values` (every worker describes the same detector); None if there is none."""
-  return next(iter(values), None)
+  return next((v for v in values if v is not None), None)
 
 
 def _finish(summary, shard_paths, detector_info, output_dir, config):

@@ -17,23 +17,19 @@ SCORE_PLOT = "score_histogram.png"
 CONTACT_SHEET = "contact_sheet.png"
 OUTPUT_FILES = (MANIFEST_FILE, CLASS_PLOT, SCORE_PLOT, CONTACT_SHEET)
 SCORE_BINS = np.linspace(0.0, 1.0, 21)
+FLAGS = ("single_shot", "no_detections", "truncated")
 
 
 def video_stats(video_id, source, num_shots, num_frames, class_names, scores, truncated=False,
                 problem=None):
   """JSON-ready summary of one prepared video; `class_names`, `scores` `[n]` over its objects."""
   names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(class_names)]
-  flags = [flag for flag, on in (("single_shot", num_shots == 1),
-                                 ("no_detections", len(names) == 0),
-                                 ("truncated", truncated)) if on]
+  flags = [flag for flag, on in zip(FLAGS, (num_shots == 1, len(names) == 0, truncated)) if on]
   return {"video_id": video_id, "source": source, "num_shots": int(num_shots),
           "num_frames": int(num_frames), "num_objects": len(names),
           "classes": dict(collections.Counter(names)),
           "score_histogram": np.histogram(np.asarray(scores, np.float64), SCORE_BINS)[0].tolist(),
           "flags": flags, "problem": problem}
-
-
-FLAGS = ("single_shot", "no_detections", "truncated")
 
 
 def new_summary():
@@ -49,21 +45,19 @@ def new_summary():
 
 def add_stats(summary, stats):
   """Adds one video's `video_stats` (or a skipped video's `{source, reason}`) to `summary`; returns it."""
-  counts = summary["counts"]
+  one = new_summary()
   if "reason" in stats:
-    counts["skipped"] += 1
-    summary["skipped"].append({"source": stats["source"], "reason": stats["reason"]})
-    return summary
-  counts["videos"] += 1
-  for key, stat in (("shots", "num_shots"), ("frames", "num_frames"), ("objects", "num_objects")):
-    counts[key] += stats[stat]
-  for name, n in stats["classes"].items():
-    summary["classes"][name] = summary["classes"].get(name, 0) + n
-  summary["scores"] = [a + b for a, b in zip(summary["scores"], stats["score_histogram"])]
-  for flag in stats["flags"]:
-    summary["flagged"][flag].append(stats["video_id"])
-  summary["videos"].append({k: stats[k] for k in ("video_id", "source", "num_shots", "num_frames",
-                                                  "num_objects", "flags")})
+    one["counts"]["skipped"] = 1
+    one["skipped"].append({"source": stats["source"], "reason": stats["reason"]})
+  else:
+    one["counts"].update(videos=1, shots=stats["num_shots"], frames=stats["num_frames"],
+                         objects=stats["num_objects"])
+    one.update(classes=stats["classes"], scores=stats["score_histogram"])
+    for flag in stats["flags"]:
+      one["flagged"][flag].append(stats["video_id"])
+    one["videos"].append({k: stats[k] for k in ("video_id", "source", "num_shots", "num_frames",
+                                                "num_objects", "flags")})
+  _merge_into(summary, one)
   return summary
 
 
@@ -71,16 +65,20 @@ def merge_summaries(summaries):
   """One summary of several (in any order)."""
   merged = new_summary()
   for s in summaries:
-    for key in merged["counts"]:
-      merged["counts"][key] += s["counts"][key]
-    for name, n in s["classes"].items():
-      merged["classes"][name] = merged["classes"].get(name, 0) + n
-    merged["scores"] = [a + b for a, b in zip(merged["scores"], s["scores"])]
-    for flag in FLAGS:
-      merged["flagged"][flag].extend(s["flagged"][flag])
-    merged["skipped"].extend(s["skipped"])
-    merged["videos"].extend(s["videos"])
+    _merge_into(merged, s)
   return merged
+
+
+def _merge_into(summary, other):
+  for key in summary["counts"]:
+    summary["counts"][key] += other["counts"][key]
+  for name, n in other["classes"].items():
+    summary["classes"][name] = summary["classes"].get(name, 0) + n
+  summary["scores"] = [a + b for a, b in zip(summary["scores"], other["scores"])]
+  for flag in FLAGS:
+    summary["flagged"][flag].extend(other["flagged"][flag])
+  summary["skipped"].extend(other["skipped"])
+  summary["videos"].extend(other["videos"])
 
 
 def build_manifest(summary, shards, detector, label_map, config):
