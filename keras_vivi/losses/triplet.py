@@ -133,8 +133,8 @@ def semi_hard_triplet_terms(anchors, anchor_labels, candidates, candidate_labels
     margin: scalar α.
     anchor_positions: optional `[A]` int index of each anchor in `candidates` (default: none of
       the anchors is among the candidates).
-    block_size: positive int, anchors per block. A step peaks at ~80 bytes per anchor–candidate
-      pair of a block: ~3.5 GB at N = 81,920 with the default 512 (`benchmarks/RESULTS.md`).
+    block_size: positive int, anchors per block. A step peaks at ~70 bytes per anchor–candidate
+      pair of a block: 2.7 GB at N = 81,920 with the default 512 (`benchmarks/RESULTS.md`).
 
   Returns:
     `TripletTerms(sum, count, active)` float32 scalars: the summed `max(d(a,p) − d(a,n*) + α, 0)`,
