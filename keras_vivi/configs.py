@@ -88,7 +88,7 @@ def _pair(low, high):
 
 
 _POSITIVE = _at_least(1)
-_NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
+_NON_NEGATIVE = _at_least(0)
 _DATA_RULES = {
     **{k: _POSITIVE for k in ("shots_per_video", "frames_per_shot", "max_objects", "image_size",
                               "batch_size", "raw_image_size", "shuffle_buffer",
