@@ -39,7 +39,9 @@ def build_strategy(name="default", tpu=""):
 
 
 # What a restarted run may change: a larger train.steps extends it; prepared data may move.
-RESTART_CHANGEABLE = ("train.steps", "data.path", "data.label_space", "description")
+RESTART_CHANGEABLE = ("train.steps", "data.path", "data.label_space", "description",
+                      "diagnostic.every_epochs", "diagnostic.num_batches",
+                      "diagnostic.videos_per_batch")
 
 
 def check_restart(config, model_dir):
