@@ -12,6 +12,7 @@ from absl import app
 from absl import flags
 
 from keras_vivi.data import prepare as prepare_lib
+from keras_vivi.detector import loader
 
 _VIDEOS = flags.DEFINE_string("videos", None, "Directory of videos (recursive) or a glob.",
                               required=True)
@@ -67,7 +68,8 @@ def summary(manifest, output_dir):
   counts = manifest["counts"]
   lines = [f"Prepared {counts['videos']} videos into {output_dir}: {counts['shots']} shots, "
            f"{counts['frames']} frames, {counts['objects']} objects in "
-           f"{len(manifest['shards'])} shards."]
+           f"{len(manifest['shards'])} shards.",
+           f"Labels: {loader.label_space_of(manifest.get('detector', {}))}."]
   top = list(manifest["class_histogram"].items())[:5]
   if top:
     lines.append("Most detected: " + ", ".join(f"{k} ({v})" for k, v in top) + ".")

@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from keras_vivi.data import prepare, records, sample_videos, sampling, schema
+from keras_vivi.detector import loader
 from tests.data.conftest import first_half, remux
 
 SMALL = dict(videos_per_shard=1, frame_short_side=96)
@@ -124,21 +125,28 @@ def cli(video_dir, out, *extra):
 
 def test_killed_run_resumes_without_loss_or_duplicates(prepared, video_dir, tmp_path):
   reference, _ = prepared
-  out = tmp_path / "killed"
-  proc = subprocess.Popen(cli(video_dir, out), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-  deadline = time.time() + 300
-  # Kill it as soon as the first shards are complete, in the middle of the job.
-  while len(tf.io.gfile.glob(str(out / schema.SHARD_GLOB))) < 3 and time.time() < deadline:
-    assert proc.poll() is None, "the run ended before it could be killed"
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  partial = shard_bytes(out)
-  assert 3 <= len(partial) < 8 and not (out / "manifest.json").exists()
+  # Killed as soon as its first shard is complete, in the middle of the job. On a machine so
+  # loaded that the run finishes before this process sees that shard, it is tried again in a
+  # fresh directory: the test is about what a killed run committed.
+  for attempt in range(3):
+    out = tmp_path / f"killed{attempt}"
+    proc = subprocess.Popen(cli(video_dir, out), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while (not tf.io.gfile.glob(str(out / schema.SHARD_GLOB)) and proc.poll() is None
+           and time.time() < deadline):
+      time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = shard_bytes(out)
+    if len(partial) < 8 and not (out / "manifest.json").exists():
+      break
+  assert 1 <= len(partial) < 8 and not (out / "manifest.json").exists()
   done = subprocess.run(cli(video_dir, out), capture_output=True, text=True, timeout=600)
   assert done.returncode == 0, done.stderr[-2000:]
   assert "Prepared 5 videos" in done.stdout and "Skipped 3 file(s)" in done.stdout
+  # Which label space the boxes are in, said plainly (the default is not the paper's detector).
+  assert f"Labels: {loader.MEDIAPIPE_LABEL_SPACE}." in done.stdout
   resumed = shard_bytes(out)
   # Shards finished before the kill are kept as they were, and the result equals a clean run.
   assert all(resumed[name] == data for name, data in partial.items())
