@@ -53,8 +53,9 @@ def _commands():
 
 @check
 def console_scripts_start():
+  from keras_vivi.__main__ import COMMANDS  # pylint: disable=g-import-not-at-top
   commands = _commands()
-  assert len(commands) == 7, commands
+  assert commands == COMMANDS, (commands, COMMANDS)
   for name, module in commands.items():
     # absl's help flags exit with status 1 after printing; the module's own flags prove it loaded.
     proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), name), "--helpfull"],

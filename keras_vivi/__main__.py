@@ -18,6 +18,7 @@ COMMANDS = {
     "vivi-vtab": "keras_vivi.cli.vtab",
     "vivi-compare": "keras_vivi.cli.compare",
     "vivi-diagnostic": "keras_vivi.cli.diagnostic",
+    "vivi-robustness": "keras_vivi.cli.robustness",
     "vivi-demo": "keras_vivi.cli.demo",
 }
 
