@@ -153,7 +153,7 @@ def test_decoupled_weight_decay_stays_available_by_name():
   model = trainer.build_model(config)
   model.compile(optimizer=optimizer)
   assert "weight_decay_loss" not in model.train_step(video_batch(config, seed=4))
-  with pytest.raises(ValueError, match="weight_decay_type must be one of 'l2', 'decoupled'"):
+  with pytest.raises(ValueError, match="weight_decay_type expects one of l2, decoupled, got 'l1'"):
     small_config("vivi", "train.weight_decay_type=l1")
 
 
