@@ -330,7 +330,13 @@ def _load_or_write_plan(output_dir, paths, ids, config):
   path = os.path.join(output_dir, PLAN_FILE)
   if tf.io.gfile.exists(path):
     with tf.io.gfile.GFile(path) as f:
-      old = json.load(f)
+      try:
+        old = json.load(f)
+      except json.JSONDecodeError as e:
+        raise ValueError(
+            f"{path} is damaged ({e}); it records which videos and settings the shards of "
+            f"{output_dir!r} were made with. Restore it from a copy, or prepare into a new "
+            "--output.") from None
     if old != plan:
       raise ValueError(f"{output_dir!r} holds a preparation of other videos or settings "
                        f"(see {path}); resume with the same --videos and options, or choose a new "

@@ -5,6 +5,7 @@ import os
 import pytest
 
 from keras_vivi import configs
+from keras_vivi.data import prepare
 from keras_vivi.evaluation import vtab
 from keras_vivi.training import trainer
 
@@ -25,3 +26,17 @@ def test_damaged_run_config_is_named_with_a_way_out(tmp_path):
                      "keras_vivi config.*restore it, or delete it"):
     trainer.train(config, str(tmp_path))
   assert sorted(os.listdir(tmp_path)) == ["config.json"]
+
+
+def test_damaged_preparation_plan_is_named_with_a_way_out(tmp_path):
+  videos = tmp_path / "videos"
+  videos.mkdir()
+  (videos / "a.mp4").write_bytes(b"not a video")
+  out = tmp_path / "out"
+  out.mkdir()
+  plan = out / prepare.PLAN_FILE
+  plan.write_text('{"videos": [{"source": "')
+  with pytest.raises(ValueError, match=f"{plan} is damaged .*Restore it from a copy, or prepare "
+                     "into a new --output"):
+    prepare.prepare(str(videos), str(out), progress=False)
+  assert sorted(os.listdir(out)) == [prepare.PLAN_FILE] and plan.read_text().endswith('"')
