@@ -261,6 +261,12 @@ def save_run_config(config, model_dir):
   tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
+# What runs saved before a field existed trained with: a restart then keeps their objective
+# (or is refused naming the field) instead of silently taking today's default.
+_BEFORE_FIELD_EXISTED = {("loss", "shot_normalization"): "per_query",
+                         ("train", "weight_decay_type"): "decoupled"}
+
+
 def load_run_config(model_dir):
   """The `ExperimentConfig` saved in `model_dir`, or None when there is none."""
   path = os.path.join(model_dir, RUN_CONFIG_FILE)
@@ -269,7 +275,11 @@ def load_run_config(model_dir):
   with tf.io.gfile.GFile(path) as f:
     text = f.read()
   try:
-    return from_dict(json.loads(text))
+    values = json.loads(text)
+    for (section, field), value in _BEFORE_FIELD_EXISTED.items():
+      if isinstance(values.get(section), dict):
+        values[section].setdefault(field, value)
+    return from_dict(values)
   except (ValueError, TypeError, AttributeError) as e:
     raise ValueError(
         f"Run config {path!r} is not a valid keras_vivi config ({type(e).__name__}: {e}). "
