@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_vivi import configs
 from keras_vivi.training import callbacks
 from keras_vivi.training import trainer
 from tests.training.conftest import small_config, video_batch
@@ -71,7 +72,6 @@ def test_cli_refuses_a_bad_value_before_touching_the_run(tmp_path):
   run = tmp_path / "run"
   run.mkdir()
   config = small_config("vivi_objects", "train.steps=300")
-  from keras_vivi import configs
   configs.save_run_config(config, str(run))
   before = (run / "config.json").read_bytes()
   proc = subprocess.run(
