@@ -1,6 +1,5 @@
 """Detector from a SavedModel / TF-Hub module with the `openimages_v4/ssd/mobilenet_v2` signature."""
 
-import hashlib
 import os
 from typing import Dict, Optional
 
@@ -11,24 +10,19 @@ import tensorflow_hub as hub
 from keras_vivi.detector.detector import DETECTION_KEYS, Detector, DetectorLoadError, pack_detections
 
 
-def tfhub_cache_dir() -> str:
-  """The directory `hub.load` caches downloads in: `$TFHUB_CACHE_DIR`, else `<tmp>/tfhub_modules`."""
-  return hub.resolver.tfhub_cache_dir(use_temp=True)
-
-
-def _is_remote(handle: str) -> bool:
-  return handle.startswith(("http://", "https://", "gs://"))
-
-
 def resolve_handle(handle: str) -> str:
   """A local directory, `file://` path, URL or TF-Hub handle → a local SavedModel directory.
 
+  Remote handles go through the zoo's resolver (`keras_vivi.zoo.loader.resolve_handle`: the
+  TF-Hub cache first, offline mode, timeouts).
+
   Raises:
-    DetectorLoadError: naming the handle, the cache directory and how to pre-populate it.
+    DetectorLoadError: naming the handle, and for remote ones the cache and how to fill it.
   """
+  from keras_vivi.zoo import loader  # pylint: disable=g-import-not-at-top
   if handle.startswith("file://"):
     handle = handle[len("file://"):]
-  if not _is_remote(handle):
+  if not handle.startswith(("http://", "https://", "gs://")):
     path = os.path.expanduser(handle)
     if not os.path.isdir(path):
       raise DetectorLoadError(f"SavedModel directory not found: {path!r}")
@@ -36,15 +30,11 @@ def resolve_handle(handle: str) -> str:
       raise DetectorLoadError(f"{path!r} is not a SavedModel directory (no saved_model.pb in it)")
     return path
   try:
-    return hub.resolve(handle)
-  except Exception as e:  # pylint: disable=broad-except  (urllib, tf.errors, OSError, ValueError...)
-    cache = tfhub_cache_dir()
-    module_dir = os.path.join(cache, hashlib.sha1(handle.encode("utf8")).hexdigest())
+    return loader.resolve_handle(handle)
+  except (loader.ModuleNotCachedError, ValueError) as e:
     raise DetectorLoadError(
-        f"cannot resolve detector handle {handle!r} ({type(e).__name__}: {e}). TF-Hub cache directory: "
-        f"{cache!r} (set TFHUB_CACHE_DIR to change it). To use the detector offline, download the "
-        f"model's compressed SavedModel elsewhere and extract it so that {module_dir!r} contains "
-        "saved_model.pb, or extract it anywhere and pass that directory as the detector spec.") from e
+        f"cannot resolve detector handle {handle!r}: {e} A SavedModel directory (with "
+        "saved_model.pb) extracted anywhere also works as the detector spec.") from e
 
 
 class SavedModelDetector(Detector):

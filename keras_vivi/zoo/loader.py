@@ -17,6 +17,11 @@ compressed-module layout), so a cache filled by either is used by both. On top o
     tried 3 times;
   - with `$KERAS_VIVI_OFFLINE=1` (or `offline=True`) nothing is fetched: a module that is not
     cached is an error saying how to put it there.
+
+This is the one resolver of remote handles: importing this module registers `ZooResolver` with
+tensorflow_hub, so `hub.load(handle)` / `hub.KerasLayer(handle)` anywhere in the process (the
+detector and the distillation teacher included) gets the same cache, checks and errors, with a
+preset's sha256 when the handle is a preset's.
 """
 
 import contextlib
@@ -37,6 +42,7 @@ import zlib
 from absl import logging
 import tensorflow as tf
 import tensorflow_hub as hub
+from tensorflow_hub import registry as hub_registry
 from tensorflow_hub import resolver as hub_resolver
 
 from keras_vivi.zoo import presets as presets_lib
@@ -354,7 +360,7 @@ def _resolve_remote(handle, sha256, offline):
         archive = os.path.join(tmp, "module.tar.gz")
         _with_retries(lambda: _download(handle, archive), handle)
         return cache_archive(handle, archive, sha256=sha256)
-    with _socket_timeout():
+    with _socket_timeout(), _tensorflow_hub_resolvers():
       return _with_retries(lambda: hub.resolve(handle), handle)
   except (ChecksumMismatchError, CorruptArchiveError):
     raise
@@ -392,6 +398,44 @@ def resolve_handle(handle, sha256=None, offline=None):
   if handle.startswith(("http://", "https://", "gs://")):
     return _resolve_remote(handle, sha256, offline_mode(offline))
   return _resolve_local(handle, os.path.expanduser(_strip_file_scheme(handle)), sha256)
+
+
+_BYPASS = threading.local()
+
+
+@contextlib.contextmanager
+def _tensorflow_hub_resolvers():
+  """Within: `hub.resolve` uses tensorflow_hub's own resolvers (the fetch behind ours)."""
+  previous, _BYPASS.on = getattr(_BYPASS, "on", False), True
+  try:
+    yield
+  finally:
+    _BYPASS.on = previous
+
+
+def _preset_sha256(handle):
+  """The sha256 a registered preset gives for `handle`, if any."""
+  for name in presets_lib.list_presets(available_only=True):
+    preset = presets_lib.get_preset(name)
+    if preset.handle == handle and preset.sha256:
+      return preset.sha256
+  return None
+
+
+class ZooResolver(hub_resolver.Resolver):
+  """tensorflow_hub resolver of remote handles through `resolve_handle` (cache first, sha256
+  of presets, offline mode, timeouts and retries, errors naming the cache)."""
+
+  def is_supported(self, handle):
+    return (isinstance(handle, str) and handle.startswith(_REMOTE)
+            and not getattr(_BYPASS, "on", False))
+
+  def __call__(self, handle):
+    return resolve_handle(handle, sha256=_preset_sha256(handle))
+
+
+# tensorflow_hub asks its resolvers newest first: this one before its defaults.
+hub_registry.resolver.add_implementation(ZooResolver())
 
 
 class PresetNotAvailableError(LookupError):

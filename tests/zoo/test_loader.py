@@ -251,3 +251,30 @@ def test_fine_tune_step_changes_the_weights(tiny_saved_models, cache):
   before = layer.trainable_weights[0].numpy().copy()
   model.train_on_batch(ramp(), np.array([0, 1]))
   assert np.abs(layer.trainable_weights[0].numpy() - before).max() > 1e-4
+
+
+def test_plain_tensorflow_hub_calls_go_through_the_zoo_resolver(tiny_saved_models, cache,
+                                                                monkeypatch):
+  """`hub.KerasLayer(handle)` of a preset's handle gets its sha256 check, cache and offline
+  mode, like `load_feature_extractor`; so do the detector and the teacher (same resolver)."""
+  _, archive, digest = tiny_saved_models[1.0]
+  url = "https://example.org/zoo/tiny-1.tar.gz"
+  fetched = []
+
+  def fake_download(handle, path):
+    fetched.append(handle)
+    shutil.copy(archive, path)
+  monkeypatch.setattr(loader, "_download", fake_download)
+  presets_lib.register_preset(Preset("tiny_remote", "vivi", "a tiny module", handle=url,
+                                     sha256="3" * 64, output_dim=4))
+  with pytest.raises(loader.ChecksumMismatchError, match="expected " + "3" * 64):
+    hub.KerasLayer(url)
+  presets_lib.register_preset(Preset("tiny_remote", "vivi", "a tiny module", handle=url,
+                                     sha256=digest, output_dim=4), overwrite=True)
+  np.testing.assert_allclose(outputs(hub.KerasLayer(url)), tiny_features(ramp(), 1.0),
+                             rtol=1e-6)
+  assert hub.resolve(url) == sha1_dir(cache, url) and fetched == [url, url]
+  # Offline, a handle that is not cached is the zoo's error naming the cache, not a hang.
+  monkeypatch.setenv("KERAS_VIVI_OFFLINE", "1")
+  with pytest.raises(loader.ModuleNotCachedError, match="offline.*TFHUB_CACHE_DIR"):
+    hub.load("https://example.org/zoo/other-1.tar.gz")
