@@ -137,15 +137,21 @@ def test_cached_remote_handle_loads_offline_like_tensorflow_hub(tiny_saved_model
   np.testing.assert_allclose(outputs(layer), tiny_features(ramp(), 2.0), rtol=1e-6)
 
 
-def test_remote_archive_with_checksum(tiny_saved_models, cache, monkeypatch):
-  _, archive, digest = tiny_saved_models[1.0]
-  url = "https://example.org/zoo/tiny-1.tar.gz"
+def serve_archive(monkeypatch, archive):
+  """Downloads answered with `archive`; returns the list of handles fetched."""
   fetched = []
 
   def fake_download(handle, path):
     fetched.append(handle)
     shutil.copy(archive, path)
   monkeypatch.setattr(loader, "_download", fake_download)
+  return fetched
+
+
+def test_remote_archive_with_checksum(tiny_saved_models, cache, monkeypatch):
+  _, archive, digest = tiny_saved_models[1.0]
+  url = "https://example.org/zoo/tiny-1.tar.gz"
+  fetched = serve_archive(monkeypatch, archive)
   with pytest.raises(loader.ChecksumMismatchError, match="expected " + "1" * 64):
     loader.resolve_handle(url, sha256="1" * 64)
   assert loader.resolve_handle(url, sha256=digest) == sha1_dir(cache, url)
@@ -259,12 +265,7 @@ def test_plain_tensorflow_hub_calls_go_through_the_zoo_resolver(tiny_saved_model
   mode, like `load_feature_extractor`; so do the detector and the teacher (same resolver)."""
   _, archive, digest = tiny_saved_models[1.0]
   url = "https://example.org/zoo/tiny-1.tar.gz"
-  fetched = []
-
-  def fake_download(handle, path):
-    fetched.append(handle)
-    shutil.copy(archive, path)
-  monkeypatch.setattr(loader, "_download", fake_download)
+  fetched = serve_archive(monkeypatch, archive)
   presets_lib.register_preset(Preset("tiny_remote", "vivi", "a tiny module", handle=url,
                                      sha256="3" * 64, output_dim=4))
   with pytest.raises(loader.ChecksumMismatchError, match="expected " + "3" * 64):
