@@ -29,10 +29,10 @@ def build_strategy(name="default", tpu=""):
   """`default` (one device), `mirrored` (all local GPUs, else the CPU), `multi_worker`
   (TF_CONFIG) or `tpu`, through Model Garden's `distribute_utils`."""
   from official.common import distribute_utils
-  # Physical, not logical, devices: listing logical ones starts the runtime, after which a
-  # multi-worker strategy can no longer configure its collectives.
   if name not in STRATEGIES:
     raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}.")
+  # Physical, not logical, devices: listing logical ones starts the runtime, after which a
+  # multi-worker strategy can no longer configure its collectives.
   return distribute_utils.get_distribution_strategy(
       _STRATEGY_NAMES[name], num_gpus=len(tf.config.list_physical_devices("GPU")),
       tpu_address=tpu)
