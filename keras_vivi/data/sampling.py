@@ -136,80 +136,101 @@ def decode_and_sample(path: Union[str, os.PathLike], *, rate: float = 1.0,
   rate = _check_rate(rate)
   if size is not None:
     size = video_lib.check_size(size)
-  period = 1.0 / rate
-  # The streaming candidate test must not miss a cut the final detector accepts, whatever the float
-  # rounding of a 2-row versus an N-row distance computation: loosen it slightly (extras are harmless).
-  floor = shot_config.min_threshold * (1.0 - 1e-4)
-  kept: Dict[int, np.ndarray] = {}
   with video_lib.VideoReader(path, threads=threads) as reader:
-    collector = shots_lib.FeatureCollector(shot_config)
-    times: List[float] = []
-    recent: collections.deque = collections.deque()  # (index, time, av frame) of the last 1/rate s
-    boundaries: List[int] = [0]                        # frame 0 and every candidate cut so far
-    grid_j = 0
-    grid_hits: List[int] = []
-
-    def grid_reached(index: int, until: float) -> None:
-      """Keeps frame `index` (on screen from its time until `until`) if a grid instant falls in it."""
-      nonlocal grid_j
-      hit = False
-      # Same expression as `grid_times`, so both agree to the last bit.
-      while times[0] + (grid_j + 0.5) / rate < until:
-        hit = hit or times[0] + (grid_j + 0.5) / rate >= times[index]
-        grid_j += 1
-      if hit:
-        grid_hits.append(index)
-        kept[index] = video_lib.to_rgb(_find(recent, index), size)
-        if on_grid_frame is not None:
-          on_grid_frame(index, kept[index])
-
-    def boundary_reached(end: int, end_time: float) -> None:
-      """Keeps the middle frame of every short stretch [s, end) between candidates without a grid frame."""
-      for s in reversed(boundaries):
-        if end_time - times[s] >= period * (1 + 1e-6):  # such a stretch always holds a grid instant
-          break
-        if not (grid_hits and grid_hits[-1] >= s):
-          middle = (s + end - 1) // 2
-          frame = _find(recent, middle)
-          if middle not in kept and frame is not None:  # if ever not buffered, the second pass gets it
-            kept[middle] = video_lib.to_rgb(frame, size)
-
+    keeper = _FrameKeeper(rate, shot_config, size, on_grid_frame)
     for index, time, frame in reader.av_frames():
-      times.append(time)
-      if index > 0:
-        grid_reached(index - 1, time)
-      distance = collector.add(*video_lib.yuv_thumbnail(frame, shot_config.thumbnail_side))
-      if distance is not None and distance >= floor:
-        boundary_reached(index, time)
-        boundaries.append(index)
-      recent.append((index, time, frame))
-      while recent and recent[0][1] < time - period * (1 + 1e-5):  # wider than boundary_reached's test
-        recent.popleft()
-    end_time = reader.end_time
-    if times:
-      grid_reached(len(times) - 1, end_time)
-      boundary_reached(len(times), end_time)
-    recent.clear()
-    features = collector.features()
-    times_array = np.array(times, np.float64)
-    shots, _, _, _ = shots_lib.detect_shots(features, times_array, end_time, shot_config)
-    sample = sample_frames(shots, times_array, end_time, rate)
-    info, truncated, problem, num_decoded = reader.info, reader.truncated, reader.problem, reader.num_decoded
-
+      keeper.add(index, time, frame)
+    keeper.finish(reader.end_time)
+    times = np.array(keeper.times, np.float64)
+    shots, _, _, _ = shots_lib.detect_shots(keeper.collector.features(), times, reader.end_time,
+                                            shot_config)
+    sample = sample_frames(shots, times, reader.end_time, rate)
+  kept = keeper.kept
   missing = [int(i) for i in sample.frame_indices if int(i) not in kept]
   if missing:
-    kept.update(_decode_frames(path, missing, size, threads))
-    lost = [i for i in missing if i not in kept]
-    if lost:
-      raise video_lib.VideoDecodeError(path, f"frames {lost} decoded once but not on a second pass")
+    kept.update(_decode_again(path, missing, size, threads))
+  return VideoSamples(info=reader.info, shots=shots, frames=_stack(kept, sample, size, reader.info),
+                      frame_indices=sample.frame_indices, shot_ids=sample.shot_ids, times=sample.times,
+                      num_decoded=reader.num_decoded, truncated=reader.truncated,
+                      problem=reader.problem, second_pass=bool(missing))
+
+
+class _FrameKeeper:
+  """The streaming half of `decode_and_sample`: shot features of every frame, and RGB copies of the
+  frames the sampling may still choose (`kept`), decided as frames arrive.
+
+  A frame is kept when a grid instant falls while it is on screen (`_grid_reached`), or when it is the
+  middle of a stretch shorter than 1/rate between two candidate cuts that holds no grid frame
+  (`_boundary_reached`); the latter are taken from `_recent`, the decoded frames of the last 1/rate s.
+  """
+
+  def __init__(self, rate, shot_config, size, on_grid_frame):
+    self._rate, self._period, self._size = rate, 1.0 / rate, size
+    self._thumbnail_side = shot_config.thumbnail_side
+    self._on_grid_frame = on_grid_frame
+    # The streaming candidate test must not miss a cut the final detector accepts, whatever the float
+    # rounding of a 2-row versus an N-row distance computation: loosen it slightly (extras are harmless).
+    self._floor = shot_config.min_threshold * (1.0 - 1e-4)
+    self.collector = shots_lib.FeatureCollector(shot_config)
+    self.times: List[float] = []
+    self.kept: Dict[int, np.ndarray] = {}
+    self._recent: collections.deque = collections.deque()  # (index, time, av frame)
+    self._boundaries: List[int] = [0]                      # frame 0 and every candidate cut so far
+    self._grid_j = 0                                       # next grid instant
+    self._grid_hits: List[int] = []
+
+  def add(self, index: int, time: float, frame) -> None:
+    self.times.append(time)
+    if index > 0:
+      self._grid_reached(index - 1, time)
+    distance = self.collector.add_counts(video_lib.yuv_counts(frame, self._thumbnail_side))
+    if distance is not None and distance >= self._floor:
+      self._boundary_reached(index, time)
+      self._boundaries.append(index)
+    self._recent.append((index, time, frame))
+    # Wider than `_boundary_reached`'s test, so the frames it may want are still here.
+    while self._recent and self._recent[0][1] < time - self._period * (1 + 1e-5):
+      self._recent.popleft()
+
+  def finish(self, end_time: float) -> None:
+    """Decides on the last frame, once the stream's end is known; releases the buffered frames."""
+    if self.times:
+      self._grid_reached(len(self.times) - 1, end_time)
+      self._boundary_reached(len(self.times), end_time)
+    self._recent.clear()
+
+  def _grid_reached(self, index: int, until: float) -> None:
+    """Keeps frame `index` (on screen from its time until `until`) if a grid instant falls in it."""
+    times, rate = self.times, self._rate
+    hit = False
+    # Same expression as `grid_times`, so both agree to the last bit.
+    while times[0] + (self._grid_j + 0.5) / rate < until:
+      hit = hit or times[0] + (self._grid_j + 0.5) / rate >= times[index]
+      self._grid_j += 1
+    if hit:
+      self._grid_hits.append(index)
+      self.kept[index] = video_lib.to_rgb(_find(self._recent, index), self._size)
+      if self._on_grid_frame is not None:
+        self._on_grid_frame(index, self.kept[index])
+
+  def _boundary_reached(self, end: int, end_time: float) -> None:
+    """Keeps the middle frame of every short stretch [s, end) between candidates without a grid frame."""
+    for s in reversed(self._boundaries):
+      if end_time - self.times[s] >= self._period * (1 + 1e-6):  # such a stretch holds a grid instant
+        break
+      if not (self._grid_hits and self._grid_hits[-1] >= s):
+        middle = (s + end - 1) // 2
+        frame = _find(self._recent, middle)
+        if middle not in self.kept and frame is not None:  # if ever not buffered, a second pass gets it
+          self.kept[middle] = video_lib.to_rgb(frame, self._size)
+
+
+def _stack(kept: Dict[int, np.ndarray], sample: FrameSample, size, info) -> np.ndarray:
+  """The sampled frames, uint8 `[S, H, W, 3]`, from `kept`."""
   if len(sample):
-    frames = np.stack([kept[int(i)] for i in sample.frame_indices])
-  else:
-    h, w = size if size is not None else (info.height, info.width)
-    frames = np.zeros((0, h, w, 3), np.uint8)
-  return VideoSamples(info=info, shots=shots, frames=frames, frame_indices=sample.frame_indices,
-                      shot_ids=sample.shot_ids, times=sample.times, num_decoded=num_decoded,
-                      truncated=truncated, problem=problem, second_pass=bool(missing))
+    return np.stack([kept[int(i)] for i in sample.frame_indices])
+  h, w = size if size is not None else (info.height, info.width)
+  return np.zeros((0, h, w, 3), np.uint8)
 
 
 def _find(recent: collections.deque, index: int):
@@ -219,7 +240,8 @@ def _find(recent: collections.deque, index: int):
   return None
 
 
-def _decode_frames(path, indices: Sequence[int], size, threads: int) -> Dict[int, np.ndarray]:
+def _decode_again(path, indices: Sequence[int], size, threads: int) -> Dict[int, np.ndarray]:
+  """RGB frames `indices` of `path` from a second decode (the safety net; never expected)."""
   wanted = set(indices)
   out: Dict[int, np.ndarray] = {}
   with video_lib.VideoReader(path, threads=threads) as reader:
@@ -228,4 +250,7 @@ def _decode_frames(path, indices: Sequence[int], size, threads: int) -> Dict[int
         out[index] = video_lib.to_rgb(frame, size)
         if len(out) == len(wanted):
           break
+  lost = sorted(wanted - set(out))
+  if lost:
+    raise video_lib.VideoDecodeError(path, f"frames {lost} decoded once but not on a second pass")
   return out

@@ -118,8 +118,8 @@ def test_missing_frames_fall_back_to_a_second_decode(short_shot_video, monkeypat
   expected = sampling.decode_and_sample(short_shot_video)
   # Hide every candidate cut from the streaming pass: the short shots' middle frames are then not kept
   # while decoding, and must be fetched by decoding again.
-  add = shots_lib.FeatureCollector.add
-  monkeypatch.setattr(shots_lib.FeatureCollector, "add", lambda self, *planes: add(self, *planes) and 0.0)
+  add = shots_lib.FeatureCollector.add_counts
+  monkeypatch.setattr(shots_lib.FeatureCollector, "add_counts", lambda self, counts: add(self, counts) and 0.0)
   result = sampling.decode_and_sample(short_shot_video)
   assert result.second_pass
   np.testing.assert_array_equal(result.frame_indices, expected.frame_indices)
