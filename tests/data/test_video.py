@@ -85,6 +85,15 @@ def test_yuv_thumbnail_agrees_with_rgb_conversion(sample_paths, bikes_small):
     assert abs(plane.astype(np.float32).mean() - ref.astype(np.float32).mean()) < 3.0
 
 
+def test_yuv_counts_count_the_thumbnail_values(sample_paths):
+  # Limited-range planar (the decoder's own frame), full-range planar and packed RGB (swscale path).
+  with video.VideoReader(sample_paths["bikes.mp4"]) as reader:
+    frame = next(f for i, _, f in reader.av_frames() if i == 40)
+    for variant in (frame, frame.reformat(format="yuvj420p"), frame.reformat(format="rgb24")):
+      expected = [np.bincount(p.ravel(), minlength=256) for p in video.yuv_thumbnail(variant, 48)]
+      np.testing.assert_array_equal(video.yuv_counts(variant, 48), expected)
+
+
 @pytest.mark.parametrize("name, reason", [
     ("empty", "file is empty (0 bytes)"),
     ("text", "Invalid data found"),
