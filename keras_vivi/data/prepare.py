@@ -276,10 +276,13 @@ def prepare_video(path, video_id, detector, config):
 
 
 def _prepare_or_report(item, detector, config):
-  """`prepare_video` that never raises, so one bad file cannot stop the job."""
+  """`prepare_video` that raises only if the detector could not be built, so one bad file cannot
+  stop the job."""
   path, video_id = item
   try:
     return prepare_video(path, video_id, detector, config)
+  except _DetectorFailed:
+    raise
   except Exception as e:  # noqa: BLE001 — reported per video in the manifest
     return None, {"video_id": video_id, "source": os.fspath(path),
                   "reason": f"{type(e).__name__}: {e}"}
@@ -294,6 +297,36 @@ def build_detector(config, num_threads=None):
                                     max_detections=config.max_objects, num_threads=num_threads)
   return load_detector(config.detector, score_threshold=config.score_threshold,
                        max_detections=config.max_objects)
+
+
+class _DetectorFailed(Exception):
+  """Building the detector failed (the cause says why): the job stops, no video is to blame."""
+
+
+class _LoadingDetector:
+  """The detector, built on a thread of its own so the first videos decode meanwhile; a call waits
+  for it. A failed build raises `_DetectorFailed` from every call."""
+
+  def __init__(self, config, num_threads):
+    self._result = concurrent.futures.Future()
+    threading.Thread(target=self._build, args=(config, num_threads), daemon=True,
+                     name="build detector").start()
+
+  def _build(self, config, num_threads):
+    try:
+      self._result.set_result(build_detector(config, num_threads))
+    except BaseException as e:  # noqa: BLE001 — handed to whoever waits
+      self._result.set_exception(e)
+
+  def get(self):
+    """The detector, once built."""
+    try:
+      return self._result.result()
+    except Exception as e:
+      raise _DetectorFailed() from e
+
+  def __call__(self, images):
+    return self.get()(images)
 
 
 def describe_detector(detector):
@@ -392,29 +425,38 @@ def prepare(videos, output_dir, config=PrepareConfig(), progress=True):
 
   bar = tqdm.tqdm(total=len(paths), initial=len(paths) - len(todo), unit="video",
                   desc="prepare", disable=not progress)
-  detector = build_detector(config, threads_per_worker(config))
+  detector = _LoadingDetector(config, threads_per_worker(config))
   results = _run_items(todo, detector, config)
   skipped = 0
-  for i, shard in enumerate(shards):
-    if done[i]:
-      continue
-    final = shard_path(output_dir, i, count)
-    stats = []
-    with tf.io.TFRecordWriter(manifest_lib.temporary_path(final)) as writer:
-      for _ in shard:
-        serialized, item_stats = next(results)
-        if serialized is not None:
-          writer.write(serialized)
-        else:
-          skipped += 1
-        stats.append(item_stats)
-        bar.update()
-        bar.set_postfix(skipped=skipped)
-    # Stats first, shard last: a shard under its final name always has its stats.
-    manifest_lib.write_atomically(final + ".stats.json", json.dumps(stats))
-    tf.io.gfile.rename(manifest_lib.temporary_path(final), final, overwrite=True)
-  bar.close()
-  return write_manifest(output_dir, count, describe_detector(detector), config)
+  final = None
+  try:
+    for i, shard in enumerate(shards):
+      if done[i]:
+        continue
+      final = shard_path(output_dir, i, count)
+      stats = []
+      with tf.io.TFRecordWriter(manifest_lib.temporary_path(final)) as writer:
+        for _ in shard:
+          serialized, item_stats = next(results)
+          if serialized is not None:
+            writer.write(serialized)
+          else:
+            skipped += 1
+          stats.append(item_stats)
+          bar.update()
+          bar.set_postfix(skipped=skipped)
+      detector.get()  # no shard is committed unless the detector loads: a failed start leaves none
+      # Stats first, shard last: a shard under its final name always has its stats.
+      manifest_lib.write_atomically(final + ".stats.json", json.dumps(stats))
+      tf.io.gfile.rename(manifest_lib.temporary_path(final), final, overwrite=True)
+    detector_info = describe_detector(detector.get())
+  except _DetectorFailed as e:
+    if final is not None and tf.io.gfile.exists(manifest_lib.temporary_path(final)):
+      tf.io.gfile.remove(manifest_lib.temporary_path(final))
+    raise e.__cause__ from None
+  finally:
+    bar.close()
+  return write_manifest(output_dir, count, detector_info, config)
 
 
 IN_FLIGHT = 2  # videos one worker has in progress: the next one decodes while one finishes
@@ -425,6 +467,7 @@ def _run_items(items, detector, config):
   if config.workers == 1 or len(items) <= 1:
     yield from _in_order(lambda item: _prepare_or_report(item, detector, config), items, IN_FLIGHT)
     return
+  detector.get()  # workers build their own; a detector that fails to build must not start them
   # Spawned, not forked: TensorFlow's runtime does not survive a fork.
   with multiprocessing.get_context("spawn").Pool(
       config.workers, initializer=_init_worker, initargs=(config,)) as pool:
@@ -463,6 +506,11 @@ def finish(output_dir, summary, shard_paths, detector_info, config):
       config=json.loads(json.dumps(dataclasses.asdict(config))))
   manifest_lib.write_atomically(os.path.join(output_dir, manifest_lib.MANIFEST_FILE),
                                 json.dumps(manifest, indent=1))
-  manifest_lib.plot_manifest(manifest, output_dir)
-  manifest_lib.contact_sheet(shard_paths, os.path.join(output_dir, manifest_lib.CONTACT_SHEET))
+  # The sheet is drawn beside the plots: TensorFlow's JPEG decoder and PIL's PNG encoder leave the
+  # interpreter to matplotlib.
+  with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="contact sheet") as pool:
+    sheet = pool.submit(manifest_lib.contact_sheet, shard_paths,
+                        os.path.join(output_dir, manifest_lib.CONTACT_SHEET))
+    manifest_lib.plot_manifest(manifest, output_dir)
+    sheet.result()
   return manifest

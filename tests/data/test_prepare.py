@@ -275,3 +275,19 @@ def test_beam_writes_everything_but_its_own_sink_through_gfile(video_dir, tmp_pa
     with tf.io.gfile.GFile(f"{output}/{name}", "rb") as f:
       head = f.read(8)
     assert head == (b"{\n \"coun" if name.endswith(".json") else b"\x89PNG\r\n\x1a\n"), name
+
+
+@pytest.mark.parametrize("first", ["empty.mp4", "carphone_pristine.mp4"])
+def test_a_detector_that_fails_to_load_stops_the_job_before_any_shard(video_dir, tmp_path, first):
+  # The detector loads while the first video decodes; a first shard of bad files only must not be
+  # committed without it either.
+  shutil.copy(video_dir / first, tmp_path / "a.mp4")
+  shutil.copy(video_dir / "carphone_pristine.mp4", tmp_path / "b.mp4")
+  videos = [str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4")]
+  out = tmp_path / "out"
+  missing = str(tmp_path / "no_such_model.tflite")
+  with pytest.raises(Exception, match="no_such_model") as error:
+    prepare.prepare(videos, str(out), prepare.PrepareConfig(detector=missing, **SMALL),
+                    progress=False)
+  assert "_DetectorFailed" not in repr(error.value)
+  assert sorted(os.listdir(out)) == [prepare.PLAN_FILE]
