@@ -116,9 +116,9 @@ def _cpu_parts(paths, detector, repeats):
       best = min(best, time.process_time() - start)
     return best
 
-  def decode(features):
+  def decode(features, threads=0):
     for path in paths:
-      with video_lib.VideoReader(path) as reader:
+      with video_lib.VideoReader(path, threads=threads) as reader:
         collector = shots_lib.FeatureCollector(config.shot)
         for _, _, frame in reader.av_frames():
           if features:
@@ -131,6 +131,8 @@ def _cpu_parts(paths, detector, repeats):
   outputs = [detector.raw_outputs(x) for x in inputs]
   parts = {
       "decoding alone (libav, every frame, no conversion)": cpu(lambda: decode(False)),
+      "decoding alone on one FFmpeg thread (prepare keeps FFmpeg's choice, see `threads_per_worker`)":
+          cpu(lambda: decode(False, threads=1)),
       "decoding + shot features (every frame)": cpu(lambda: decode(True)),
       "`decode_and_sample` (+ RGB of the sampled frames, sampling)": cpu(
           lambda: [sampling.decode_and_sample(p, size=s) for p, s in zip(paths, sizes)]),
@@ -141,8 +143,14 @@ def _cpu_parts(paths, detector, repeats):
       "JPEG encoding of the sampled frames": cpu(
           lambda: [records.encode_jpeg(f, config.jpeg_quality) for s in samples for f in s.frames]),
   }
+
+  def prepare_into_new_folder():
+    with tempfile.TemporaryDirectory() as out:
+      prepare.prepare(paths, out, config, progress=False)
+
+  parts["prepare end to end"] = cpu(prepare_into_new_folder)
   with tempfile.TemporaryDirectory() as out:
-    parts["prepare end to end"] = cpu(lambda: prepare.prepare(paths, out, config, progress=False))
+    prepare.prepare(paths, out, config, progress=False)
     info = prepare.describe_detector(detector)
     parts["of which manifest, plots and contact sheet"] = cpu(
         lambda: prepare.write_manifest(out, 1, info, config))
