@@ -187,10 +187,17 @@ def histogram_distances(histograms: np.ndarray, luma_weight: float = 0.5) -> np.
   h = np.asarray(histograms, np.float32)
   if h.ndim != 3:
     raise ValueError(f"expected histograms [N, channels, bins], got shape {h.shape}")
-  c = h.shape[1]
-  weights = np.full((c,), (1.0 - luma_weight) / max(c - 1, 1), np.float32)
-  weights[0] = luma_weight if c > 1 else 1.0
-  p, q = h[:-1], h[1:]
+  return _chi_square(h[:-1], h[1:], _channel_weights(h.shape[1], luma_weight))
+
+
+def _channel_weights(channels: int, luma_weight: float) -> np.ndarray:
+  weights = np.full((channels,), (1.0 - luma_weight) / max(channels - 1, 1), np.float32)
+  weights[0] = luma_weight if channels > 1 else 1.0
+  return weights
+
+
+def _chi_square(p: np.ndarray, q: np.ndarray, weights: np.ndarray) -> np.ndarray:
+  """float32 `[...]`: the weighted distances of histograms `p`, `q` `[..., C, bins]`."""
   total = p + q
   chi = np.where(total > 0, (p - q) ** 2 / np.where(total > 0, total, 1.0), 0.0)
   return (0.5 * chi.sum(axis=-1) @ weights).astype(np.float32)
@@ -333,33 +340,35 @@ def _bin_matrix(bins: int) -> np.ndarray:
   return matrix
 
 
-def _features_from_counts(counts: np.ndarray, bins: int) -> FrameFeatures:
-  """`frame_features` of one frame from its Y, U, V value counts float64 `[3, 256]`, about 3× cheaper.
+class FeatureCollector:
+  """Accumulates per-frame features while a video is decoded, from each frame's value counts.
+
+  `add_counts` returns the distance between this frame and the previous one (None for the first), so
+  a streaming caller sees candidate cuts (`distance ≥ config.min_threshold`) as they are decoded.
 
   The histograms (hence the distances and thresholds) are identical to `frame_features`; the means
   and the luma std are exact sums where `frame_features` sums float32 pixels, so they agree to the
   last float32 bit or two (measured: ≤ 6e-8), which moves no cut on the sample videos or the
-  synthetic tests.
+  synthetic tests. Counting values once and summing 256 counts is about 3× cheaper per frame.
   """
-  sizes = counts.sum(axis=1)
-  histograms = (counts @ _bin_matrix(bins)) / np.maximum(sizes, 1.0)[:, None]
-  means = (counts @ _VALUES) / np.maximum(sizes, 1.0) / 255.0
-  variance = (counts[0] @ (_VALUES * _VALUES)) / max(sizes[0], 1.0) / 255.0 ** 2 - means[0] ** 2
-  return FrameFeatures(histograms.astype(np.float32)[None], means.astype(np.float32)[None],
-                       np.array([np.sqrt(max(variance, 0.0))], np.float32))
 
-
-class FeatureCollector:
-  """Accumulates per-frame features while a video is decoded.
-
-  `add` returns the distance between this frame and the previous one (None for the first), so a
-  streaming caller sees candidate cuts (`distance ≥ config.min_threshold`) as they are decoded.
-  """
+  _BLOCK = 1024  # frames per array block, to keep per-frame objects few
 
   def __init__(self, config: ShotConfig = ShotConfig()):
     self._config = config
-    self._done: List[FrameFeatures] = []    # merged blocks, to keep per-frame objects few
-    self._recent: List[FrameFeatures] = []
+    bins = config.bins
+    # One product gives each channel's bin counts, Σ value and Σ value² (exact: integer sums).
+    self._sums = np.concatenate([_bin_matrix(bins), _VALUES[:, None], (_VALUES ** 2)[:, None]], axis=1)
+    self._weights = _channel_weights(3, config.luma_weight)
+    self._done: List[FrameFeatures] = []
+    self._new_block()
+
+  def _new_block(self) -> None:
+    bins = self._config.bins
+    self._block = FrameFeatures(np.zeros((self._BLOCK, 3, bins), np.float32),
+                                np.zeros((self._BLOCK, 3), np.float32),
+                                np.zeros((self._BLOCK,), np.float32))
+    self._filled = 0
 
   def add(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> Optional[float]:
     """Adds a frame given as full-range planes (uint8 `[h, w]`)."""
@@ -368,17 +377,28 @@ class FeatureCollector:
 
   def add_counts(self, counts: np.ndarray) -> Optional[float]:
     """Adds a frame given as its value counts float64 `[3, 256]` (`video.yuv_counts`)."""
-    features = _features_from_counts(counts, self._config.bins)
-    previous = self._recent[-1] if self._recent else (self._done[-1] if self._done else None)
-    distance = None
-    if previous is not None:
-      pair = np.concatenate([previous.histograms[-1:], features.histograms])
-      distance = float(histogram_distances(pair, self._config.luma_weight)[0])
-    self._recent.append(features)
-    if len(self._recent) >= 1024:
-      self._done.append(FrameFeatures.concatenate(self._recent, self._config.bins))
-      self._recent = []
-    return distance
+    bins = self._config.bins
+    sums = counts @ self._sums
+    sizes = np.maximum(counts.sum(axis=1), 1.0)
+    means = sums[:, bins] / sizes / 255.0
+    variance = sums[0, bins + 1] / sizes[0] / 255.0 ** 2 - means[0] ** 2
+    if self._filled == self._BLOCK:
+      self._done.append(self._block)
+      self._new_block()
+    block, i = self._block, self._filled
+    block.histograms[i] = sums[:, :bins] / sizes[:, None]
+    block.means[i] = means
+    block.luma_std[i] = np.sqrt(max(variance, 0.0))
+    self._filled += 1
+    if i > 0:
+      previous = block.histograms[i - 1]
+    elif self._done:
+      previous = self._done[-1].histograms[-1]
+    else:
+      return None
+    return float(_chi_square(previous, block.histograms[i], self._weights))
 
   def features(self) -> FrameFeatures:
-    return FrameFeatures.concatenate(self._done + self._recent, self._config.bins)
+    last = FrameFeatures(*(getattr(self._block, f.name)[:self._filled]
+                           for f in dataclasses.fields(FrameFeatures)))
+    return FrameFeatures.concatenate(self._done + [last], self._config.bins)
