@@ -372,8 +372,7 @@ class FeatureCollector:
 
   def add(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> Optional[float]:
     """Adds a frame given as full-range planes (uint8 `[h, w]`)."""
-    return self.add_counts(np.stack([np.bincount(p.reshape(-1), minlength=256) for p in (y, u, v)]
-                                    ).astype(np.float64))
+    return self.add_counts(video_lib.value_counts((y, u, v)))
 
   def add_counts(self, counts: np.ndarray) -> Optional[float]:
     """Adds a frame given as its value counts float64 `[3, 256]` (`video.yuv_counts`)."""

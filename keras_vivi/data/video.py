@@ -160,11 +160,16 @@ def yuv_counts(frame: av.VideoFrame, min_side: int = 64) -> np.ndarray:
   every pixel, gives the same integers for less work.
   """
   planes, full_range = _thumbnail_planes(frame, min_side)
-  counts = [np.bincount(p.reshape(-1), minlength=256) for p in planes]
+  counts = value_counts(planes)
   if full_range:
-    return np.stack(counts).astype(np.float64)
+    return counts
   return np.stack([np.bincount(table, weights=c, minlength=256)
                    for table, c in zip(_LIMITED_TO_FULL, counts)])
+
+
+def value_counts(planes) -> np.ndarray:
+  """float64 `[len(planes), 256]`: how many pixels of each uint8 plane take each value."""
+  return np.stack([np.bincount(p.reshape(-1), minlength=256) for p in planes]).astype(np.float64)
 
 
 def _thumbnail_planes(frame: av.VideoFrame, min_side: int):
