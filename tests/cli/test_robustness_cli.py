@@ -15,8 +15,8 @@ from keras_vivi.evaluation import comparison
 from keras_vivi.evaluation import robustness_classifier as classifier_lib
 from keras_vivi.evaluation import robustness_data as data_lib
 from keras_vivi.evaluation import robustness_suite
-from tests.evaluation import test_robustness_data as folders
-from tests.evaluation.conftest import run_module
+from tests.helpers import robustness_folders as folders
+from tests.helpers.cli import run_module
 
 SIZE = folders.SIZE
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 from keras_vivi.evaluation import statistics
 from keras_vivi.evaluation import vtab
 from keras_vivi.evaluation import vtab_tasks
-from tests.evaluation.conftest import run_module
+from tests.helpers.cli import run_module
 
 SP = vtab.SweepPoint
 

@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
-from tests.hub_export.conftest import ramp_images
+from tests.helpers.images import ramp_images
 
 SIZE = 64
 

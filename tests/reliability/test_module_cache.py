@@ -15,7 +15,8 @@ import pytest
 
 from keras_vivi.training import trainer
 from keras_vivi.zoo import loader
-from tests.zoo.conftest import make_archive, save_tiny
+from tests.helpers.archives import make_archive
+from tests.helpers.tiny_modules import save_tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -10,16 +10,17 @@ import pytest
 import tensorflow as tf
 
 from keras_vivi import configs
+from keras_vivi.data import synthetic
 from keras_vivi.training import callbacks
 from keras_vivi.training import trainer
-from tests.training.conftest import small_config, video_batch
+from tests.helpers.training import small_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def batches(config, nan=False):
   """A repeated batch, with NaN frames (an input that makes training diverge) when `nan`."""
-  batch = video_batch(config, seed=0)
+  batch = synthetic.video_batch(config.data, seed=0)
   if nan:
     batch["frames"] = np.full_like(batch["frames"], np.nan)
   def fn(input_context=None):
