@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,8 +9,8 @@ from scipy import stats
 
 from keras_vivi.evaluation import comparison
 from keras_vivi.evaluation import vtab
+from tests.helpers.cli import run_module
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GROUPS = {"caltech101": "natural", "cifar100": "natural", "eurosat": "specialized",
           "dmlab": "structured", "digits": "local"}
 
@@ -150,9 +148,7 @@ def test_single_runs_give_no_p_value(tmp_path):
 
 
 def run_cli(*args):
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-  return subprocess.run([sys.executable, "-m", "keras_vivi.cli.compare", *args], cwd=REPO,
-                        env=env, capture_output=True, text=True, timeout=300)
+  return run_module("keras_vivi.cli.compare", *args, timeout=300)
 
 
 def test_cli(runs, tmp_path):
