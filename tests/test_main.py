@@ -9,7 +9,6 @@ from keras_vivi import __main__ as main_lib
 from tests.helpers.cli import REPO, run_module
 
 
-
 def test_lists_the_console_scripts_of_setup_cfg():
   parser = configparser.ConfigParser()
   parser.read(os.path.join(REPO, "setup.cfg"))

@@ -20,7 +20,6 @@ from tests.helpers.cli import REPO
 from tests.helpers.tiny_modules import save_tiny
 
 
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
   """`(archive, sha256)` of a tiny SavedModel."""

@@ -15,7 +15,6 @@ from tests.helpers.cli import run_module
 from tests.helpers.training import small_config
 
 
-
 def batches(config, nan=False):
   """A repeated batch, with NaN frames (an input that makes training diverge) when `nan`."""
   batch = synthetic.video_batch(config.data, seed=0)
