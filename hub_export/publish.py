@@ -172,11 +172,8 @@ def _vtab_split(results):
 
 
 def vtab_means(results):
-  """VTAB-1k means of `results` from its VTAB tasks only (never local ones).
-
-  The means of the groups that ran, and "overall" (the mean of the 19 tasks) only when all 19
-  ran.
-  """
+  """VTAB-1k means of `results` from its VTAB tasks only (never local ones): the means of the
+  groups that ran and "overall" when all 19 ran (`vtab_tasks.mean_members`)."""
   from keras_vivi.evaluation import vtab_tasks  # pylint: disable=g-import-not-at-top
   results = results or {}
   vtab, _ = _vtab_split(results)
@@ -185,14 +182,9 @@ def vtab_means(results):
     # checked to cover the 19 tasks.
     return {g: v for g, v in (results.get("means") or {}).items()
             if g in vtab_tasks.GROUPS and v is not None}
-  means = {}
-  for group in vtab_tasks.GROUPS:
-    accuracies = [vtab[n] for n in vtab_tasks.list_tasks(group) if n in vtab]
-    if accuracies:
-      means[group] = sum(accuracies) / len(accuracies)
-  if len(vtab) == len(vtab_tasks.list_tasks()):
-    means["overall"] = sum(vtab.values()) / len(vtab)
-  return means
+  groups = {name: vtab_tasks.get_task(name).group for name in vtab}
+  return {key: mean for key, mean in vtab_tasks.means(vtab, groups).items()
+          if key in vtab_tasks.GROUPS + ("overall",) and mean is not None}
 
 
 def _evaluation_section(results, results_path):
