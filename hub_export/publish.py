@@ -28,8 +28,8 @@ import tensorflow as tf
 
 from hub_export import exporter
 from keras_vivi import configs
+from keras_vivi import files
 from keras_vivi.data import manifest as manifest_lib
-from keras_vivi.zoo import loader
 from keras_vivi.zoo import presets as presets_lib
 
 SAVED_MODEL_DIR = "saved_model"
@@ -304,15 +304,15 @@ def _reset(tarinfo):
 def write_archive(directory, archive):
   """Writes `directory`'s contents (at the top level) to the `.tar.gz` `archive`; its sha256."""
   paths = []
-  for root, dirs, files in os.walk(directory):
+  for root, dirs, names in os.walk(directory):
     dirs.sort()
-    paths += [os.path.join(root, d) for d in dirs] + [os.path.join(root, f) for f in files]
+    paths += [os.path.join(root, d) for d in dirs] + [os.path.join(root, f) for f in names]
   with open(archive, "wb") as raw, \
       gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
       tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
     for path in sorted(paths, key=lambda p: os.path.relpath(p, directory)):
       tar.add(path, arcname=os.path.relpath(path, directory), recursive=False, filter=_reset)
-  return loader.file_sha256(archive)
+  return files.file_sha256(archive)
 
 
 def _evaluation(results):
@@ -367,8 +367,8 @@ def _move_into_place(tmp_dir, directory, name, version, overwrite):
 
 def _check_no_symlinks(export_dir):
   """Raises ValueError at the first symbolic link under `export_dir` (never followed)."""
-  for root, dirs, files in os.walk(export_dir):
-    for entry in dirs + files:
+  for root, dirs, names in os.walk(export_dir):
+    for entry in dirs + names:
       path = os.path.join(root, entry)
       if os.path.islink(path):
         raise ValueError(f"Export {export_dir!r} holds a symbolic link {path!r} -> "

@@ -221,7 +221,5 @@ def write(comparison, output):
           for task, c in comparison["tasks"].items()]
   corrected = ", Benjamini–Hochberg" if comparison["correction"] == "bh" else ""
   title = f"VTAB accuracy of {b} relative to {a}\n(* Welch p < {comparison['alpha']}{corrected})"
-  return outputs.replace_atomically(
-      os.path.join(output, "relative_increase.png"),
-      lambda path: statistics.plot_relative_increase(rows, path, title=title, label_a=a,
-                                                     label_b=b))
+  return statistics.plot_relative_increase(
+      rows, os.path.join(output, "relative_increase.png"), title=title, label_a=a, label_b=b)

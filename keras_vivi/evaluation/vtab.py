@@ -32,13 +32,12 @@ import os
 import re
 from typing import Tuple
 
-import numpy as np
 import tensorflow as tf
 import tf_keras
 from tqdm import auto as tqdm
 
+from keras_vivi import files
 from keras_vivi.evaluation import finetune
-from keras_vivi.evaluation import outputs
 from keras_vivi.evaluation import statistics
 from keras_vivi.evaluation import vtab_tasks
 from keras_vivi.zoo import presets as presets_lib
@@ -221,10 +220,10 @@ def _ordered(names):
 def write_results(results, output_dir):
   """Writes results.json, results.csv, results.md and results.png (each replaced atomically);
   returns the `Figure` of results.png."""
-  os.makedirs(output_dir, exist_ok=True)
+  tf.io.gfile.makedirs(output_dir)
   tasks, means = results["tasks"], results["means"]
-  outputs.write_text(os.path.join(output_dir, RESULTS_JSON),
-                     json.dumps(results, indent=2) + "\n")
+  files.write_atomically(os.path.join(output_dir, RESULTS_JSON),
+                         json.dumps(results, indent=2) + "\n")
 
   rows = [["task", "group", "test_accuracy", "learning_rate", "steps", "decay_every",
            "val_accuracy"]]
@@ -241,7 +240,7 @@ def write_results(results, output_dir):
     rows.append([name, "missing", "", "", "", "", ""])
   table = io.StringIO(newline="")
   csv.writer(table).writerows(rows)
-  outputs.write_text(os.path.join(output_dir, "results.csv"), table.getvalue())
+  files.write_atomically(os.path.join(output_dir, "results.csv"), table.getvalue())
 
   lines = [f"# VTAB-1k: `{results['hub']}`", "",
            "| task | group | test accuracy (%) | selected lr / steps / decay every |",
@@ -260,9 +259,8 @@ def write_results(results, output_dir):
   if results["missing"]:
     lines += ["", "Missing tasks (not in the means):", ""]
     lines += [f"- {name}: {results['missing'][name]}" for name in _ordered(results["missing"])]
-  outputs.write_text(os.path.join(output_dir, "results.md"), "\n".join(lines) + "\n")
-  return outputs.replace_atomically(os.path.join(output_dir, "results.png"),
-                                    lambda path: _plot(results, path))
+  files.write_atomically(os.path.join(output_dir, "results.md"), "\n".join(lines) + "\n")
+  return _plot(results, os.path.join(output_dir, "results.png"))
 
 
 def _plot(results, path):
@@ -297,15 +295,14 @@ def _plot(results, path):
     title += f" ({len(results['missing'])} tasks missing)"
   axis.set_title(title, fontsize=10)
   figure.tight_layout()
-  figure.savefig(path, dpi=100)
-  return figure
+  return files.save_figure(figure, path)
 
 
 def normalize_hub(handle):
   """`handle` as results.json records it: an existing local path made absolute (so
   `exports/x`, `./exports/x` and `/abs/exports/x` are one module); preset names and URLs as
   given."""
-  if handle in presets_lib.list_presets() or handle.startswith(("http://", "https://", "gs://")):
+  if handle in presets_lib.list_presets() or files.is_remote(handle):
     return handle
   path = os.path.expanduser(handle[len("file://"):] if handle.startswith("file://") else handle)
   return os.path.abspath(path) if os.path.exists(path) else handle
@@ -315,24 +312,15 @@ def _resume(output_dir, handle, config):
   path = os.path.join(output_dir, RESULTS_JSON)
   fresh = {"hub": handle, "config": config_to_dict(config), "tasks": {}, "missing": {},
            "means": group_means({})}
-  if not os.path.exists(path):
+  if not tf.io.gfile.exists(path):
     return fresh
-  with open(path, encoding="utf-8") as f:
-    text = f.read()
-  try:
-    previous = json.loads(text)
-  except json.JSONDecodeError as e:
-    previous = e
-  if not isinstance(previous, dict):
-    problem = f"is not valid JSON ({previous})" if isinstance(previous, Exception) else \
-        f"holds a {type(previous).__name__}, not a results object"
-    raise ValueError(f"{path} {problem}: it was damaged after vivi-vtab wrote it (vivi-vtab "
-                     "replaces it atomically). Move it away to run every task again, or choose "
-                     "another output directory.")
-  if previous.get("hub") != handle or previous.get("config") != fresh["config"]:
-    raise ValueError(f"{path} holds results of hub {previous.get('hub')!r} with config "
-                     f"{previous.get('config')}, not of {handle!r} with {fresh['config']}; "
-                     "choose another output directory.")
+  previous = files.read_json(path, "vivi-vtab replaces it atomically, so it was damaged "
+                             "afterwards. Move it away to run every task again, or choose "
+                             "another output directory.")
+  files.check_same_settings({"hub": previous.get("hub"), "config": previous.get("config")},
+                            {"hub": handle, "config": fresh["config"]}, path,
+                            "results of another module or config",
+                            "choose another output directory.")
   return {**fresh, "tasks": previous.get("tasks", {})}
 
 

@@ -20,11 +20,12 @@ import re
 import types
 import typing
 
+from keras_vivi import files
+
 PRESETS_ENV = "KERAS_VIVI_PRESETS"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_URL_SCHEMES = ("http://", "https://", "gs://", "file://")
 
 
 def _freeze(value):
@@ -158,7 +159,7 @@ def is_archive(handle):
 
 def looks_like_handle(text):
   """Whether `text` is a URL or a path rather than a preset name."""
-  return (text.startswith(_URL_SCHEMES) or os.sep in text or "/" in text
+  return (files.has_url_scheme(text) or os.sep in text or "/" in text
           or text.startswith(("~", ".")) or is_archive(text) or os.path.exists(text))
 
 
