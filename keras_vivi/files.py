@@ -7,11 +7,13 @@
   read_json(path, recovery)     a damaged file is an error naming it and how to recover
   check_same_settings(...)      a resumable output made with other settings is refused, naming them
   is_remote(handle)             http(s):// and gs:// handles
+  cache_root()                  where downloads are cached
 """
 
 import hashlib
 import io
 import json
+import os
 import re
 import uuid
 from typing import Any, Dict, Mapping, Optional, Tuple
@@ -19,6 +21,16 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 REMOTE_SCHEMES = ("http://", "https://", "gs://")
 URL_SCHEMES = REMOTE_SCHEMES + ("file://",)
 _TEMPORARY = re.compile(r"(\.[0-9a-f]{32})?\.tmp$")
+
+
+def cache_root() -> str:
+  """Where keras_vivi caches downloads: `$KERAS_VIVI_CACHE`, else `$XDG_CACHE_HOME/keras_vivi`,
+  else `~/.cache/keras_vivi`."""
+  if os.environ.get("KERAS_VIVI_CACHE"):
+    return os.path.expanduser(os.environ["KERAS_VIVI_CACHE"])
+  xdg = os.environ.get("XDG_CACHE_HOME")
+  return os.path.join(os.path.expanduser(xdg) if xdg else os.path.expanduser("~/.cache"),
+                      "keras_vivi")
 
 
 def _gfile():

@@ -69,3 +69,14 @@ def test_url_schemes():
   assert files.is_remote("gs://b/m") and files.is_remote("https://h/m.tar.gz")
   assert not files.is_remote("file:///m") and files.has_url_scheme("file:///m")
   assert not files.has_url_scheme("/local/m") and not files.is_remote("exports/m")
+
+
+def test_cache_root(monkeypatch, tmp_path):
+  monkeypatch.setenv("KERAS_VIVI_CACHE", str(tmp_path / "cache"))
+  assert files.cache_root() == str(tmp_path / "cache")
+  monkeypatch.delenv("KERAS_VIVI_CACHE")
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+  assert files.cache_root() == str(tmp_path / "xdg" / "keras_vivi")
+  monkeypatch.delenv("XDG_CACHE_HOME")
+  monkeypatch.setenv("HOME", str(tmp_path / "home"))
+  assert files.cache_root() == str(tmp_path / "home" / ".cache" / "keras_vivi")

@@ -53,11 +53,7 @@ class MediaPipeAssets:
 
 def default_cache_dir() -> pathlib.Path:
   """`$KERAS_VIVI_CACHE`, else `$XDG_CACHE_HOME/keras_vivi`, else `~/.cache/keras_vivi`."""
-  if os.environ.get("KERAS_VIVI_CACHE"):
-    return pathlib.Path(os.environ["KERAS_VIVI_CACHE"]).expanduser()
-  xdg = os.environ.get("XDG_CACHE_HOME")
-  base = pathlib.Path(xdg).expanduser() if xdg else pathlib.Path.home() / ".cache"
-  return base / "keras_vivi"
+  return pathlib.Path(files.cache_root())
 
 
 def _has_sha256(path: pathlib.Path, expected: str) -> bool:

@@ -76,8 +76,11 @@ def offline_mode(offline=None):
 
 
 def cache_dir():
-  """tensorflow_hub's module cache: `$TFHUB_CACHE_DIR`, `--tfhub_cache_dir` or a temp dir."""
-  return hub_resolver.tfhub_cache_dir(use_temp=True)
+  """The module cache: `$TFHUB_CACHE_DIR` or `--tfhub_cache_dir` as tensorflow_hub reads them,
+  else `tfhub_modules` in `files.cache_root()` (not tensorflow_hub's shared temp directory,
+  which anyone on the machine can write and a reboot empties)."""
+  return hub_resolver.tfhub_cache_dir(
+      default_cache_dir=os.path.join(files.cache_root(), "tfhub_modules"))
 
 
 def _cache_key(handle):
