@@ -82,12 +82,13 @@ def _seeds(config, input_context, training=True):
   return base, tf.constant([base, pipeline_id], tf.int64)
 
 
-def _pipeline_files(files, input_context, advice=""):
-  """Dataset of the names in `files` this input pipeline reads: a 1/N share for N pipelines."""
+def _pipeline_files(files, input_context, what, advice=""):
+  """Dataset of the names in `files` (of `what`) this input pipeline reads: a 1/N share for N
+  pipelines."""
   dataset = tf.data.Dataset.from_tensor_slices(files)
   if input_context is not None and input_context.num_input_pipelines > 1:
     if len(files) < input_context.num_input_pipelines:
-      raise ValueError(f"{len(files)} file(s) cannot be split over "
+      raise ValueError(f"{len(files)} {what}(s) cannot be split over "
                        f"{input_context.num_input_pipelines} input pipelines{advice}.")
     dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
   return dataset
@@ -305,8 +306,8 @@ def build_dataset(config, input_context=None, *, training=True):
   base, base_seed = _seeds(config, input_context, training)
   batch = _per_replica_batch(config.batch_size, input_context)
 
-  dataset = _pipeline_files(files, input_context, ": prepare with more shards (a smaller "
-                            "videos_per_shard) or use fewer workers")
+  dataset = _pipeline_files(files, input_context, "shard", ": prepare with more shards (a "
+                            "smaller videos_per_shard) or use fewer workers")
   if training:
     dataset = _shuffled_epochs(dataset, base)
   dataset = dataset.interleave(
@@ -351,7 +352,7 @@ def _labelled_source(name, input_context, seed):
     read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=seed)
     return tfds.load(dataset_name, split=split or "train", shuffle_files=True,
                      read_config=read_config, as_supervised=True).repeat()
-  dataset = _shuffled_epochs(_pipeline_files(files, input_context), seed)
+  dataset = _shuffled_epochs(_pipeline_files(files, input_context, "labelled-image file"), seed)
   dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 16),
                                num_parallel_calls=AUTOTUNE, deterministic=True)
 
