@@ -12,7 +12,6 @@ import shutil
 import time
 
 import numpy as np
-import tqdm
 
 from keras_vivi import plotting
 

@@ -94,7 +94,8 @@ def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0, correction="bh
   Per task, every run that has the task counts; the tasks' p-values are adjusted across tasks
   (`correction`, Benjamini–Hochberg by default: 19 tasks at 0.05 would otherwise find about one
   difference by chance) and the verdicts are taken at the adjusted `p_adjusted`. The category
-  means (Natural, Specialized, Structured, local, and overall: over the tasks of the three VTAB groups, as VTAB's mean of 19,
+  means (Natural, Specialized, Structured, local, and overall: over the tasks of the three VTAB
+  groups, as VTAB's mean of 19,
   or over the local tasks when there is no VTAB task, as `vivi-vtab` computes it) are computed
   per run over the tasks that every run of both sides has, then compared across runs.
 

@@ -218,7 +218,7 @@ _ENTRIES = (
 BACKBONE_PRESETS = types.MappingProxyType({p.name: p for p in _ENTRIES})
 
 _registry = dict(BACKBONE_PRESETS)
-_loaded_files = set()
+_loaded_files: typing.Set[str] = set()
 
 
 def register_preset(preset, overwrite=False):
