@@ -10,7 +10,7 @@ __all__ = ["box_centre_cells", "gather_box_features", "ProjectionHead", "ResNetV
            "aggregate_shots", "StandardizedConv2D", "build_backbone"]
 
 
-def build_backbone(config, kernel_regularizer=None, name="backbone"):
+def build_backbone(config, kernel_regularizer=None, name="backbone") -> ResNetV2:
   """`ResNetV2` from a `keras_vivi.configs.ModelConfig`."""
   return ResNetV2(depth=config.depth, width=config.width, normalization=config.normalization,
                   groups=config.groups, kernel_regularizer=kernel_regularizer, name=name)
