@@ -28,8 +28,8 @@ import tensorflow as tf
 
 from hub_export import exporter
 from keras_vivi import configs
+from keras_vivi import files
 from keras_vivi.data import manifest as manifest_lib
-from keras_vivi.zoo import loader
 from keras_vivi.zoo import presets as presets_lib
 
 SAVED_MODEL_DIR = "saved_model"
@@ -172,11 +172,8 @@ def _vtab_split(results):
 
 
 def vtab_means(results) -> dict[str, float]:
-  """VTAB-1k means of `results` from its VTAB tasks only (never local ones).
-
-  The means of the groups that ran, and "overall" (the mean of the 19 tasks) only when all 19
-  ran.
-  """
+  """VTAB-1k means of `results` from its VTAB tasks only (never local ones): the means of the
+  groups that ran and "overall" when all 19 ran (`vtab_tasks.mean_members`)."""
   from keras_vivi.evaluation import vtab_tasks  # pylint: disable=g-import-not-at-top
   results = results or {}
   vtab, _ = _vtab_split(results)
@@ -185,14 +182,9 @@ def vtab_means(results) -> dict[str, float]:
     # checked to cover the 19 tasks.
     return {g: v for g, v in (results.get("means") or {}).items()
             if g in vtab_tasks.GROUPS and v is not None}
-  means = {}
-  for group in vtab_tasks.GROUPS:
-    accuracies = [vtab[n] for n in vtab_tasks.list_tasks(group) if n in vtab]
-    if accuracies:
-      means[group] = sum(accuracies) / len(accuracies)
-  if len(vtab) == len(vtab_tasks.list_tasks()):
-    means["overall"] = sum(vtab.values()) / len(vtab)
-  return means
+  groups = {name: vtab_tasks.get_task(name).group for name in vtab}
+  return {key: mean for key, mean in vtab_tasks.means(vtab, groups).items()
+          if key in vtab_tasks.GROUPS + ("overall",) and mean is not None}
 
 
 def _evaluation_section(results, results_path):
@@ -312,15 +304,15 @@ def _reset(tarinfo):
 def write_archive(directory, archive) -> str:
   """Writes `directory`'s contents (at the top level) to the `.tar.gz` `archive`; its sha256."""
   paths = []
-  for root, dirs, files in os.walk(directory):
+  for root, dirs, names in os.walk(directory):
     dirs.sort()
-    paths += [os.path.join(root, d) for d in dirs] + [os.path.join(root, f) for f in files]
+    paths += [os.path.join(root, d) for d in dirs] + [os.path.join(root, f) for f in names]
   with open(archive, "wb") as raw, \
       gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
       tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
     for path in sorted(paths, key=lambda p: os.path.relpath(p, directory)):
       tar.add(path, arcname=os.path.relpath(path, directory), recursive=False, filter=_reset)
-  return loader.file_sha256(archive)
+  return files.file_sha256(archive)
 
 
 def _evaluation(results):
@@ -375,8 +367,8 @@ def _move_into_place(tmp_dir, directory, name, version, overwrite):
 
 def _check_no_symlinks(export_dir):
   """Raises ValueError at the first symbolic link under `export_dir` (never followed)."""
-  for root, dirs, files in os.walk(export_dir):
-    for entry in dirs + files:
+  for root, dirs, names in os.walk(export_dir):
+    for entry in dirs + names:
       path = os.path.join(root, entry)
       if os.path.islink(path):
         raise ValueError(f"Export {export_dir!r} holds a symbolic link {path!r} -> "

@@ -94,10 +94,9 @@ def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0, correction="bh
   Per task, every run that has the task counts; the tasks' p-values are adjusted across tasks
   (`correction`, Benjamini–Hochberg by default: 19 tasks at 0.05 would otherwise find about one
   difference by chance) and the verdicts are taken at the adjusted `p_adjusted`. The category
-  means (Natural, Specialized, Structured, local, and overall: over the tasks of the three VTAB
-  groups, as VTAB's mean of 19,
-  or over the local tasks when there is no VTAB task, as `vivi-vtab` computes it) are computed
-  per run over the tasks that every run of both sides has, then compared across runs.
+  means (`vtab_tasks.MEAN_KEYS`, as `vivi-vtab` computes them: "overall" only when all 19 VTAB
+  tasks are compared, else "partial") are computed per run over the tasks that every run of
+  both sides has, then compared across runs.
 
   Args:
     a_dirs, b_dirs: run directories of the baseline A and the compared model B.
@@ -133,13 +132,13 @@ def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0, correction="bh
     tasks[task].update(p_adjusted=q,
                        verdict=statistics.significance(tasks[task]["delta"], q, alpha))
   everywhere = _ordered(a["in_every_run"] & b["in_every_run"], groups)
-  # Per run, as vivi-vtab computes its means (overall: the VTAB tasks, else the local tasks).
+  # Per run, as vivi-vtab computes its means (vtab_tasks.mean_members).
   run_means = {side: [vtab.group_means({t: {"group": groups[t],
                                             "test_accuracy": s["accuracies"][t][r]}
                                         for t in everywhere})
                       for r in range(s["num_runs"])] for side, s in (("a", a), ("b", b))}
   means = {}
-  for group, tasks_in in vtab.group_members({t: groups[t] for t in everywhere}).items():
+  for group, tasks_in in vtab_tasks.mean_members({t: groups[t] for t in everywhere}).items():
     if not tasks_in:
       continue
     per_run = {side: [m[group] for m in run_means[side]] for side in ("a", "b")}
@@ -222,7 +221,5 @@ def write(comparison, output):
           for task, c in comparison["tasks"].items()]
   corrected = ", Benjamini–Hochberg" if comparison["correction"] == "bh" else ""
   title = f"VTAB accuracy of {b} relative to {a}\n(* Welch p < {comparison['alpha']}{corrected})"
-  return outputs.replace_atomically(
-      os.path.join(output, "relative_increase.png"),
-      lambda path: statistics.plot_relative_increase(rows, path, title=title, label_a=a,
-                                                     label_b=b))
+  return statistics.plot_relative_increase(
+      rows, os.path.join(output, "relative_increase.png"), title=title, label_a=a, label_b=b)

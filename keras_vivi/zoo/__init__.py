@@ -14,7 +14,7 @@ from keras_vivi.zoo.presets import register_preset
 from keras_vivi.zoo.presets import UnknownPresetError
 
 _LOADER_NAMES = ("load_feature_extractor", "resolve_handle", "cache_archive", "cache_dir",
-                 "cached_module_dir", "file_sha256", "ModuleNotCachedError",
+                 "cached_module_dir", "ModuleNotCachedError",
                  "ChecksumMismatchError", "CorruptArchiveError", "PresetNotAvailableError",
                  "OFFLINE_ENV")
 

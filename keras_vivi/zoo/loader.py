@@ -45,6 +45,7 @@ import tensorflow_hub as hub
 from tensorflow_hub import registry as hub_registry
 from tensorflow_hub import resolver as hub_resolver
 
+from keras_vivi import files
 from keras_vivi.zoo import presets as presets_lib
 
 OFFLINE_ENV = "KERAS_VIVI_OFFLINE"
@@ -53,7 +54,6 @@ SAVED_MODEL_FILE = "saved_model.pb"
 DOWNLOAD_TIMEOUT_ENV = "KERAS_VIVI_DOWNLOAD_TIMEOUT"
 DOWNLOAD_ATTEMPTS = 3
 STALE_SECONDS = 3600  # leftovers of killed loaders are swept after this long
-_REMOTE = ("http://", "https://", "gs://")
 
 
 class ModuleNotCachedError(FileNotFoundError):
@@ -76,13 +76,16 @@ def offline_mode(offline=None) -> bool:
 
 
 def cache_dir() -> str:
-  """tensorflow_hub's module cache: `$TFHUB_CACHE_DIR`, `--tfhub_cache_dir` or a temp dir."""
-  return hub_resolver.tfhub_cache_dir(use_temp=True)
+  """The module cache: `$TFHUB_CACHE_DIR` or `--tfhub_cache_dir` as tensorflow_hub reads them,
+  else `tfhub_modules` in `files.cache_root()` (not tensorflow_hub's shared temp directory,
+  which anyone on the machine can write and a reboot empties)."""
+  return hub_resolver.tfhub_cache_dir(
+      default_cache_dir=os.path.join(files.cache_root(), "tfhub_modules"))
 
 
 def _cache_key(handle):
   """The handle string tensorflow_hub hashes; local paths count by their absolute form."""
-  if handle.startswith(_REMOTE):
+  if files.is_remote(handle):
     return handle
   return os.path.abspath(os.path.expanduser(_strip_file_scheme(handle)))
 
@@ -100,15 +103,6 @@ def _strip_file_scheme(handle):
 def _is_cached(module_dir):
   # tensorflow_hub's own test: the directory exists and is not empty.
   return os.path.isdir(module_dir) and bool(os.listdir(module_dir))
-
-
-def file_sha256(path) -> str:
-  """Hex sha256 of the file at `path` (local or any tf.io.gfile filesystem)."""
-  digest = hashlib.sha256()
-  with tf.io.gfile.GFile(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
 
 
 def _read_digest(module_dir):
@@ -157,7 +151,7 @@ def cache_archive(handle, archive, sha256=None) -> str:
   Returns:
     The cached module directory.
   """
-  actual = file_sha256(archive)
+  actual = files.file_sha256(archive)
   _check_digest(actual, sha256, f"Archive {archive!r}", handle)
   module_dir = cached_module_dir(handle)
   os.makedirs(os.path.dirname(module_dir), exist_ok=True)
@@ -211,10 +205,7 @@ def _move_into_cache(tmp_dir, module_dir, digest, archive):
 
 
 def _write_digest(module_dir, digest, archive):
-  temporary = f"{module_dir}{DIGEST_SUFFIX}.{uuid.uuid4().hex}.tmp"
-  with open(temporary, "w", encoding="utf-8") as f:
-    f.write(f"{digest}  {archive}\n")
-  os.replace(temporary, module_dir + DIGEST_SUFFIX)
+  files.write_atomically(module_dir + DIGEST_SUFFIX, f"{digest}  {archive}\n")
 
 
 def _sweep_leftovers(module_dir):
@@ -301,7 +292,7 @@ def _resolve_local(handle, path, sha256):
     if not presets_lib.is_archive(path):
       raise ValueError(f"Handle {handle!r} is a file but not an archive "
                        f"({', '.join(presets_lib.ARCHIVE_SUFFIXES)}) or a SavedModel directory.")
-    actual = file_sha256(path)
+    actual = files.file_sha256(path)
     _check_digest(actual, sha256, f"Archive {path!r}", handle)
     if _is_cached(module_dir) and _read_digest(module_dir) == actual:
       return module_dir
@@ -395,7 +386,7 @@ def resolve_handle(handle, sha256=None, offline=None) -> str:
       raise _not_cached(handle, cached_module_dir(handle),
                         "a gs:// directory is read in place, which needs network access")
     return handle
-  if handle.startswith(("http://", "https://", "gs://")):
+  if files.is_remote(handle):
     return _resolve_remote(handle, sha256, offline_mode(offline))
   return _resolve_local(handle, os.path.expanduser(_strip_file_scheme(handle)), sha256)
 
@@ -427,7 +418,7 @@ class ZooResolver(hub_resolver.Resolver):
   of presets, offline mode, timeouts and retries, errors naming the cache)."""
 
   def is_supported(self, handle) -> bool:
-    return (isinstance(handle, str) and handle.startswith(_REMOTE)
+    return (isinstance(handle, str) and files.is_remote(handle)
             and not getattr(_BYPASS, "on", False))
 
   def __call__(self, handle):

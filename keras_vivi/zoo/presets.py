@@ -20,6 +20,8 @@ import re
 import types
 import typing
 
+from keras_vivi import files
+
 if typing.TYPE_CHECKING:  # configs imports TensorFlow; this registry stays light
   from keras_vivi import configs
 
@@ -27,7 +29,6 @@ PRESETS_ENV = "KERAS_VIVI_PRESETS"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_URL_SCHEMES = ("http://", "https://", "gs://", "file://")
 
 
 def _freeze(value):
@@ -161,7 +162,7 @@ def is_archive(handle) -> bool:
 
 def looks_like_handle(text) -> bool:
   """Whether `text` is a URL or a path rather than a preset name."""
-  return (text.startswith(_URL_SCHEMES) or os.sep in text or "/" in text
+  return (files.has_url_scheme(text) or os.sep in text or "/" in text
           or text.startswith(("~", ".")) or is_archive(text) or os.path.exists(text))
 
 
