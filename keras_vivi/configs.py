@@ -250,7 +250,7 @@ class ExperimentConfig:
         f"ahead, so data.shots_per_video={self.data.shots_per_video} must be larger.")])
 
 
-_EXPERIMENTS = {}
+_EXPERIMENTS: typing.Dict[str, ExperimentConfig] = {}
 
 
 def save_run_config(config, model_dir):
@@ -329,7 +329,7 @@ def get_experiment(name):
   try:
     return _EXPERIMENTS[name]
   except KeyError:
-    raise KeyError(f"Unknown experiment {name!r}; known: {', '.join(sorted(_EXPERIMENTS))}.")
+    raise KeyError(f"Unknown experiment {name!r}; known: {', '.join(sorted(_EXPERIMENTS))}.") from None
 
 
 def list_experiments():

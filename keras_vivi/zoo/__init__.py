@@ -18,6 +18,9 @@ _LOADER_NAMES = ("load_feature_extractor", "resolve_handle", "cache_archive", "c
                  "ChecksumMismatchError", "CorruptArchiveError", "PresetNotAvailableError",
                  "OFFLINE_ENV")
 
+__all__ = ["BACKBONE_PRESETS", "get_preset", "list_presets", "load_presets_file", "Preset",
+           "PRESETS_ENV", "register_preset", "UnknownPresetError"] + list(_LOADER_NAMES)
+
 
 def __getattr__(name):
   if name in _LOADER_NAMES:

@@ -68,14 +68,14 @@ class CorruptArchiveError(ValueError):
   """An archive that cannot be unpacked into a SavedModel."""
 
 
-def offline_mode(offline=None):
+def offline_mode(offline=None) -> bool:
   """`offline` if given, else whether `$KERAS_VIVI_OFFLINE` is set to a true value."""
   if offline is not None:
     return bool(offline)
   return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def cache_dir():
+def cache_dir() -> str:
   """The module cache: `$TFHUB_CACHE_DIR` or `--tfhub_cache_dir` as tensorflow_hub reads them,
   else `tfhub_modules` in `files.cache_root()` (not tensorflow_hub's shared temp directory,
   which anyone on the machine can write and a reboot empties)."""
@@ -90,7 +90,7 @@ def _cache_key(handle):
   return os.path.abspath(os.path.expanduser(_strip_file_scheme(handle)))
 
 
-def cached_module_dir(handle):
+def cached_module_dir(handle) -> str:
   """Where the module of `handle` is (or would be) cached: `CACHE/<sha1(handle)>`."""
   digest = hashlib.sha1(_cache_key(handle).encode("utf8")).hexdigest()
   return os.path.join(cache_dir(), digest)
@@ -136,7 +136,7 @@ def _check_digest(actual, expected, what, handle):
         "preset's sha256 if the archive was republished on purpose.")
 
 
-def cache_archive(handle, archive, sha256=None):
+def cache_archive(handle, archive, sha256=None) -> str:
   """Unpacks the SavedModel archive `archive` into the cache as the module of `handle`.
 
   This is how a machine without network access is given a remote module: copy its archive
@@ -223,7 +223,7 @@ def _sweep_leftovers(module_dir):
       pass  # Swept by another loader meanwhile.
 
 
-def download_timeout():
+def download_timeout() -> float:
   """Seconds a download may stall: `$KERAS_VIVI_DOWNLOAD_TIMEOUT` (default 60)."""
   text = os.environ.get(DOWNLOAD_TIMEOUT_ENV, "").strip()
   try:
@@ -360,7 +360,7 @@ def _resolve_remote(handle, sha256, offline):
                       f"fetching it failed ({type(e).__name__}: {str(e)[:300]})") from e
 
 
-def resolve_handle(handle, sha256=None, offline=None):
+def resolve_handle(handle, sha256=None, offline=None) -> str:
   """Local SavedModel directory for `handle`, fetching and caching it when needed.
 
   Args:
@@ -417,7 +417,7 @@ class ZooResolver(hub_resolver.Resolver):
   """tensorflow_hub resolver of remote handles through `resolve_handle` (cache first, sha256
   of presets, offline mode, timeouts and retries, errors naming the cache)."""
 
-  def is_supported(self, handle):
+  def is_supported(self, handle) -> bool:
     return (isinstance(handle, str) and files.is_remote(handle)
             and not getattr(_BYPASS, "on", False))
 
@@ -433,7 +433,8 @@ class PresetNotAvailableError(LookupError):
   """A preset that describes weights nobody has published yet."""
 
 
-def load_feature_extractor(name_or_handle, trainable=False, offline=None, **kwargs):
+def load_feature_extractor(name_or_handle, trainable=False, offline=None,
+                           **kwargs) -> hub.KerasLayer:
   """An image feature extractor from the zoo, as a tf_keras layer.
 
   ```python
@@ -460,7 +461,7 @@ def load_feature_extractor(name_or_handle, trainable=False, offline=None, **kwar
   return hub.KerasLayer(resolve(name_or_handle, offline), trainable=trainable, **kwargs)
 
 
-def resolve(name_or_handle, offline=None):
+def resolve(name_or_handle, offline=None) -> str:
   """The local module directory of a preset name or a handle (see `load_feature_extractor`)."""
   if not isinstance(name_or_handle, str) or not name_or_handle:
     raise ValueError(f"name_or_handle must be a preset name or a handle, got "
