@@ -145,7 +145,10 @@ def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0, correction="bh
     result = statistics.compare_runs(per_run["a"], per_run["b"], **options)
     means[group] = dict(tasks=tasks_in, runs_a=per_run["a"], runs_b=per_run["b"],
                         **_as_dict(result))
+  benchmark = ("Robustness (Table 5)" if all(g == robustness_suite.KIND for g in groups.values())
+               else "VTAB-1k")
   return {
+      "benchmark": benchmark,
       "names": {"a": names[0], "b": names[1]},
       "runs": {"a": list(a_dirs), "b": list(b_dirs)},
       "hubs": {"a": a["hubs"], "b": b["hubs"]},
@@ -185,7 +188,7 @@ def to_markdown(comparison):
   """`comparison.md`: the per-task table, the category means and what was left out."""
   a, b = comparison["names"]["a"], comparison["names"]["b"]
   runs = comparison["runs"]
-  lines = [f"# VTAB-1k: {b} against {a}", "",
+  lines = [f"# {comparison['benchmark']}: {b} against {a}", "",
            f"{len(runs['a'])} run(s) of {a} ({', '.join(comparison['hubs']['a'])}), "
            f"{len(runs['b'])} run(s) of {b} ({', '.join(comparison['hubs']['b'])}). "
            f"Accuracy in %, mean [95 % bootstrap interval]; Δ = {b} − {a} in points; "
@@ -220,6 +223,7 @@ def write(comparison, output):
                significant=c["verdict"] in (statistics.BETTER, statistics.WORSE))
           for task, c in comparison["tasks"].items()]
   corrected = ", Benjamini–Hochberg" if comparison["correction"] == "bh" else ""
-  title = f"VTAB accuracy of {b} relative to {a}\n(* Welch p < {comparison['alpha']}{corrected})"
+  title = (f"{comparison['benchmark']} accuracy of {b} relative to {a}\n"
+           f"(* Welch p < {comparison['alpha']}{corrected})")
   return statistics.plot_relative_increase(
       rows, os.path.join(output, "relative_increase.png"), title=title, label_a=a, label_b=b)

@@ -130,6 +130,7 @@ def test_markdown_and_figure(runs, tmp_path):
   figure = comparison.write(result, str(tmp_path))
   assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == list(result["tasks"])
   text = (tmp_path / "comparison.md").read_text()
+  assert text.startswith("# VTAB-1k: Ours against VIVI\n")
   assert "| caltech101 | natural |" in text and "better *" in text
   assert "Only in VIVI (not compared): eurosat." in text
   assert json.loads((tmp_path / "comparison.json").read_text())["tasks"].keys() == \
