@@ -151,7 +151,7 @@ def yuv_thumbnail(frame: av.VideoFrame, min_side: int = 64) -> Tuple[np.ndarray,
   name = frame.format.name
   if name in _PLANAR_YUV8:
     planes = []
-    for i, plane in enumerate(frame.planes[:3]):
+    for plane in frame.planes[:3]:
       data = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
       sy = max(1, round(step * plane.height / frame.height))
       sx = max(1, round(step * plane.width / frame.width))

@@ -1,7 +1,6 @@
 """The export in the hands of its consumers: tf_keras + hub.KerasLayer, VTAB's TF2 path, Keras 3."""
 
 import numpy as np
-import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras

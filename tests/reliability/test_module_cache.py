@@ -3,7 +3,6 @@
 import concurrent.futures
 import http.server
 import os
-import shutil
 import socket
 import subprocess
 import sys

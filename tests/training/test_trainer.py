@@ -22,7 +22,8 @@ from tests.helpers.training import small_config
 
 def run_main(model_dir, steps, strategy="default", env=None, hang_at=None, **kwargs):
   return subprocess.Popen([sys.executable, "-m", "tests.training.train_main", model_dir,
-                           str(steps), strategy] + ([str(hang_at)] if hang_at else []), cwd=REPO, stdout=subprocess.PIPE,
+                           str(steps), strategy] + ([str(hang_at)] if hang_at else []), cwd=REPO,
+                          stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
                           **kwargs)
 

@@ -281,3 +281,11 @@ def test_plain_tensorflow_hub_calls_go_through_the_zoo_resolver(tiny_saved_model
   monkeypatch.setenv("KERAS_VIVI_OFFLINE", "1")
   with pytest.raises(loader.ModuleNotCachedError, match="offline.*TFHUB_CACHE_DIR"):
     hub.load("https://example.org/zoo/other-1.tar.gz")
+
+
+def test_the_default_cache_is_keras_vivis_not_a_shared_temp_dir(monkeypatch, tmp_path):
+  monkeypatch.delenv("TFHUB_CACHE_DIR", raising=False)
+  monkeypatch.setenv("KERAS_VIVI_CACHE", str(tmp_path / "cache"))
+  assert loader.cache_dir() == str(tmp_path / "cache" / "tfhub_modules")
+  monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "hub"))  # tensorflow_hub's setting first
+  assert loader.cache_dir() == str(tmp_path / "hub")
