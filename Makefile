@@ -13,8 +13,11 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,bench,beam]'
 	touch $(STAMP)
 
+# Lint (ruff) and type-check (mypy), both configured in pyproject.toml, then the tests;
 # pytest exits 5 when it collected no test: that is a failure too, said plainly.
 test: $(STAMP)
+	$(PY) -m ruff check
+	$(PY) -m mypy
 	$(PY) -m pytest -q || { status=$$?; [ $$status -ne 5 ] || echo "make test: no test was collected" >&2; exit $$status; }
 
 test-slow: $(STAMP)
@@ -29,4 +32,4 @@ demo: $(STAMP)
 	$(PY) -m keras_vivi.cli.demo --output=demo_output
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -177,7 +177,8 @@ def run(quick=False):
              detector, repeats, rows)
   load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
   return "\n".join([
-      f"Best of {repeats} runs (machine load average {load}, on {CORES} cores); decode = decoding, shot detection and sampling alone; detector = "
+      f"Best of {repeats} runs (machine load average {load}, on {CORES} cores); decode = decoding, "
+      "shot detection and sampling alone; detector = "
       "the detector alone on the frames prepare sampled; limit = max(decode, detector); prepare = "
       "end to end, detector loading, worker start-up, manifest and plots included. Targets: "
       "prepare/limit ≤ 1.3×, detector/prepare ≥ 0.5×. CPU s (user + system, worker processes "

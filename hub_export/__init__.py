@@ -12,3 +12,6 @@ from hub_export.exporter import export_backbone
 from hub_export.exporter import export_checkpoint
 from hub_export.exporter import export_random_init
 from hub_export.exporter import read_metadata
+
+__all__ = ["backbone_from_checkpoint", "find_checkpoint", "restore_backbone", "export_backbone",
+           "export_checkpoint", "export_random_init", "read_metadata"]

@@ -16,7 +16,7 @@ from keras_vivi import models
 
 
 
-def find_checkpoint(path):
+def find_checkpoint(path) -> str:
   """Checkpoint prefix for `path`: a run's model_dir (its latest checkpoint) or a prefix."""
   if tf.io.gfile.isdir(path):
     latest = tf.train.latest_checkpoint(path)
@@ -32,17 +32,17 @@ def find_checkpoint(path):
       f"(no {path + '.index'!r}).")
 
 
-def read_run_config(checkpoint_path):
+def read_run_config(checkpoint_path) -> configs.ExperimentConfig | None:
   """The `ExperimentConfig` saved next to `checkpoint_path`, or None when there is none."""
   return configs.load_run_config(os.path.dirname(checkpoint_path))
 
 
-def unrestored_variables(variables):
+def unrestored_variables(variables) -> list[str]:
   """Names of `variables` still holding the NaN sentinel of `restore_backbone`."""
   return [v.name for v in variables if not np.all(np.isfinite(v.numpy()))]
 
 
-def restore_backbone(backbone, checkpoint_path):
+def restore_backbone(backbone, checkpoint_path) -> models.ResNetV2:
   """Loads `backbone`'s weights from a training checkpoint; every variable must match.
 
   Only `model.backbone` is read (heads and optimizer slots are ignored). Raises ValueError,
@@ -74,7 +74,7 @@ def restore_backbone(backbone, checkpoint_path):
   return backbone
 
 
-def resolve_run(path, experiment=None):
+def resolve_run(path, experiment=None) -> tuple[str, configs.ExperimentConfig]:
   """`(checkpoint_path, experiment_config)` of a run's model_dir or a checkpoint prefix.
 
   The config is the run's config.json; `experiment` (a registered name or an
@@ -99,7 +99,8 @@ def resolve_run(path, experiment=None):
   return checkpoint_path, config
 
 
-def backbone_from_checkpoint(path, experiment=None):
+def backbone_from_checkpoint(path, experiment=None
+                             ) -> tuple[models.ResNetV2, configs.ExperimentConfig, str]:
   """`(backbone, experiment_config, checkpoint_path)` restored from a run or checkpoint.
 
   See `resolve_run` for where the architecture comes from.

@@ -51,7 +51,7 @@ _RESULTS = flags.DEFINE_string("results", None, "VTAB results.json for the model
 
 
 def export(model_dir=None, checkpoint=None, experiment=None, init="checkpoint", seed=0,
-           export_dir=None, overwrite=False, overrides=()):
+           export_dir=None, overwrite=False, overrides=()) -> dict:
   """Validates the flag combination and exports; returns the metadata of the export."""
   try:
     exporter.check_replaceable(export_dir, overwrite)
@@ -80,7 +80,7 @@ def export(model_dir=None, checkpoint=None, experiment=None, init="checkpoint", 
   return hub_export.read_metadata(export_dir)
 
 
-def check_outputs(export_dir, publish_dir, name=None, results=None, version_given=False):
+def check_outputs(export_dir, publish_dir, name=None, results=None, version_given=False) -> None:
   """Raises UsageError unless the output flags make sense together."""
   if not export_dir and not publish_dir:
     raise app.UsageError("Give --export_dir=DIR, --publish=ZOO_DIR, or both.")
@@ -108,7 +108,7 @@ def _publication_report(publication):
           f"itself can be checked.")
 
 
-def main(argv):
+def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
@@ -129,6 +129,7 @@ def main(argv):
       raise app.UsageError(str(e)) from None
   export_dir = _EXPORT_DIR.value
   if not export_dir:
+    assert publish_dir  # check_outputs: one of the two is given
     os.makedirs(publish_dir, exist_ok=True)
     export_dir = tempfile.mkdtemp(prefix=".export-", dir=publish_dir)
   try:
@@ -153,7 +154,7 @@ def main(argv):
       shutil.rmtree(export_dir, ignore_errors=True)
 
 
-def run():
+def run() -> None:
   app.run(main)
 
 

@@ -118,14 +118,14 @@ Machine-readable details: `{METADATA_FILE}`.
 """
 
 
-def sibling(directory, suffix):
+def sibling(directory, suffix) -> str:
   """A hidden, unique path beside `directory`: `PARENT/.NAME.<uuid>.SUFFIX`."""
   directory = directory.rstrip("/")
   return os.path.join(os.path.dirname(directory),
                       f".{os.path.basename(directory)}.{uuid.uuid4().hex}.{suffix}")
 
 
-def swap_in(new_dir, directory):
+def swap_in(new_dir, directory) -> None:
   """Renames the complete `new_dir` to `directory`; what was there is removed only once replaced."""
   old = None
   if tf.io.gfile.exists(directory):
@@ -141,7 +141,7 @@ def swap_in(new_dir, directory):
     tf.io.gfile.rmtree(old)
 
 
-def check_replaceable(export_dir, overwrite=False):
+def check_replaceable(export_dir, overwrite=False) -> None:
   """Raises FileExistsError unless `export_dir` is absent, empty, or an export and `overwrite`."""
   if not (tf.io.gfile.isdir(export_dir) and tf.io.gfile.listdir(export_dir)):
     if tf.io.gfile.exists(export_dir) and not tf.io.gfile.isdir(export_dir):
@@ -157,7 +157,7 @@ def check_replaceable(export_dir, overwrite=False):
                           "or pass overwrite=True (--overwrite) to replace that export.")
 
 
-def export_backbone(model, export_dir, metadata=None, overwrite=False):
+def export_backbone(model, export_dir, metadata=None, overwrite=False) -> str:
   """Writes `model` (a keras_vivi `ResNetV2`) to `export_dir` as a reusable SavedModel.
 
   Args:
@@ -232,7 +232,7 @@ def _save(model, export_dir, metadata):
     json.dump(info, f, indent=2)
 
 
-def read_metadata(export_dir):
+def read_metadata(export_dir) -> dict:
   """The `vivi_export.json` dict of an export written by `export_backbone`."""
   path = os.path.join(export_dir, METADATA_FILE)
   if not tf.io.gfile.exists(path):
@@ -248,7 +248,7 @@ def _experiment_metadata(config, **source):
           "experiment_config": configs.to_dict(config)}
 
 
-def export_checkpoint(path, export_dir, experiment=None, overwrite=False):
+def export_checkpoint(path, export_dir, experiment=None, overwrite=False) -> str:
   """Exports the backbone of a keras_vivi training run (model_dir) or checkpoint prefix.
 
   `experiment` names the architecture only when the run has no config.json.
@@ -259,7 +259,7 @@ def export_checkpoint(path, export_dir, experiment=None, overwrite=False):
   return export_backbone(backbone, export_dir, metadata=metadata, overwrite=overwrite)
 
 
-def export_random_init(experiment, export_dir, seed=0, overwrite=False):
+def export_random_init(experiment, export_dir, seed=0, overwrite=False) -> str:
   """Exports a freshly initialised backbone of `experiment`: the from-scratch baseline."""
   config = configs.get_experiment(experiment) if isinstance(experiment, str) else experiment
   tf_keras.utils.set_random_seed(seed)

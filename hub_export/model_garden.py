@@ -109,7 +109,7 @@ class ViviFeatureMaps(tf_keras.Model):
     self._output_specs = {k: v.get_shape() for k, v in levels.items()}
 
   @property
-  def output_specs(self):
+  def output_specs(self) -> dict[str, tf.TensorShape]:
     """`{str(level): TensorShape}` with batch dimension, levels 2..5."""
     return self._output_specs
 
@@ -152,7 +152,7 @@ def _native_features(vivi_config, l2_regularizer):
 
 @backbone_factory.register_backbone_builder(BACKBONE_TYPE)
 def build_vivi_backbone(input_specs, backbone_config, norm_activation_config=None,
-                        l2_regularizer=None, **unused_kwargs):
+                        l2_regularizer=None, **unused_kwargs) -> "ViviFeatureMaps":
   """Model Garden builder for `backbone.type='vivi'`; returns a `ViviFeatureMaps`.
 
   The backbone keeps its own normalisation settings (those it was trained with);
@@ -177,7 +177,7 @@ def build_vivi_backbone(input_specs, backbone_config, norm_activation_config=Non
                          name="vivi_backbone")
 
 
-def backbone_source(path):
+def backbone_source(path) -> dict[str, str]:
   """`backbone.vivi` overrides for `path`: an export (handle) or a training run (checkpoint)."""
   if path.startswith(("http://", "https://")):
     return {"handle": path}
@@ -198,7 +198,7 @@ def _stepwise_schedule(base_learning_rate, batch_size, steps_per_epoch, epochs):
 
 
 @exp_factory.register_config_factory(EXPERIMENT)
-def retinanet_vivi_fpn_coco():
+def retinanet_vivi_fpn_coco() -> cfg.ExperimentConfig:
   """COCO RetinaNet (FPN, levels 3-7) on a keras_vivi backbone, as in the paper (§4.3).
 
   Images rescaled and randomly cropped to 640×640, 60 epochs, batch 256, learning rate 0.08

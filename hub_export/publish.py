@@ -28,8 +28,8 @@ import tensorflow as tf
 
 from hub_export import exporter
 from keras_vivi import configs
+from keras_vivi import files
 from keras_vivi.data import manifest as manifest_lib
-from keras_vivi.zoo import loader
 from keras_vivi.zoo import presets as presets_lib
 
 SAVED_MODEL_DIR = "saved_model"
@@ -48,7 +48,7 @@ class Publication:
   sha256: str
   preset: presets_lib.Preset
 
-  def preset_json(self):
+  def preset_json(self) -> str:
     """The presets-file entry `{name: fields}` as indented JSON."""
     return json.dumps({self.preset.name: self.preset.to_dict()}, indent=2, ensure_ascii=False)
 
@@ -67,7 +67,7 @@ def _json_ready(value):
   return json.loads(json.dumps(value))
 
 
-def config_overrides(config_dict):
+def config_overrides(config_dict) -> tuple[str, tuple[str, ...] | None]:
   """`(experiment, overrides)` that rebuild `config_dict` from a registered experiment.
 
   Returns `(name, None)` when the experiment is not registered or the overrides would not
@@ -91,7 +91,7 @@ def config_overrides(config_dict):
   return (name, tuple(overrides)) if rebuilt == target else (name, None)
 
 
-def read_results(path):
+def read_results(path) -> dict:
   """VTAB results `{"tasks": {task: {"group", "test_accuracy"}}, "means": {...}}` from `path`."""
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f"Results file {path!r} does not exist.")
@@ -119,7 +119,7 @@ def _manifest_path(data_path):
   return os.path.join(directory, manifest_lib.MANIFEST_FILE)
 
 
-def read_manifest(data_path):
+def read_manifest(data_path) -> tuple[str, dict | None]:
   """`(manifest_path, manifest or None)` of the prepared data a run trained on."""
   path = _manifest_path(data_path)
   if path is None or not tf.io.gfile.exists(path):
@@ -171,12 +171,9 @@ def _vtab_split(results):
   return vtab, local
 
 
-def vtab_means(results):
-  """VTAB-1k means of `results` from its VTAB tasks only (never local ones).
-
-  The means of the groups that ran, and "overall" (the mean of the 19 tasks) only when all 19
-  ran.
-  """
+def vtab_means(results) -> dict[str, float]:
+  """VTAB-1k means of `results` from its VTAB tasks only (never local ones): the means of the
+  groups that ran and "overall" when all 19 ran (`vtab_tasks.mean_members`)."""
   from keras_vivi.evaluation import vtab_tasks  # pylint: disable=g-import-not-at-top
   results = results or {}
   vtab, _ = _vtab_split(results)
@@ -185,14 +182,9 @@ def vtab_means(results):
     # checked to cover the 19 tasks.
     return {g: v for g, v in (results.get("means") or {}).items()
             if g in vtab_tasks.GROUPS and v is not None}
-  means = {}
-  for group in vtab_tasks.GROUPS:
-    accuracies = [vtab[n] for n in vtab_tasks.list_tasks(group) if n in vtab]
-    if accuracies:
-      means[group] = sum(accuracies) / len(accuracies)
-  if len(vtab) == len(vtab_tasks.list_tasks()):
-    means["overall"] = sum(vtab.values()) / len(vtab)
-  return means
+  groups = {name: vtab_tasks.get_task(name).group for name in vtab}
+  return {key: mean for key, mean in vtab_tasks.means(vtab, groups).items()
+          if key in vtab_tasks.GROUPS + ("overall",) and mean is not None}
 
 
 def _evaluation_section(results, results_path):
@@ -235,7 +227,7 @@ def _evaluation_section(results, results_path):
   return "\n".join(lines).rstrip()
 
 
-def model_card(name, version, info, results=None, results_path=None):
+def model_card(name, version, info, results=None, results_path=None) -> str:
   """The MODEL_CARD.md text of a module described by its `vivi_export.json` dict `info`."""
   config = info.get("experiment_config") or {}
   source = info.get("source", {})
@@ -309,18 +301,18 @@ def _reset(tarinfo):
   return tarinfo
 
 
-def write_archive(directory, archive):
+def write_archive(directory, archive) -> str:
   """Writes `directory`'s contents (at the top level) to the `.tar.gz` `archive`; its sha256."""
   paths = []
-  for root, dirs, files in os.walk(directory):
+  for root, dirs, names in os.walk(directory):
     dirs.sort()
-    paths += [os.path.join(root, d) for d in dirs] + [os.path.join(root, f) for f in files]
+    paths += [os.path.join(root, d) for d in dirs] + [os.path.join(root, f) for f in names]
   with open(archive, "wb") as raw, \
       gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
       tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
     for path in sorted(paths, key=lambda p: os.path.relpath(p, directory)):
       tar.add(path, arcname=os.path.relpath(path, directory), recursive=False, filter=_reset)
-  return loader.file_sha256(archive)
+  return files.file_sha256(archive)
 
 
 def _evaluation(results):
@@ -342,12 +334,12 @@ def _is_export(path):
   return tf.io.gfile.exists(os.path.join(path, exporter.METADATA_FILE))
 
 
-def is_published(directory):
+def is_published(directory) -> bool:
   """Whether `directory` (PUBLISH_DIR/NAME/VERSION) holds a complete publication."""
   return os.path.isfile(os.path.join(directory, PRESET_FILE))
 
 
-def check_version_free(publish_dir, name, version, overwrite=False):
+def check_version_free(publish_dir, name, version, overwrite=False) -> str:
   """`PUBLISH_DIR/NAME/VERSION`; FileExistsError if it is published and not `overwrite`.
 
   A version counts as published when its preset.json exists (`publish` writes it into a temp
@@ -375,8 +367,8 @@ def _move_into_place(tmp_dir, directory, name, version, overwrite):
 
 def _check_no_symlinks(export_dir):
   """Raises ValueError at the first symbolic link under `export_dir` (never followed)."""
-  for root, dirs, files in os.walk(export_dir):
-    for entry in dirs + files:
+  for root, dirs, names in os.walk(export_dir):
+    for entry in dirs + names:
       path = os.path.join(root, entry)
       if os.path.islink(path):
         raise ValueError(f"Export {export_dir!r} holds a symbolic link {path!r} -> "
@@ -385,7 +377,7 @@ def _check_no_symlinks(export_dir):
 
 
 def publish(source, publish_dir, name, version=1, results=None, experiment=None,
-            overwrite=False):
+            overwrite=False) -> Publication:
   """Writes `PUBLISH_DIR/NAME/VERSION/` from an export or a training run.
 
   The module is built in `NAME/.VERSION.<uuid>.tmp` and renamed into place at the end, so a

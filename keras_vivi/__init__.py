@@ -4,6 +4,8 @@
 `keras_vivi.zoo`) imports TensorFlow on first use.
 """
 
+__all__ = ["load_feature_extractor"]
+
 
 def load_feature_extractor(name_or_handle, trainable=False, offline=None, **kwargs):
   """A zoo preset or hub handle as a `hub.KerasLayer`; see `keras_vivi.zoo.loader`."""

@@ -10,10 +10,11 @@ import math
 import os
 import re
 import typing
-import uuid
 
 import tensorflow as tf
 import yaml
+
+from keras_vivi import files
 
 RUN_CONFIG_FILE = "config.json"  # beside a training run's checkpoints
 # The detector of the paper's experiments: TF-Hub's SSD-MobileNetV2 on all 600 Open Images V4
@@ -249,16 +250,13 @@ class ExperimentConfig:
         f"ahead, so data.shots_per_video={self.data.shots_per_video} must be larger.")])
 
 
-_EXPERIMENTS = {}
+_EXPERIMENTS: typing.Dict[str, ExperimentConfig] = {}
 
 
 def save_run_config(config, model_dir):
   """Writes `config` as `model_dir/config.json` (local or remote paths), atomically."""
-  path = os.path.join(model_dir, RUN_CONFIG_FILE)
-  temporary = f"{path}.{uuid.uuid4().hex}.tmp"
-  with tf.io.gfile.GFile(temporary, "w") as f:
-    json.dump(to_dict(config), f, indent=1)
-  tf.io.gfile.rename(temporary, path, overwrite=True)
+  files.write_atomically(os.path.join(model_dir, RUN_CONFIG_FILE),
+                         json.dumps(to_dict(config), indent=1))
 
 
 # What runs saved before a field existed trained with: a restart then keeps their objective
@@ -290,12 +288,8 @@ def load_run_config(model_dir):
 
 def differing_fields(old, new):
   """Sorted `section.field` names whose values differ between two `ExperimentConfig`s."""
-  def flat(config):
-    return {f"{section}.{k}" if isinstance(values, dict) else section: v
-            for section, values in json.loads(json.dumps(to_dict(config))).items()
-            for k, v in (values.items() if isinstance(values, dict) else [(None, values)])}
-  a, b = flat(old), flat(new)
-  return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+  return sorted(files.differing_settings(json.loads(json.dumps(to_dict(old))),
+                                         json.loads(json.dumps(to_dict(new)))))
 
 
 def to_dict(config):
@@ -335,7 +329,7 @@ def get_experiment(name):
   try:
     return _EXPERIMENTS[name]
   except KeyError:
-    raise KeyError(f"Unknown experiment {name!r}; known: {', '.join(sorted(_EXPERIMENTS))}.")
+    raise KeyError(f"Unknown experiment {name!r}; known: {', '.join(sorted(_EXPERIMENTS))}.") from None
 
 
 def list_experiments():

@@ -12,8 +12,8 @@ import shutil
 import time
 
 import numpy as np
-import tqdm
 
+from keras_vivi import files
 from keras_vivi import plotting
 
 REPORT_FILE = "REPORT.md"
@@ -182,8 +182,7 @@ def plot_training(runs, steps_per_epoch, path):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=90)
-  return fig
+  return files.save_figure(fig, path, dpi=90)
 
 
 def plot_bars(values, title, ylabel, path):
@@ -196,8 +195,7 @@ def plot_bars(values, title, ylabel, path):
   ax.set_ylabel(ylabel)
   ax.set_title(title)
   fig.tight_layout()
-  fig.savefig(path, dpi=90)
-  return fig
+  return files.save_figure(fig, path, dpi=90)
 
 
 def _table(header, rows):
@@ -209,24 +207,9 @@ def _pct(x):
   return "–" if x is None else f"{100 * x:.1f}"
 
 
-def write_report(demo, manifest, runs, diagnostic, vtab_results, seconds):
-  """Writes `REPORT.md` and its PNGs into `demo.output`; returns the report's path."""
-  from keras_vivi.data import manifest as manifest_lib
-  from keras_vivi.evaluation import object_comparison
-  out = demo.output
-  records = os.path.join(out, "records")
-  for png in (manifest_lib.CONTACT_SHEET, manifest_lib.CLASS_PLOT):
-    shutil.copy(os.path.join(records, png), os.path.join(out, png))
-  plot_training(runs, demo.steps_per_epoch, os.path.join(out, "training.png"))
-  task = demo.vtab_tasks[0]
-  plot_bars({n: r["tasks"][task]["test_accuracy"] for n, r in vtab_results.items()
-             if task in r["tasks"]},
-            f"Fine-tuned test accuracy on {task}", "accuracy", os.path.join(out, "vtab.png"))
-
-  counts = manifest["counts"]
-  shots = experiment_config(demo.experiments[0], demo, records).data.shots_per_video
-  top = ", ".join(f"{k} ({v})" for k, v in list(manifest["class_histogram"].items())[:6])
-  train_rows = []
+def _training_rows(runs):
+  """Per run: each loss's first → last epoch mean and the object diagnostic before → after."""
+  rows = []
   for name, model_dir in runs.items():
     history = read_history(model_dir)
     log = read_diagnostic_log(model_dir)
@@ -234,18 +217,48 @@ def write_report(demo, manifest, runs, diagnostic, vtab_results, seconds):
              for k in _LOSSES]
     cells.append(f"{_pct(log[0]['object_nn_same_class_other_shots'])} → "
                  f"{_pct(log[-1]['object_nn_same_class_other_shots'])}")
-    train_rows.append([name, *cells])
+    rows.append([name, *cells])
+  return rows
 
-  diag_table = object_comparison.to_markdown(diagnostic).split("\n| model", 1)[1]
 
-  vtab_rows = []
+def _vtab_rows(vtab_results):
+  """Per model and task: test accuracy and the selected sweep point, or why it is missing."""
+  rows = []
   for name, r in vtab_results.items():
     for t, entry in r["tasks"].items():
       sel = entry["selected"]
-      vtab_rows.append([name, t, _pct(entry["test_accuracy"]),
-                        f"lr {sel['learning_rate']}, {sel['steps']} steps"])
+      rows.append([name, t, _pct(entry["test_accuracy"]),
+                   f"lr {sel['learning_rate']}, {sel['steps']} steps"])
     for t, reason in r.get("missing", {}).items():
-      vtab_rows.append([name, t, "missing", reason.splitlines()[0]])
+      rows.append([name, t, "missing", reason.splitlines()[0]])
+  return rows
+
+
+def _write_figures(demo, runs, vtab_results):
+  """The report's PNGs: the records' contact sheet and class histogram, training curves, VTAB."""
+  from keras_vivi.data import manifest as manifest_lib
+  out = demo.output
+  for png in (manifest_lib.CONTACT_SHEET, manifest_lib.CLASS_PLOT):
+    with open(os.path.join(out, "records", png), "rb") as f:
+      files.write_atomically(os.path.join(out, png), f.read())
+  plot_training(runs, demo.steps_per_epoch, os.path.join(out, "training.png"))
+  task = demo.vtab_tasks[0]
+  plot_bars({n: r["tasks"][task]["test_accuracy"] for n, r in vtab_results.items()
+             if task in r["tasks"]},
+            f"Fine-tuned test accuracy on {task}", "accuracy", os.path.join(out, "vtab.png"))
+
+
+def write_report(demo, manifest, runs, diagnostic, vtab_results, seconds):
+  """Writes `REPORT.md` and its PNGs into `demo.output`; returns the report's path."""
+  from keras_vivi.evaluation import object_comparison
+  _write_figures(demo, runs, vtab_results)
+  counts = manifest["counts"]
+  records = os.path.join(demo.output, "records")
+  shots = experiment_config(demo.experiments[0], demo, records).data.shots_per_video
+  top = ", ".join(f"{k} ({v})" for k, v in list(manifest["class_histogram"].items())[:6])
+  train_rows = _training_rows(runs)
+  diag_table = object_comparison.to_markdown(diagnostic).split("\n| model", 1)[1]
+  vtab_rows = _vtab_rows(vtab_results)
 
   text = f"""# keras_vivi demo report
 
@@ -292,9 +305,8 @@ Task(s) {', '.join(demo.vtab_tasks)} at {demo.vtab_image_size}², sweep {demo.vt
 ## 5. Stages
 {_table(['stage', 'seconds'], [[k, f'{v:.0f}'] for k, v in seconds.items()])}
 """
-  path = os.path.join(out, REPORT_FILE)
-  with open(path, "w") as f:
-    f.write(text)
+  path = os.path.join(demo.output, REPORT_FILE)
+  files.write_atomically(path, text)
   return path
 
 
@@ -302,19 +314,14 @@ def _check_reusable(demo):
   """Records `demo` in its output; an output made with other settings is refused, not mixed."""
   os.makedirs(demo.output, exist_ok=True)
   path = os.path.join(demo.output, CONFIG_FILE)
-  current = {k: list(v) if isinstance(v, tuple) else v
-             for k, v in dataclasses.asdict(demo).items() if k != "output"}
+  current = json.loads(json.dumps({k: v for k, v in dataclasses.asdict(demo).items()
+                                   if k != "output"}))
   if os.path.exists(path):
-    with open(path) as f:
-      previous = json.load(f)
-    changed = {k: (previous.get(k), v) for k, v in current.items() if previous.get(k) != v}
-    if changed:
-      raise ValueError(
-          f"{demo.output!r} holds a demo run with other settings "
-          f"({', '.join(f'{k}: {a!r} → {b!r}' for k, (a, b) in changed.items())}); give another "
-          "output directory or delete this one.")
-  with open(path, "w") as f:
-    json.dump(current, f, indent=1)
+    previous = files.read_json(path, "it records the settings of the demo run in "
+                               f"{demo.output!r}: give another output directory or delete this one.")
+    files.check_same_settings(previous, current, demo.output, "a demo run with other settings",
+                              "give another output directory or delete this one.")
+  files.write_json(path, current)
 
 
 def run_demo(demo=DemoConfig()):

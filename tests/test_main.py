@@ -6,8 +6,7 @@ import subprocess
 import sys
 
 from keras_vivi import __main__ as main_lib
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.cli import REPO, run_module
 
 
 def test_lists_the_console_scripts_of_setup_cfg():
@@ -26,6 +25,5 @@ def test_lists_the_console_scripts_of_setup_cfg():
   assert imported_tf == "False"
   assert [line.split()[0] for line in lines] == list(scripts)
   assert "the VTAB-1k protocol on an exported hub module." in proc.stdout
-  proc = subprocess.run([sys.executable, "-m", "keras_vivi", "nope"], capture_output=True,
-                        text=True, timeout=120, cwd=REPO)
+  proc = run_module("keras_vivi", "nope", timeout=120)
   assert proc.returncode == 2 and "Unknown command 'nope'" in proc.stderr

@@ -43,17 +43,14 @@ def sandbox(tmp_path_factory):
 def _hub_detector(root):
   """The OIDv4 detector's TF-Hub handle, served from the cache by a local stand-in SavedModel
   with the same signature (nothing can be downloaded here)."""
-  import tensorflow as tf
   from keras_vivi.zoo import loader
-  from tests.detector.conftest import _FakeHubDetector
-  module = _FakeHubDetector()
-  path = os.path.join(root / "hub_cache", os.path.basename(loader.cached_module_dir(
-      "https://tfhub.dev/google/openimages_v4/ssd/mobilenet_v2/1")))
-  tf.saved_model.save(module, path, signatures={"default": module.default})
+  from tests.helpers.detectors import save_fake_hub_detector
+  save_fake_hub_detector(os.path.join(root / "hub_cache", os.path.basename(
+      loader.cached_module_dir("https://tfhub.dev/google/openimages_v4/ssd/mobilenet_v2/1"))))
 
 
 def _coco(root):
-  from tests.hub_export.test_examples import write_coco
+  from tests.helpers.coco import write_coco
   write_coco(root / "data" / "coco")
 
 

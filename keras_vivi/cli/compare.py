@@ -48,11 +48,12 @@ def main(argv):
         f"{verdicts.count(statistics.NOT_SIGNIFICANT)} not significant"
         + (f", {verdicts.count(statistics.TOO_FEW_RUNS)} with too few runs" if
            statistics.TOO_FEW_RUNS in verdicts else "") + ".")
-  overall = comparison["means"].get("overall")
-  if overall:
-    p = "–" if overall["p"] is None else format(overall["p"], ".2g")
-    print(f"Overall: {a} {comparison_lib.pct(overall['mean_a'])}, "
-          f"{b} {comparison_lib.pct(overall['mean_b'])} (p = {p}).")
+  for key, label in (("overall", "Overall"), ("partial", "Partial (the VTAB tasks compared)")):
+    mean = comparison["means"].get(key)
+    if mean:
+      p = "–" if mean["p"] is None else format(mean["p"], ".2g")
+      print(f"{label}: {a} {comparison_lib.pct(mean['mean_a'])}, "
+            f"{b} {comparison_lib.pct(mean['mean_b'])} (p = {p}).")
   if comparison["only_a"] or comparison["only_b"]:
     print(f"Not compared: only {a}: {comparison['only_a']}, only {b}: {comparison['only_b']}.")
   print(f"Wrote {os.path.join(_OUTPUT.value, 'comparison.md')}")

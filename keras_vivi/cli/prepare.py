@@ -5,7 +5,6 @@
   vivi-prepare ... --runner=DataflowRunner --beam_options="--project=P --region=R ..."
 """
 
-import json
 import shlex
 
 from absl import app

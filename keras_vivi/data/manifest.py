@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 import tensorflow as tf
 
+from keras_vivi import files
 from keras_vivi import plotting
 from keras_vivi.data import schema
 
@@ -98,26 +99,6 @@ def build_manifest(summary, shards, detector, label_map, config):
   }
 
 
-def write_atomically(path, data):
-  """Writes `data` (bytes or str) to `path` through `tf.io.gfile` (gs:// too): to a temporary
-  sibling first, renamed when complete, so `path` never holds a partial file."""
-  tmp = temporary_path(path)
-  with tf.io.gfile.GFile(tmp, "wb" if isinstance(data, bytes) else "w") as f:
-    f.write(data)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
-def temporary_path(path):
-  """The temporary sibling `write_atomically` and the shard writer use (the only files removed as stale)."""
-  return path + ".tmp"
-
-
-def _save_figure(fig, path, dpi):
-  buffer = io.BytesIO()
-  fig.savefig(buffer, format="png", dpi=dpi)
-  write_atomically(path, buffer.getvalue())
-
-
 def plot_manifest(manifest, output_dir):
   """Writes the class histogram (the paper's Table 6) and score histogram (its Figure 5);
   returns their two `Figure`s."""
@@ -129,7 +110,7 @@ def plot_manifest(manifest, output_dir):
   ax.set_title(f"Detected classes ({manifest['counts']['objects']} objects, "
                f"{manifest['counts']['frames']} frames)")
   fig.tight_layout()
-  _save_figure(fig, os.path.join(output_dir, CLASS_PLOT), dpi=100)
+  files.save_figure(fig, os.path.join(output_dir, CLASS_PLOT), dpi=100)
   class_figure = fig
 
   hist = manifest["score_histogram"]
@@ -140,7 +121,7 @@ def plot_manifest(manifest, output_dir):
   ax.set_ylabel("objects")
   ax.set_title("Scores of kept detections")
   fig.tight_layout()
-  _save_figure(fig, os.path.join(output_dir, SCORE_PLOT), dpi=100)
+  files.save_figure(fig, os.path.join(output_dir, SCORE_PLOT), dpi=100)
   return class_figure, fig
 
 
@@ -194,7 +175,7 @@ def contact_sheet(shard_paths, output_path, max_videos=6, max_frames=10, cell=(9
       draw.text((left, top - caption_h), f"shot {shots[c]}, {times[c]:.1f}s", fill="black")
   buffer = io.BytesIO()
   sheet.save(buffer, format="PNG")
-  write_atomically(output_path, buffer.getvalue())
+  files.write_atomically(output_path, buffer.getvalue())
   return sheet
 
 

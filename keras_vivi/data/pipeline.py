@@ -67,21 +67,30 @@ def shard_files(path):
   return files
 
 
-def _base_seed(config):
-  # Without a seed the augmentation is still stateless, from a seed drawn once per dataset.
-  return config.seed if config.seed is not None else secrets.randbits(31)
+def _seeds(config, input_context, training=True):
+  """`(base, pipeline_seed)`: the dataset's int seed and the `[2]` seed of this input pipeline
+  that every element's randomness is folded from.
+
+  Without `config.seed` a training input is still stateless, from a seed drawn once per dataset;
+  an evaluation input uses seed 0.
+  """
+  if config.seed is not None:
+    base = config.seed
+  else:
+    base = secrets.randbits(31) if training else 0
+  pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
+  return base, tf.constant([base, pipeline_id], tf.int64)
 
 
-def _files_dataset(files, input_context, training, seed):
+def _pipeline_files(files, input_context, what, advice=""):
+  """Dataset of the names in `files` (of `what`) this input pipeline reads: a 1/N share for N
+  pipelines."""
   dataset = tf.data.Dataset.from_tensor_slices(files)
   if input_context is not None and input_context.num_input_pipelines > 1:
     if len(files) < input_context.num_input_pipelines:
-      raise ValueError(f"{len(files)} shard(s) cannot be split over "
-                       f"{input_context.num_input_pipelines} input pipelines: prepare with more "
-                       "shards (a smaller videos_per_shard) or use fewer workers.")
+      raise ValueError(f"{len(files)} {what}(s) cannot be split over "
+                       f"{input_context.num_input_pipelines} input pipelines{advice}.")
     dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-  if training:
-    dataset = _shuffled_epochs(dataset, seed)
   return dataset
 
 
@@ -294,12 +303,13 @@ def build_dataset(config, input_context=None, *, training=True):
   """
   _check(config)
   files = shard_files(config.path)
-  base = _base_seed(config) if training else (config.seed or 0)
-  pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
-  base_seed = tf.constant([base, pipeline_id], tf.int64)
+  base, base_seed = _seeds(config, input_context, training)
   batch = _per_replica_batch(config.batch_size, input_context)
 
-  dataset = _files_dataset(files, input_context, training, base)
+  dataset = _pipeline_files(files, input_context, "shard", ": prepare with more shards (a "
+                            "smaller videos_per_shard) or use fewer workers")
+  if training:
+    dataset = _shuffled_epochs(dataset, base)
   dataset = dataset.interleave(
       tf.data.TFRecordDataset, cycle_length=min(len(files), 16), block_length=1,
       num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -342,13 +352,7 @@ def _labelled_source(name, input_context, seed):
     read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=seed)
     return tfds.load(dataset_name, split=split or "train", shuffle_files=True,
                      read_config=read_config, as_supervised=True).repeat()
-  dataset = tf.data.Dataset.from_tensor_slices(files)
-  if input_context is not None and input_context.num_input_pipelines > 1:
-    if len(files) < input_context.num_input_pipelines:
-      raise ValueError(f"{len(files)} labelled-image file(s) cannot be split over "
-                       f"{input_context.num_input_pipelines} input pipelines.")
-    dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-  dataset = _shuffled_epochs(dataset, seed)
+  dataset = _shuffled_epochs(_pipeline_files(files, input_context, "labelled-image file"), seed)
   dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 16),
                                num_parallel_calls=AUTOTUNE, deterministic=True)
 
@@ -373,9 +377,7 @@ def build_labelled_dataset(config, input_context=None):
                      "glob.")
   if config.labelled_batch_size < 1:
     raise ValueError(f"labelled_batch_size must be >= 1, got {config.labelled_batch_size!r}.")
-  base = _base_seed(config)
-  pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
-  base_seed = tf.constant([base, pipeline_id], tf.int64)
+  base, base_seed = _seeds(config, input_context)
   dataset = _labelled_source(config.labelled_images, input_context, base)
   dataset = dataset.shuffle(max(config.shuffle_buffer, 1), seed=base,
                             reshuffle_each_iteration=False)

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
+from keras_vivi import files
 from keras_vivi.data import manifest as manifest_lib
 from keras_vivi.data import records
 from keras_vivi.data import sampling
@@ -362,20 +363,14 @@ def _load_or_write_plan(output_dir, paths, ids, config):
           "config": json.loads(json.dumps(settings))}
   path = os.path.join(output_dir, PLAN_FILE)
   if tf.io.gfile.exists(path):
-    with tf.io.gfile.GFile(path) as f:
-      try:
-        old = json.load(f)
-      except json.JSONDecodeError as e:
-        raise ValueError(
-            f"{path} is damaged ({e}); it records which videos and settings the shards of "
-            f"{output_dir!r} were made with. Restore it from a copy, or prepare into a new "
-            "--output.") from None
-    if old != plan:
-      raise ValueError(f"{output_dir!r} holds a preparation of other videos or settings "
-                       f"(see {path}); resume with the same --videos and options, or choose a new "
-                       "--output.")
+    old = files.read_json(path, f"it records which videos and settings the shards of "
+                          f"{output_dir!r} were made with. Restore it from a copy, or prepare "
+                          "into a new --output.")
+    files.check_same_settings(old, plan, output_dir, "a preparation of other videos or settings",
+                              f"see {path}; resume with the same --videos and options, or "
+                              "choose a new --output.")
   else:
-    manifest_lib.write_atomically(path, json.dumps(plan, indent=1))
+    files.write_atomically(path, json.dumps(plan, indent=1))
   return plan
 
 
@@ -384,11 +379,13 @@ def shard_path(output_dir, index, count):
 
 
 def _own_temporary_files(output_dir, count):
-  """Every temporary name this job writes in `output_dir` (a killed run may have left them)."""
-  finals = [os.path.join(output_dir, name) for name in (PLAN_FILE, *manifest_lib.OUTPUT_FILES)]
+  """The temporary files of this job's outputs in `output_dir` (a killed run may have left them)."""
+  finals = {PLAN_FILE, *manifest_lib.OUTPUT_FILES}
   for i in range(count):
-    finals += [shard_path(output_dir, i, count), shard_path(output_dir, i, count) + ".stats.json"]
-  return [manifest_lib.temporary_path(p) for p in finals]
+    shard = os.path.basename(shard_path(output_dir, i, count))
+    finals |= {shard, shard + ".stats.json"}
+  return [os.path.join(output_dir, name) for name in tf.io.gfile.listdir(output_dir)
+          if files.final_name_of(name) in finals]
 
 
 def prepare(videos, output_dir, config=PrepareConfig(), progress=True):
@@ -414,8 +411,7 @@ def prepare(videos, output_dir, config=PrepareConfig(), progress=True):
   per_shard = config.videos_per_shard
   count = math.ceil(len(paths) / per_shard)
   for stale in _own_temporary_files(output_dir, count):
-    if tf.io.gfile.exists(stale):
-      tf.io.gfile.remove(stale)  # left by a killed run
+    tf.io.gfile.remove(stale)  # left by a killed run
   shards = [list(zip(paths[i * per_shard:(i + 1) * per_shard], ids[i * per_shard:(i + 1) * per_shard]))
             for i in range(count)]
   done = [tf.io.gfile.exists(shard_path(output_dir, i, count)) and
@@ -428,14 +424,15 @@ def prepare(videos, output_dir, config=PrepareConfig(), progress=True):
   detector = _LoadingDetector(config, threads_per_worker(config))
   results = _run_items(todo, detector, config)
   skipped = 0
-  final = None
+  temporary = None
   try:
     for i, shard in enumerate(shards):
       if done[i]:
         continue
       final = shard_path(output_dir, i, count)
       stats = []
-      with tf.io.TFRecordWriter(manifest_lib.temporary_path(final)) as writer:
+      temporary = files.temporary_path(final)
+      with tf.io.TFRecordWriter(temporary) as writer:
         for _ in shard:
           serialized, item_stats = next(results)
           if serialized is not None:
@@ -447,12 +444,12 @@ def prepare(videos, output_dir, config=PrepareConfig(), progress=True):
           bar.set_postfix(skipped=skipped)
       detector.get()  # no shard is committed unless the detector loads: a failed start leaves none
       # Stats first, shard last: a shard under its final name always has its stats.
-      manifest_lib.write_atomically(final + ".stats.json", json.dumps(stats))
-      tf.io.gfile.rename(manifest_lib.temporary_path(final), final, overwrite=True)
+      files.write_atomically(final + ".stats.json", json.dumps(stats))
+      tf.io.gfile.rename(temporary, final, overwrite=True)
     detector_info = describe_detector(detector.get())
   except _DetectorFailed as e:
-    if final is not None and tf.io.gfile.exists(manifest_lib.temporary_path(final)):
-      tf.io.gfile.remove(manifest_lib.temporary_path(final))
+    if temporary is not None and tf.io.gfile.exists(temporary):
+      tf.io.gfile.remove(temporary)
     raise e.__cause__ from None
   finally:
     bar.close()
@@ -504,8 +501,8 @@ def finish(output_dir, summary, shard_paths, detector_info, config):
       summary, shards=sorted(os.path.basename(p) for p in shard_paths),
       detector=detector_info["detector"], label_map=detector_info["label_map"],
       config=json.loads(json.dumps(dataclasses.asdict(config))))
-  manifest_lib.write_atomically(os.path.join(output_dir, manifest_lib.MANIFEST_FILE),
-                                json.dumps(manifest, indent=1))
+  files.write_atomically(os.path.join(output_dir, manifest_lib.MANIFEST_FILE),
+                         json.dumps(manifest, indent=1))
   # The sheet is drawn beside the plots: TensorFlow's JPEG decoder and PIL's PNG encoder leave the
   # interpreter to matplotlib.
   with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="contact sheet") as pool:

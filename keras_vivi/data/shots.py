@@ -48,7 +48,8 @@ class ShotConfig:
   ramp_max_ratio: float = 2.0     # ... and none more than this × the median step (a cut is a jump)
 
   def __post_init__(self):
-    _require(_is_int(self.thumbnail_side) and self.thumbnail_side >= 8, "thumbnail_side", self.thumbnail_side, "an integer ≥ 8")
+    _require(_is_int(self.thumbnail_side) and self.thumbnail_side >= 8, "thumbnail_side",
+             self.thumbnail_side, "an integer ≥ 8")
     _require(_is_int(self.bins) and 2 <= self.bins <= 256, "bins", self.bins, "an integer in [2, 256]")
     _require(0.0 <= self.luma_weight <= 1.0, "luma_weight", self.luma_weight, "a value in [0, 1]")
     _require(self.mad_factor >= 0, "mad_factor", self.mad_factor, "≥ 0")

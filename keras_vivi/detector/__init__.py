@@ -23,3 +23,9 @@ from keras_vivi.detector.oidv4 import OIDV4_CLASSES
 from keras_vivi.detector.saved_model_detector import SavedModelDetector
 from keras_vivi.detector.ssd import SSDConfig
 from keras_vivi.detector.tflite_ssd_detector import TFLiteSSDDetector
+
+__all__ = ["DETECTION_KEYS", "Detector", "DetectorLoadError", "NUM_DETECTIONS", "PAD_LABEL",
+           "PAD_STRING", "pack_detections", "DEFAULT_SPEC", "load_detector",
+           "mediapipe_oidv4_detector", "ChecksumError", "default_cache_dir",
+           "fetch_mediapipe_oidv4", "OIDV4_CLASSES", "SavedModelDetector", "SSDConfig",
+           "TFLiteSSDDetector"]

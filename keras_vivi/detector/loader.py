@@ -3,6 +3,7 @@
 import os
 from typing import Optional, Union
 
+from keras_vivi import files
 from keras_vivi.detector import mediapipe_assets
 from keras_vivi.detector import oidv4
 from keras_vivi.detector.detector import Detector, DetectorLoadError
@@ -85,7 +86,7 @@ def load_detector(spec: Optional[Union[str, os.PathLike]] = None, *, score_thres
   if not isinstance(spec, str) or not spec:
     raise ValueError(f"detector spec must be None, {MEDIAPIPE_OIDV4!r} or a SavedModel path/URL/TF-Hub "
                      f"handle, got {spec!r}")
-  is_url = spec.startswith(("http://", "https://", "gs://", "file://"))
+  is_url = files.has_url_scheme(spec)
   looks_like_path = os.path.isabs(spec) or spec.startswith((".", "~")) or os.sep in spec
   if is_url or os.path.isdir(os.path.expanduser(spec)) or looks_like_path:
     detector = SavedModelDetector(spec, score_threshold=score_threshold,

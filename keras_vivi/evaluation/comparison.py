@@ -94,9 +94,9 @@ def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0, correction="bh
   Per task, every run that has the task counts; the tasks' p-values are adjusted across tasks
   (`correction`, Benjamini–Hochberg by default: 19 tasks at 0.05 would otherwise find about one
   difference by chance) and the verdicts are taken at the adjusted `p_adjusted`. The category
-  means (Natural, Specialized, Structured, local, and overall: over the tasks of the three VTAB groups, as VTAB's mean of 19,
-  or over the local tasks when there is no VTAB task, as `vivi-vtab` computes it) are computed
-  per run over the tasks that every run of both sides has, then compared across runs.
+  means (`vtab_tasks.MEAN_KEYS`, as `vivi-vtab` computes them: "overall" only when all 19 VTAB
+  tasks are compared, else "partial") are computed per run over the tasks that every run of
+  both sides has, then compared across runs.
 
   Args:
     a_dirs, b_dirs: run directories of the baseline A and the compared model B.
@@ -132,20 +132,23 @@ def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0, correction="bh
     tasks[task].update(p_adjusted=q,
                        verdict=statistics.significance(tasks[task]["delta"], q, alpha))
   everywhere = _ordered(a["in_every_run"] & b["in_every_run"], groups)
-  # Per run, as vivi-vtab computes its means (overall: the VTAB tasks, else the local tasks).
+  # Per run, as vivi-vtab computes its means (vtab_tasks.mean_members).
   run_means = {side: [vtab.group_means({t: {"group": groups[t],
                                             "test_accuracy": s["accuracies"][t][r]}
                                         for t in everywhere})
                       for r in range(s["num_runs"])] for side, s in (("a", a), ("b", b))}
   means = {}
-  for group, tasks_in in vtab.group_members({t: groups[t] for t in everywhere}).items():
+  for group, tasks_in in vtab_tasks.mean_members({t: groups[t] for t in everywhere}).items():
     if not tasks_in:
       continue
     per_run = {side: [m[group] for m in run_means[side]] for side in ("a", "b")}
     result = statistics.compare_runs(per_run["a"], per_run["b"], **options)
     means[group] = dict(tasks=tasks_in, runs_a=per_run["a"], runs_b=per_run["b"],
                         **_as_dict(result))
+  benchmark = ("Robustness (Table 5)" if all(g == robustness_suite.KIND for g in groups.values())
+               else "VTAB-1k")
   return {
+      "benchmark": benchmark,
       "names": {"a": names[0], "b": names[1]},
       "runs": {"a": list(a_dirs), "b": list(b_dirs)},
       "hubs": {"a": a["hubs"], "b": b["hubs"]},
@@ -185,7 +188,7 @@ def to_markdown(comparison):
   """`comparison.md`: the per-task table, the category means and what was left out."""
   a, b = comparison["names"]["a"], comparison["names"]["b"]
   runs = comparison["runs"]
-  lines = [f"# VTAB-1k: {b} against {a}", "",
+  lines = [f"# {comparison['benchmark']}: {b} against {a}", "",
            f"{len(runs['a'])} run(s) of {a} ({', '.join(comparison['hubs']['a'])}), "
            f"{len(runs['b'])} run(s) of {b} ({', '.join(comparison['hubs']['b'])}). "
            f"Accuracy in %, mean [95 % bootstrap interval]; Δ = {b} − {a} in points; "
@@ -220,8 +223,7 @@ def write(comparison, output):
                significant=c["verdict"] in (statistics.BETTER, statistics.WORSE))
           for task, c in comparison["tasks"].items()]
   corrected = ", Benjamini–Hochberg" if comparison["correction"] == "bh" else ""
-  title = f"VTAB accuracy of {b} relative to {a}\n(* Welch p < {comparison['alpha']}{corrected})"
-  return outputs.replace_atomically(
-      os.path.join(output, "relative_increase.png"),
-      lambda path: statistics.plot_relative_increase(rows, path, title=title, label_a=a,
-                                                     label_b=b))
+  title = (f"{comparison['benchmark']} accuracy of {b} relative to {a}\n"
+           f"(* Welch p < {comparison['alpha']}{corrected})")
+  return statistics.plot_relative_increase(
+      rows, os.path.join(output, "relative_increase.png"), title=title, label_a=a, label_b=b)

@@ -15,6 +15,7 @@ compared with the first by Fisher's exact test (the paper: p < 0.001).
 import math
 import os
 
+from keras_vivi import files
 from keras_vivi.data import pipeline
 from keras_vivi.evaluation import object_diagnostic
 from keras_vivi.evaluation import outputs
@@ -147,13 +148,11 @@ def _plot(result, path):
   ax.set_ylim(0, 110)
   ax.legend(fontsize=7, loc="upper left")
   fig.tight_layout()
-  fig.savefig(path)
-  return fig
+  return files.save_figure(fig, path)
 
 
 def write(result, output):
   """Writes `diagnostic.json`, `diagnostic.md` and `diagnostic.png` into `output`; returns the
   `Figure` of diagnostic.png."""
   outputs.write_report(output, "diagnostic", result, to_markdown(result))
-  return outputs.replace_atomically(os.path.join(output, "diagnostic.png"),
-                             lambda path: _plot(result, path))
+  return _plot(result, os.path.join(output, "diagnostic.png"))

@@ -19,6 +19,7 @@ import os
 
 import numpy as np
 
+from keras_vivi import files
 from keras_vivi.evaluation import outputs
 
 # Shifted sets that tfds does not serve: `robustness_suite` (vivi-robustness) reads their
@@ -334,8 +335,7 @@ def _write_shifts(results, output_dir):
   if results["missing"]:
     ax.set_title("missing: " + ", ".join(results["missing"]), fontsize=8)
   fig.tight_layout()
-  outputs.replace_atomically(os.path.join(output_dir, "shifts.png"), fig.savefig)
-  return fig
+  return files.save_figure(fig, os.path.join(output_dir, "shifts.png"))
 
 
 def evaluate_shifts(classifier, test_sets, batch_size=64, image_size=None, data_dir=None,

@@ -19,7 +19,6 @@ Accuracies are fractions in [0, 1]; the markdown shows percentages.
 import csv
 import dataclasses
 import io
-import json
 import os
 from typing import Optional
 
@@ -27,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import auto as tqdm
 
+from keras_vivi import files
 from keras_vivi.evaluation import outputs
 from keras_vivi.evaluation import robustness_classifier
 from keras_vivi.evaluation import robustness_data as data_lib
@@ -154,13 +154,13 @@ def _resume(output_dir, classifier, config):
            "datasets": {}, "missing": {}}
   if not tf.io.gfile.exists(path):
     return fresh
-  with tf.io.gfile.GFile(path) as f:
-    previous = json.load(f)
-  if (previous.get("kind"), previous.get("classifier"), previous.get("config")) != (
-      KIND, classifier, fresh["config"]):
-    raise ValueError(f"{path} holds results of classifier {previous.get('classifier')!r} with "
-                     f"config {previous.get('config')}, not of {classifier!r} with "
-                     f"{fresh['config']}; choose another output directory.")
+  previous = files.read_json(path, "vivi-robustness replaces it atomically, so it was damaged "
+                             "afterwards. Move it away to evaluate every dataset again, or "
+                             "choose another output directory.")
+  files.check_same_settings(
+      {key: previous.get(key) for key in ("kind", "classifier", "config")},
+      {"kind": KIND, "classifier": classifier, "config": fresh["config"]}, path,
+      "results of another classifier or config", "choose another output directory.")
   return {**fresh, "datasets": previous.get("datasets", {})}
 
 
@@ -303,8 +303,7 @@ def _plot(results, path):
     title += f"\nmissing: {', '.join(results['missing'])}"
   ax.set_title(title, fontsize=9)
   fig.tight_layout()
-  fig.savefig(path)
-  return fig
+  return files.save_figure(fig, path)
 
 
 def write_results(results, output_dir):
@@ -312,7 +311,7 @@ def write_results(results, output_dir):
   plot's `Figure`."""
   table5, markdown = _markdown(results)
   outputs.write_report(output_dir, "results", results, markdown)
-  outputs.write_text(os.path.join(output_dir, "table5.md"), table5)
+  files.write_atomically(os.path.join(output_dir, "table5.md"), table5)
   rows = [["dataset", "metric", "value"]]
   for spec in data_lib.DATASETS:
     entry = results["datasets"].get(spec.name)
@@ -325,6 +324,5 @@ def write_results(results, output_dir):
   rows += [[name, "missing", ""] for name in results["missing"]]
   table = io.StringIO(newline="")
   csv.writer(table).writerows(rows)
-  outputs.write_text(os.path.join(output_dir, "results.csv"), table.getvalue())
-  return outputs.replace_atomically(os.path.join(output_dir, "results.png"),
-                                    lambda path: _plot(results, path))
+  files.write_atomically(os.path.join(output_dir, "results.csv"), table.getvalue())
+  return _plot(results, os.path.join(output_dir, "results.png"))

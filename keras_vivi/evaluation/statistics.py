@@ -7,7 +7,7 @@
   odds, p = fisher_exact(hits_a, total_a, hits_b, total_b)  # Table 2, p < 0.001
   fig = plot_relative_increase(rows, "relative_increase.png")  # Figure 4 (also written)
 
-Everything is NumPy / SciPy on host values; no TensorFlow.
+Everything is NumPy / SciPy on host values; TensorFlow is imported only to write the figure.
 """
 
 import dataclasses
@@ -219,6 +219,7 @@ def plot_relative_increase(rows, path, title="Relative increase of B over A", la
   Returns:
     The matplotlib `Figure` (also written to `path`).
   """
+  from keras_vivi import files  # pylint: disable=g-import-not-at-top
   from keras_vivi import plotting  # pylint: disable=g-import-not-at-top
   from matplotlib import patches  # pylint: disable=g-import-not-at-top
 
@@ -249,5 +250,4 @@ def plot_relative_increase(rows, path, title="Relative increase of B over A", la
   if handles:
     ax.legend(handles=handles, fontsize=7, loc="best")
   fig.tight_layout()
-  fig.savefig(path)
-  return fig
+  return files.save_figure(fig, path)

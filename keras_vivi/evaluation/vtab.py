@@ -13,14 +13,15 @@ receives, rewritten after every finished task (a re-run with the same OUTPUT, mo
 skips finished tasks, so long jobs never lose finished work; a local module counts by its
 absolute path):
   results.json  {"hub", "config", "tasks": {name: {"group", "test_accuracy", "selected",
-                "sweep"}}, "missing": {name: reason}, "means": {group: mean | null, "overall"}}
+                "sweep"}}, "missing": {name: reason}, "means": {key: mean | null}}
+                (keys and what they average: `vtab_tasks.mean_members`)
   results.csv, results.md (tables) and results.png (bar chart by group, with group means);
   logs/TASK/sweep_lrLR_stepsS_decayD and logs/TASK/selected_... : TensorBoard scalars of every
   fine-tuning run (train_loss, train_accuracy: Keras's running means; learning_rate;
   val_accuracy, or test_accuracy for the selected point's retraining), `tensorboard --logdir
   OUTPUT/logs`.
-Accuracies are fractions in [0, 1]. "overall" is the mean over the VTAB tasks that ran (the
-mean of 19 when all ran); only when no VTAB task ran is it the mean over the local tasks.
+Accuracies are fractions in [0, 1]. "overall" is VTAB-1k's score, the mean of all 19 tasks, so
+it is null until all 19 ran; a run with some of them reports their mean as "partial".
 """
 
 import csv
@@ -31,20 +32,19 @@ import os
 import re
 from typing import Tuple
 
-import numpy as np
 import tensorflow as tf
 import tf_keras
 from tqdm import auto as tqdm
 
+from keras_vivi import files
 from keras_vivi.evaluation import finetune
-from keras_vivi.evaluation import outputs
 from keras_vivi.evaluation import statistics
 from keras_vivi.evaluation import vtab_tasks
 from keras_vivi.zoo import presets as presets_lib
 
 RESULTS_JSON = "results.json"
 LOGS = "logs"
-MEAN_KEYS = vtab_tasks.GROUPS + ("local", "overall")
+MEAN_KEYS = vtab_tasks.MEAN_KEYS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,26 +203,13 @@ def run_task(handle, task, config, data_dir=None, verbose=0, progress=True, log_
           "sweep": sweep}
 
 
-def group_members(groups):
-  """{'natural', 'specialized', 'structured', 'local', 'overall'} → the task names each mean
-  averages, for `groups` mapping task name → group.
-
-  'overall' is the VTAB tasks (group by group), or the local tasks when there is no VTAB task.
-  """
-  members = {g: [t for t, group in groups.items() if group == g] for g in MEAN_KEYS[:-1]}
-  members["overall"] = sum((members[g] for g in vtab_tasks.GROUPS), []) or members["local"]
-  return members
+def _groups(tasks):
+  return {name: t["group"] for name, t in tasks.items()}
 
 
 def group_means(tasks):
-  """{'natural', 'specialized', 'structured', 'local', 'overall'} → mean test accuracy or None.
-
-  `tasks` maps task name → {'group', 'test_accuracy', ...}; what each mean averages is
-  `group_members`.
-  """
-  members = group_members({name: t["group"] for name, t in tasks.items()})
-  return {key: float(np.mean([tasks[n]["test_accuracy"] for n in names])) if names else None
-          for key, names in members.items()}
+  """`vtab_tasks.means` of `tasks` (task name → {'group', 'test_accuracy', ...})."""
+  return vtab_tasks.means({name: t["test_accuracy"] for name, t in tasks.items()}, _groups(tasks))
 
 
 def _ordered(names):
@@ -233,10 +220,10 @@ def _ordered(names):
 def write_results(results, output_dir):
   """Writes results.json, results.csv, results.md and results.png (each replaced atomically);
   returns the `Figure` of results.png."""
-  os.makedirs(output_dir, exist_ok=True)
+  tf.io.gfile.makedirs(output_dir)
   tasks, means = results["tasks"], results["means"]
-  outputs.write_text(os.path.join(output_dir, RESULTS_JSON),
-                     json.dumps(results, indent=2) + "\n")
+  files.write_atomically(os.path.join(output_dir, RESULTS_JSON),
+                         json.dumps(results, indent=2) + "\n")
 
   rows = [["task", "group", "test_accuracy", "learning_rate", "steps", "decay_every",
            "val_accuracy"]]
@@ -253,7 +240,7 @@ def write_results(results, output_dir):
     rows.append([name, "missing", "", "", "", "", ""])
   table = io.StringIO(newline="")
   csv.writer(table).writerows(rows)
-  outputs.write_text(os.path.join(output_dir, "results.csv"), table.getvalue())
+  files.write_atomically(os.path.join(output_dir, "results.csv"), table.getvalue())
 
   lines = [f"# VTAB-1k: `{results['hub']}`", "",
            "| task | group | test accuracy (%) | selected lr / steps / decay every |",
@@ -265,12 +252,15 @@ def write_results(results, output_dir):
   for key in MEAN_KEYS:
     if means.get(key) is not None:
       lines.append(f"| **mean {key}** | | **{100 * means[key]:.1f}** | |")
+  if means.get("partial") is not None:
+    lines += ["", f"mean partial: the {len(vtab_tasks.mean_members(_groups(tasks))['partial'])} "
+              f"of {len(vtab_tasks.list_tasks())} VTAB-1k tasks that ran; not a VTAB-1k score, "
+              "which averages all of them (\"overall\")."]
   if results["missing"]:
     lines += ["", "Missing tasks (not in the means):", ""]
     lines += [f"- {name}: {results['missing'][name]}" for name in _ordered(results["missing"])]
-  outputs.write_text(os.path.join(output_dir, "results.md"), "\n".join(lines) + "\n")
-  return outputs.replace_atomically(os.path.join(output_dir, "results.png"),
-                                    lambda path: _plot(results, path))
+  files.write_atomically(os.path.join(output_dir, "results.md"), "\n".join(lines) + "\n")
+  return _plot(results, os.path.join(output_dir, "results.png"))
 
 
 def _plot(results, path):
@@ -278,7 +268,7 @@ def _plot(results, path):
   from keras_vivi import plotting  # pylint: disable=g-import-not-at-top
   tasks, means = results["tasks"], results["means"]
   names, values, colours = [], [], []
-  for group in MEAN_KEYS[:-1]:
+  for group in vtab_tasks.GROUPS + ("local",):
     members = [n for n in _ordered(tasks) if tasks[n]["group"] == group]
     names += members + ([f"mean {group}"] if members else [])
     values += [100 * tasks[n]["test_accuracy"] for n in members]
@@ -291,10 +281,11 @@ def _plot(results, path):
     if name.startswith("mean "):
       bar.set_hatch("//")
       bar.set_edgecolor("black")
-  if means.get("overall") is not None:
-    axis.axhline(100 * means["overall"], color="black", linestyle="--", linewidth=1,
-                 label=f"overall {100 * means['overall']:.1f}")
-    axis.legend(loc="upper right")
+  for key in ("overall", "partial"):
+    if means.get(key) is not None:
+      axis.axhline(100 * means[key], color="black", linestyle="--", linewidth=1,
+                   label=f"{key} {100 * means[key]:.1f}")
+      axis.legend(loc="upper right")
   axis.set_xticks(range(len(names)))
   axis.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
   axis.set_ylabel("test accuracy (%)")
@@ -304,15 +295,14 @@ def _plot(results, path):
     title += f" ({len(results['missing'])} tasks missing)"
   axis.set_title(title, fontsize=10)
   figure.tight_layout()
-  figure.savefig(path, dpi=100)
-  return figure
+  return files.save_figure(figure, path)
 
 
 def normalize_hub(handle):
   """`handle` as results.json records it: an existing local path made absolute (so
   `exports/x`, `./exports/x` and `/abs/exports/x` are one module); preset names and URLs as
   given."""
-  if handle in presets_lib.list_presets() or handle.startswith(("http://", "https://", "gs://")):
+  if handle in presets_lib.list_presets() or files.is_remote(handle):
     return handle
   path = os.path.expanduser(handle[len("file://"):] if handle.startswith("file://") else handle)
   return os.path.abspath(path) if os.path.exists(path) else handle
@@ -322,24 +312,15 @@ def _resume(output_dir, handle, config):
   path = os.path.join(output_dir, RESULTS_JSON)
   fresh = {"hub": handle, "config": config_to_dict(config), "tasks": {}, "missing": {},
            "means": group_means({})}
-  if not os.path.exists(path):
+  if not tf.io.gfile.exists(path):
     return fresh
-  with open(path, encoding="utf-8") as f:
-    text = f.read()
-  try:
-    previous = json.loads(text)
-  except json.JSONDecodeError as e:
-    previous = e
-  if not isinstance(previous, dict):
-    problem = f"is not valid JSON ({previous})" if isinstance(previous, Exception) else \
-        f"holds a {type(previous).__name__}, not a results object"
-    raise ValueError(f"{path} {problem}: it was damaged after vivi-vtab wrote it (vivi-vtab "
-                     "replaces it atomically). Move it away to run every task again, or choose "
-                     "another output directory.")
-  if previous.get("hub") != handle or previous.get("config") != fresh["config"]:
-    raise ValueError(f"{path} holds results of hub {previous.get('hub')!r} with config "
-                     f"{previous.get('config')}, not of {handle!r} with {fresh['config']}; "
-                     "choose another output directory.")
+  previous = files.read_json(path, "vivi-vtab replaces it atomically, so it was damaged "
+                             "afterwards. Move it away to run every task again, or choose "
+                             "another output directory.")
+  files.check_same_settings({"hub": previous.get("hub"), "config": previous.get("config")},
+                            {"hub": handle, "config": fresh["config"]}, path,
+                            "results of another module or config",
+                            "choose another output directory.")
   return {**fresh, "tasks": previous.get("tasks", {})}
 
 

@@ -32,6 +32,9 @@ import tensorflow_datasets as tfds
 from tf_keras.src.utils import dataset_utils
 
 GROUPS = ("natural", "specialized", "structured")
+# The means of a results file: one per VTAB group and the local tasks, VTAB-1k's score
+# ("overall") and, for runs without all 19 tasks, the mean of those that ran ("partial").
+MEAN_KEYS = GROUPS + ("local", "overall", "partial")
 SPLITS = ("train800", "val200", "train800val200", "test")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -313,6 +316,27 @@ def list_tasks(group=None):
   if group not in GROUPS + ("local",):
     raise ValueError(f"group must be one of {GROUPS + ('local',)}, got {group!r}.")
   return [t.name for t in VTAB_TASKS + LOCAL_TASKS if t.group == group]
+
+
+def mean_members(groups):
+  """What each of `MEAN_KEYS` averages: {key: [task names]}, for `groups` (task name → group).
+
+  A group key (and 'local') averages the tasks of that group that ran. 'overall' is VTAB-1k's
+  score, the mean of all 19 tasks: it has members only when all 19 ran. Otherwise 'partial'
+  averages the VTAB tasks that ran; it is not comparable with a VTAB-1k score.
+  """
+  members = {g: [t for t, group in groups.items() if group == g] for g in GROUPS + ("local",)}
+  vtab = [t for g in GROUPS for t in members[g]]
+  complete = set(vtab) == set(list_tasks())
+  members["overall"], members["partial"] = (vtab, []) if complete else ([], vtab)
+  return members
+
+
+def means(accuracies, groups):
+  """{key of `MEAN_KEYS`: mean of `accuracies` (task name → accuracy) over its
+  `mean_members(groups)`, or None when it has none}."""
+  return {key: float(np.mean([accuracies[t] for t in names])) if names else None
+          for key, names in mean_members(groups).items()}
 
 
 def folder_classes(directory):

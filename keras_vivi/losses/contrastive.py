@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 
-def info_nce(scores, positive_index, candidate_mask=None, query_mask=None):
+def info_nce(scores, positive_index, candidate_mask=None, query_mask=None) -> tf.Tensor:
   """Mean over queries of `−s_pos + logsumexp(s) − log K` (eq. 1).
 
   Args:
@@ -20,7 +20,8 @@ def info_nce(scores, positive_index, candidate_mask=None, query_mask=None):
   return total / tf.maximum(count, 1.0)
 
 
-def info_nce_terms(scores, positive_index, candidate_mask=None, query_mask=None):
+def info_nce_terms(scores, positive_index, candidate_mask=None,
+                   query_mask=None) -> tuple[tf.Tensor, tf.Tensor]:
   """Sum of the per-query terms of `info_nce` and the number of valid queries (float32)."""
   scores = tf.cast(scores, tf.float32)
   q, k = tf.shape(scores)[0], tf.shape(scores)[1]
@@ -38,7 +39,7 @@ def info_nce_terms(scores, positive_index, candidate_mask=None, query_mask=None)
           tf.reduce_sum(tf.cast(valid, tf.float32)))
 
 
-def info_nce_accuracy(scores, positive_index, candidate_mask=None, query_mask=None):
+def info_nce_accuracy(scores, positive_index, candidate_mask=None, query_mask=None) -> tf.Tensor:
   """Fraction of valid queries whose best-scoring valid candidate is the positive.
 
   Shapes as in `info_nce`; returns a scalar float32 (0 when no query is valid).
@@ -55,7 +56,8 @@ def info_nce_accuracy(scores, positive_index, candidate_mask=None, query_mask=No
 
 
 def shot_prediction_scores(predictions, shot_mask, candidates=None, candidate_mask=None,
-                           batch_offset=0, same_position=False):
+                           batch_offset=0, same_position=False
+                           ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
   """Critic scores of every shot prediction against the candidate shots.
 
   Query `(i, l, m)` predicts shot `l + m` of local video `i` from the context up to `l`; it is
@@ -109,7 +111,7 @@ def shot_prediction_scores(predictions, shot_mask, candidates=None, candidate_ma
 SHOT_NORMALIZATIONS = ("per_video", "per_query")
 
 
-def shot_loss_denominator(shot_mask, num_queries, normalization="per_video"):
+def shot_loss_denominator(shot_mask, num_queries, normalization="per_video") -> tf.Tensor:
   """What the summed shot-loss terms are divided by.
 
   `"per_video"` is eq. 1 as written: the terms of all positions ℓ and steps m are summed per
@@ -134,7 +136,7 @@ def shot_loss_denominator(shot_mask, num_queries, normalization="per_video"):
 
 
 def shot_loss(predictions, shot_mask, candidates, candidate_mask, batch_offset=0,
-              same_position=False, normalization="per_video"):
+              same_position=False, normalization="per_video") -> tf.Tensor:
   """Shot-level InfoNCE loss (eq. 1), scalar float32.
 
   Arguments as in `shot_prediction_scores`; `normalization` as in `shot_loss_denominator`.

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 
-def gather_across_replicas(*tensors):
+def gather_across_replicas(*tensors) -> tuple[list[tf.Tensor], tf.Tensor | int]:
   """All replicas' values of `tensors`, concatenated on axis 0, inside `strategy.run`.
 
   Args:
@@ -27,7 +27,7 @@ def gather_across_replicas(*tensors):
   return gathered, replica_offset(tf.shape(tensors[0])[0])
 
 
-def replica_offset(local_size):
+def replica_offset(local_size) -> tf.Tensor | int:
   """Position of this replica's first element in the global batch (0 outside a strategy).
 
   Computed from every replica's `local_size`, so an uneven final batch still lines up.
@@ -40,7 +40,7 @@ def replica_offset(local_size):
   return tf.reduce_sum(sizes[:replica_id])
 
 
-def sum_across_replicas(value):
+def sum_across_replicas(value) -> tf.Tensor:
   """`value` summed over replicas inside `strategy.run` (itself outside a strategy)."""
   context = tf.distribute.get_replica_context()
   if context is None or context.num_replicas_in_sync == 1:

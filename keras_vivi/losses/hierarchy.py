@@ -6,7 +6,7 @@ from keras_vivi import configs
 from keras_vivi.losses.triplet import semi_hard_triplet_loss_and_pairs
 
 
-def frame_loss(frame_embeddings, frame_mask, margin=0.2):
+def frame_loss(frame_embeddings, frame_mask, margin=0.2) -> tuple[tf.Tensor, tf.Tensor]:
   """Semi-hard triplet loss over all frames; frames of the same (video, shot) are positives.
 
   Args:
@@ -25,7 +25,7 @@ def frame_loss(frame_embeddings, frame_mask, margin=0.2):
       tf.reshape(frame_mask, [-1]))
 
 
-def object_loss(object_embeddings, class_ids, box_mask, margin=0.2):
+def object_loss(object_embeddings, class_ids, box_mask, margin=0.2) -> tuple[tf.Tensor, tf.Tensor]:
   """Semi-hard triplet loss over all valid boxes; boxes of the same detector class are positives.
 
   Args:
@@ -52,7 +52,7 @@ def _masked_mean(values, mask):
   return tf.reduce_sum(tf.where(mask, values, 0.0)) / tf.maximum(num, 1.0)
 
 
-def box_classifier_loss(logits, class_ids, box_mask=None):
+def box_classifier_loss(logits, class_ids, box_mask=None) -> tf.Tensor:
   """Sigmoid cross-entropy of a C-way (600 in the paper) box classifier on one-hot targets.
 
   Summed over classes, averaged over valid boxes.
@@ -72,14 +72,14 @@ def box_classifier_loss(logits, class_ids, box_mask=None):
   return _masked_mean(per_box, box_mask)
 
 
-def supervised_loss(logits, labels, mask=None):
+def supervised_loss(logits, labels, mask=None) -> tf.Tensor:
   """Softmax cross-entropy, `logits [N, C]`, `labels [N]` int, optional `mask [N]`. Scalar."""
   per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
       labels=labels, logits=tf.cast(logits, tf.float32))
   return _masked_mean(per_example, mask)
 
 
-def distillation_loss(student_logits, teacher_probs, mask=None):
+def distillation_loss(student_logits, teacher_probs, mask=None) -> tf.Tensor:
   """Cross-entropy against soft teacher labels.
 
   Args:
@@ -95,7 +95,7 @@ def distillation_loss(student_logits, teacher_probs, mask=None):
   return _masked_mean(per_example, mask)
 
 
-def loss_weights(loss_config):
+def loss_weights(loss_config) -> dict[str, float]:
   """The weight of every loss term, by metric name: `ω·L_object + L_frame + β·L_shot`, plus
   `γ·L_supervised` and the weights of the ablations' terms (`keras_vivi.configs.LossConfig`)."""
   l = loss_config
@@ -104,7 +104,7 @@ def loss_weights(loss_config):
           "distillation_loss": l.distillation_weight, "crop_loss": 1.0}
 
 
-def total_loss(losses, omega=5.0, beta=0.04, gamma=1.0):
+def total_loss(losses, omega=5.0, beta=0.04, gamma=1.0) -> tf.Tensor:
   """`ω·L_object + L_frame + β·L_shot + γ·L_supervised` over the terms present in `losses`.
 
   Args:

@@ -9,7 +9,7 @@ TripletTerms = collections.namedtuple("TripletTerms", ["sum", "count", "active"]
 DEFAULT_BLOCK_SIZE = 512
 
 
-def squared_distances(a, b):
+def squared_distances(a, b) -> tf.Tensor:
   """`[A, D], [N, D] -> [A, N]` squared Euclidean distances in float32, clamped at 0."""
   return tf.maximum(_unclamped_squared_distances(a, b), 0.0)
 
@@ -20,7 +20,7 @@ def _unclamped_squared_distances(a, b):
           - 2.0 * tf.matmul(a, b, transpose_b=True))
 
 
-def pairwise_squared_distances(embeddings):
+def pairwise_squared_distances(embeddings) -> tf.Tensor:
   """`[N, D] -> [N, N]` squared Euclidean distances, float32, clamped at 0, exact 0 diagonal."""
   d = squared_distances(embeddings, embeddings)
   return tf.linalg.set_diag(d, tf.zeros_like(d[:, 0]))
@@ -115,7 +115,7 @@ def _select(anchors, anchor_labels, anchor_valid, anchor_positions, candidates,
 
 def semi_hard_triplet_terms(anchors, anchor_labels, candidates, candidate_labels, margin=0.2,
                             anchor_mask=None, candidate_mask=None, anchor_positions=None,
-                            block_size=DEFAULT_BLOCK_SIZE):
+                            block_size=DEFAULT_BLOCK_SIZE) -> TripletTerms:
   """Sum and number of semi-hard triplet terms for `anchors` against a candidate set.
 
   Positives and negatives of each anchor are taken from the candidates; `anchor_positions`
@@ -222,7 +222,7 @@ def _blockwise_terms(anchors, candidates, anchor_labels, anchor_valid, positions
 
 
 def semi_hard_triplet_loss(embeddings, labels, margin=0.2, mask=None,
-                           block_size=DEFAULT_BLOCK_SIZE):
+                           block_size=DEFAULT_BLOCK_SIZE) -> tf.Tensor:
   """Semi-hard triplet loss over all anchor–positive pairs of a batch.
 
   For each anchor `a` and positive `p ≠ a` (same label), the negative is the one with the
@@ -250,7 +250,7 @@ def semi_hard_triplet_loss(embeddings, labels, margin=0.2, mask=None,
 
 
 def semi_hard_triplet_loss_and_pairs(embeddings, labels, margin=0.2, mask=None,
-                                     block_size=DEFAULT_BLOCK_SIZE):
+                                     block_size=DEFAULT_BLOCK_SIZE) -> tuple[tf.Tensor, tf.Tensor]:
   """`semi_hard_triplet_loss` and the number of anchor–positive pairs it averaged over."""
   terms = semi_hard_triplet_terms(embeddings, labels, embeddings, labels, margin, mask, mask,
                                   anchor_positions=tf.range(tf.shape(labels)[0]),

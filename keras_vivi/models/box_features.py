@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 
-def box_centre_cells(boxes, image_size, grid_size):
+def box_centre_cells(boxes, image_size, grid_size) -> tf.Tensor:
   """Grid cell of each box centre: `(floor(i·H'/H), floor(j·W'/W))` for centre pixel `(i, j)`.
 
   Args:
@@ -24,7 +24,7 @@ def box_centre_cells(boxes, image_size, grid_size):
   return tf.clip_by_value((pixel * grid) // size, 0, grid - 1)
 
 
-def gather_box_features(feature_map, boxes, image_size):
+def gather_box_features(feature_map, boxes, image_size) -> tf.Tensor:
   """Feature column at each box centre (the paper's `r = x'[⌊i·H'/H⌋, ⌊j·W'/W⌋]`).
 
   Args:

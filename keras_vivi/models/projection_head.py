@@ -25,7 +25,7 @@ class ProjectionHead(tf_keras.layers.Layer):
                     for i, d in enumerate(self.hidden_dims)]
     self._layers.append(tf_keras.layers.Dense(self.output_dim, name="embedding"))
 
-  def call(self, inputs):
+  def call(self, inputs) -> tf.Tensor:
     x = inputs
     for layer in self._layers:
       x = layer(x)
@@ -33,6 +33,6 @@ class ProjectionHead(tf_keras.layers.Layer):
       x = tf.math.l2_normalize(tf.cast(x, tf.float32), axis=-1)
     return x
 
-  def get_config(self):
+  def get_config(self) -> dict:
     return {**super().get_config(), "output_dim": self.output_dim,
             "hidden_dims": self.hidden_dims, "normalize": self.normalize}

@@ -3,6 +3,7 @@
 import dataclasses
 import typing
 
+import tensorflow as tf
 import tf_keras
 
 from keras_vivi.models.standardized_conv2d import StandardizedConv2D
@@ -32,13 +33,14 @@ class LayerSettings:
   norm_epsilon: float = 1e-5
   kernel_regularizer: typing.Any = None
 
-  def conv(self, filters, kernel_size, strides=1, use_bias=False, name=None):
+  def conv(self, filters, kernel_size, strides=1, use_bias=False,
+           name=None) -> tf_keras.layers.Layer:
     cls = StandardizedConv2D if self.normalization == "group" else tf_keras.layers.Conv2D
     return cls(filters, kernel_size, strides=strides, use_bias=use_bias,
                padding="same" if strides == 1 else "valid", kernel_initializer="he_normal",
                kernel_regularizer=self.kernel_regularizer, name=name)
 
-  def norm_relu(self, x, name):
+  def norm_relu(self, x, name) -> tf.Tensor:
     if self.normalization == "batch":
       x = tf_keras.layers.BatchNormalization(momentum=self.norm_momentum,
                                              epsilon=self.norm_epsilon, name=name + "_bn")(x)
@@ -47,14 +49,14 @@ class LayerSettings:
                                              name=name + "_gn")(x)
     return tf_keras.layers.Activation("relu", name=name + "_relu")(x)
 
-  def strided_conv(self, x, filters, kernel_size, strides, name, use_bias=False):
+  def strided_conv(self, x, filters, kernel_size, strides, name, use_bias=False) -> tf.Tensor:
     # Explicit symmetric padding: TF's 'same' pads asymmetrically for even inputs.
     if strides > 1 and kernel_size > 1:
       x = tf_keras.layers.ZeroPadding2D(kernel_size // 2, name=name + "_pad")(x)
     return self.conv(filters, kernel_size, strides=strides, use_bias=use_bias, name=name)(x)
 
 
-def preactivation_unit(x, filters, strides, project, name, settings=LayerSettings()):
+def preactivation_unit(x, filters, strides, project, name, settings=LayerSettings()) -> tf.Tensor:
   """One bottleneck unit of ResNet v2: `x + F(norm_relu(x))`.
 
   `F` is 1×1 (`filters`) → 3×3 (`filters`, stride `strides`) → 1×1 (`4·filters`) convolutions with
@@ -143,22 +145,22 @@ class ResNetV2(tf_keras.Model):
     self._output_specs = {k: v.get_shape() for k, v in outputs.items() if k != "pre_logits"}
 
   @property
-  def output_specs(self):
+  def output_specs(self) -> dict[str, tf.TensorShape]:
     """`{str(level): TensorShape}` of the feature maps (Model Garden's backbone contract)."""
     return self._output_specs
 
   @property
-  def representation_dim(self):
+  def representation_dim(self) -> int:
     return 2048 * self._config["width"]
 
-  def get_config(self):
+  def get_config(self) -> dict:
     # The base Layer's name and trainable flag, not the functional graph: the model is rebuilt
     # from its arguments.
     base = tf_keras.layers.Layer.get_config(self)
     return {"name": base["name"], "trainable": base["trainable"], **self._config}
 
   @classmethod
-  def from_config(cls, config, custom_objects=None):
+  def from_config(cls, config, custom_objects=None) -> "ResNetV2":
     config = dict(config)
     shape = config.pop("input_specs", None)
     if shape is not None:

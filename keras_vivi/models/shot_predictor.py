@@ -4,7 +4,7 @@ import tensorflow as tf
 import tf_keras
 
 
-def aggregate_shots(frame_features, frame_mask=None):
+def aggregate_shots(frame_features, frame_mask=None) -> tf.Tensor:
   """Mean of the valid frame representations of each shot.
 
   Args:
@@ -39,17 +39,17 @@ class ShotPredictor(tf_keras.layers.Layer):
     self.lstm_units = int(lstm_units)
     self.lstm = tf_keras.layers.LSTM(self.lstm_units, return_sequences=True, name="lstm")
 
-  def build(self, input_shape):
+  def build(self, input_shape) -> None:
     dim = int(input_shape[-1])
     self.critics = self.add_weight(
         name="critics", shape=[self.prediction_steps, self.lstm_units, dim],
         initializer="glorot_uniform")
     super().build(input_shape)
 
-  def call(self, shots):
+  def call(self, shots) -> tf.Tensor:
     context = self.lstm(shots)  # [B, K, U]
     return tf.einsum("bku,sud->bksd", context, tf.cast(self.critics, context.dtype))
 
-  def get_config(self):
+  def get_config(self) -> dict:
     return {**super().get_config(), "prediction_steps": self.prediction_steps,
             "lstm_units": self.lstm_units}

@@ -16,12 +16,12 @@ class StandardizedConv2D(tf_keras.layers.Conv2D):
     super().__init__(*args, **kwargs)
     self.epsilon = epsilon
 
-  def convolution_op(self, inputs, kernel):
+  def convolution_op(self, inputs, kernel) -> tf.Tensor:
     # Statistics in float32: under mixed precision the kernel arrives in half precision.
     kernel32 = tf.cast(kernel, tf.float32)
     mean, var = tf.nn.moments(kernel32, axes=[0, 1, 2], keepdims=True)
     kernel32 = (kernel32 - mean) * tf.math.rsqrt(var + self.epsilon)
     return super().convolution_op(inputs, tf.cast(kernel32, kernel.dtype))
 
-  def get_config(self):
+  def get_config(self) -> dict:
     return {**super().get_config(), "epsilon": self.epsilon}

@@ -14,7 +14,7 @@ class NonFiniteLossError(FloatingPointError):
   """Training diverged: a loss or a weight is NaN or infinite."""
 
 
-def check_finite(model, logs, last_checkpoint):
+def check_finite(model, logs, last_checkpoint) -> None:
   """Raises `NonFiniteLossError` unless `logs`' losses and `model`'s float weights are finite."""
   bad = {k: float(v) for k, v in (logs or {}).items()
          if k.endswith("loss") and not math.isfinite(float(v))}
@@ -41,7 +41,7 @@ class CheckpointCallback(tf_keras.callbacks.Callback):
     super().__init__()
     self.manager = manager
 
-  def on_epoch_end(self, epoch, logs=None):
+  def on_epoch_end(self, epoch, logs=None) -> None:
     check_finite(self.model, logs, self.manager.latest_checkpoint)
     self.manager.save(checkpoint_number=self.model.optimizer.iterations)
 
@@ -68,7 +68,7 @@ class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
       with tf.io.gfile.GFile(log_file) as f:
         self.history = [json.loads(line) for line in f if line.strip()]
 
-  def compute(self):
+  def compute(self) -> dict[str, float]:
     config, protocol = self.data_config, self.diagnostic_config
     figures = evaluation.diagnose_records(
         lambda images: self.model.backbone(images, training=False)["5"], config.path,
@@ -86,11 +86,11 @@ class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
         f.write(json.dumps(entry) + "\n")
     return values
 
-  def on_train_begin(self, logs=None):
+  def on_train_begin(self, logs=None) -> None:
     if not self.history:
       logging.info("Object diagnostic before training: %s", self._record())
 
-  def on_epoch_end(self, epoch, logs=None):
+  def on_epoch_end(self, epoch, logs=None) -> None:
     if (epoch + 1) % self.diagnostic_config.every_epochs:
       return
     values = self._record()
@@ -114,7 +114,7 @@ class FrameSummaryCallback(tf_keras.callbacks.Callback):
     self.images = tf.image.draw_bounding_boxes(flat, boxes, [[1.0, 1.0, 0.0]])
     self._writer = None
 
-  def on_epoch_end(self, epoch, logs=None):
+  def on_epoch_end(self, epoch, logs=None) -> None:
     if self._writer is None:
       self._writer = tf.summary.create_file_writer(self.log_dir)
     with self._writer.as_default():

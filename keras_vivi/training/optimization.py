@@ -4,12 +4,12 @@ import tensorflow as tf
 import tf_keras
 
 
-def scaled_learning_rate(train, batch_size):
+def scaled_learning_rate(train, batch_size) -> float:
   """The base learning rate scaled linearly with the global batch size."""
   return train.base_learning_rate * batch_size / train.base_batch_size
 
 
-def learning_rate_schedule(train, batch_size):
+def learning_rate_schedule(train, batch_size) -> tf_keras.optimizers.schedules.LearningRateSchedule:
   """Piecewise constant: ×`decay_factor` after each of `decay_steps` (paper: 90k and 110k)."""
   if list(train.decay_steps) != sorted(train.decay_steps):
     raise ValueError(f"decay_steps must be increasing, got {train.decay_steps!r}.")
@@ -20,7 +20,7 @@ def learning_rate_schedule(train, batch_size):
   return tf_keras.optimizers.schedules.PiecewiseConstantDecay(list(train.decay_steps), values)
 
 
-def build_optimizer(train, batch_size):
+def build_optimizer(train, batch_size) -> tf_keras.optimizers.Optimizer:
   """SGD with momentum; with `weight_decay_type="decoupled"` also decoupled weight decay (not on
   biases and normalisation parameters). The "l2" penalty is added to the loss by the model."""
   decoupled = train.weight_decay if train.weight_decay_type == "decoupled" else 0.0
@@ -31,13 +31,13 @@ def build_optimizer(train, batch_size):
   return optimizer
 
 
-def decayed_weights(variables):
+def decayed_weights(variables) -> list[tf.Variable]:
   """The variables an L2 penalty covers: kernels (rank ≥ 2: conv, dense, LSTM, critic), not
   biases or normalisation parameters."""
   return [v for v in variables if v.shape.rank is not None and v.shape.rank >= 2]
 
 
-def l2_penalty(train, variables):
+def l2_penalty(train, variables) -> tf.Tensor:
   """`weight_decay · Σ‖w‖²/2` over `decayed_weights(variables)` when `weight_decay_type="l2"`,
   else 0. Scalar float32."""
   weights = decayed_weights(variables)

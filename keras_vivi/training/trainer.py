@@ -5,6 +5,7 @@ import json
 import math
 import os
 import tempfile
+import typing
 
 from absl import logging
 import tensorflow as tf
@@ -25,7 +26,7 @@ _STRATEGY_NAMES = {"default": "off", "mirrored": "mirrored", "multi_worker": "mu
                    "tpu": "tpu"}
 
 
-def build_strategy(name="default", tpu=""):
+def build_strategy(name="default", tpu="") -> tf.distribute.Strategy:
   """`default` (one device), `mirrored` (all local GPUs, else the CPU), `multi_worker`
   (TF_CONFIG) or `tpu`, through Model Garden's `distribute_utils`."""
   from official.common import distribute_utils
@@ -44,7 +45,7 @@ RESTART_CHANGEABLE = ("train.steps", "data.path", "data.label_space", "descripti
                       "diagnostic.videos_per_batch")
 
 
-def check_restart(config, model_dir):
+def check_restart(config, model_dir) -> None:
   """Raises ValueError if `model_dir` holds a run whose config differs beyond `RESTART_CHANGEABLE`."""
   previous = configs.load_run_config(model_dir)
   if previous is None:
@@ -63,7 +64,7 @@ def check_restart(config, model_dir):
         f"into a new model_dir.")
 
 
-def load_teacher(handle):
+def load_teacher(handle) -> tf_keras.layers.Layer:
   """A frozen classifier (hub handle or SavedModel path): images in [0, 1] → logits.
 
   Resolved through the zoo's cache (`keras_vivi.zoo.resolve_handle`): offline mode, sha256
@@ -74,7 +75,7 @@ def load_teacher(handle):
   return hub.KerasLayer(loader.resolve_handle(handle), trainable=False, name="teacher")
 
 
-def build_model(config, detector=None, teacher=None):
+def build_model(config, detector=None, teacher=None) -> VIVIModel:
   """`VIVIModel` with the detector and teacher its config needs (loaded when not given)."""
   if config.data.inline_detection and detector is None:
     from keras_vivi.detector import load_detector
@@ -85,7 +86,7 @@ def build_model(config, detector=None, teacher=None):
   return VIVIModel(config, detector=detector, teacher=teacher, name=config.name)
 
 
-def make_dataset_fn(config):
+def make_dataset_fn(config) -> typing.Callable[..., tf.data.Dataset]:
   """`input_context → dataset` for `distribute_datasets_from_function` / `DatasetCreator`."""
   from keras_vivi.data import pipeline
 
@@ -98,7 +99,7 @@ def make_dataset_fn(config):
   return dataset_fn
 
 
-def detections_label_space(data):
+def detections_label_space(data) -> str:
   """The label space of the boxes a run trains on, in words: the inline detector's, or the one
   recorded in the `manifest.json` of the prepared records."""
   from keras_vivi.data import manifest as manifest_lib
@@ -113,7 +114,7 @@ def detections_label_space(data):
     return loader.label_space_of(json.load(f).get("detector", {}))
 
 
-def with_label_space(config):
+def with_label_space(config) -> configs.ExperimentConfig:
   """`config` with `data.label_space` filled in, said plainly when boxes are trained on and they
   are not the paper's detector's."""
   if not config.data.path:
@@ -130,7 +131,7 @@ def with_label_space(config):
   return dataclasses.replace(config, data=dataclasses.replace(config.data, label_space=space))
 
 
-def summary_batch(config):
+def summary_batch(config) -> dict[str, tf.Tensor]:
   """The first video of the prepared records, un-augmented, for the frames shown in TensorBoard
   (a training batch would hold `data.batch_size` videos: gigabytes at the paper's sizes)."""
   from keras_vivi.data import pipeline
@@ -139,7 +140,8 @@ def summary_batch(config):
 
 
 def train(config, model_dir, strategy=None, steps_per_epoch=1000, dataset_fn=None,
-          detector=None, teacher=None, callbacks=(), verbose="auto"):
+          detector=None, teacher=None, callbacks=(), verbose="auto"
+          ) -> tuple[VIVIModel, tf_keras.callbacks.History]:
   """Trains `config` into `model_dir`, resuming from its latest checkpoint.
 
   Every `steps_per_epoch` steps a checkpoint (model + optimizer, so the step and momentum

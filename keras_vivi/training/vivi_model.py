@@ -74,10 +74,10 @@ class VIVIModel(tf_keras.Model):
     self.distribute_reduction_method = "first"
 
   @property
-  def metrics(self):
+  def metrics(self) -> list[tf_keras.metrics.Metric]:
     return list(self._trackers.values())
 
-  def call(self, images, training=False):
+  def call(self, images, training=False) -> tf.Tensor:
     return self.backbone(images, training=training)["pre_logits"]
 
   # -- losses ---------------------------------------------------------------------------------
@@ -105,7 +105,8 @@ class VIVIModel(tf_keras.Model):
                                    d.num_classes, seed)
     return boxes, labels, box_mask
 
-  def compute_losses(self, videos, labelled=None, training=False):
+  def compute_losses(self, videos, labelled=None,
+                     training=False) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """Returns `(total share for the gradient, {metric name: global value})`.
 
     Each enabled level adds its term (this replica's share and the global value, see
@@ -274,7 +275,7 @@ class VIVIModel(tf_keras.Model):
   def _split(data):
     return data if isinstance(data, tuple) else (data, None)
 
-  def train_step(self, data):
+  def train_step(self, data) -> dict[str, tf.Tensor]:
     videos, labelled = self._split(data)
     with tf.GradientTape() as tape:
       total, values = self.compute_losses(videos, labelled, training=True)
@@ -291,7 +292,7 @@ class VIVIModel(tf_keras.Model):
     logs["learning_rate"] = tf.identity(self.optimizer.learning_rate)
     return logs
 
-  def test_step(self, data):
+  def test_step(self, data) -> dict[str, tf.Tensor]:
     videos, labelled = self._split(data)
     _, values = self.compute_losses(videos, labelled, training=False)
     return self._update(values)

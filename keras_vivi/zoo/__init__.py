@@ -14,9 +14,12 @@ from keras_vivi.zoo.presets import register_preset
 from keras_vivi.zoo.presets import UnknownPresetError
 
 _LOADER_NAMES = ("load_feature_extractor", "resolve_handle", "cache_archive", "cache_dir",
-                 "cached_module_dir", "file_sha256", "ModuleNotCachedError",
+                 "cached_module_dir", "ModuleNotCachedError",
                  "ChecksumMismatchError", "CorruptArchiveError", "PresetNotAvailableError",
                  "OFFLINE_ENV")
+
+__all__ = ["BACKBONE_PRESETS", "get_preset", "list_presets", "load_presets_file", "Preset",
+           "PRESETS_ENV", "register_preset", "UnknownPresetError"] + list(_LOADER_NAMES)
 
 
 def __getattr__(name):

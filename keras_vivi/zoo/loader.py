@@ -45,6 +45,7 @@ import tensorflow_hub as hub
 from tensorflow_hub import registry as hub_registry
 from tensorflow_hub import resolver as hub_resolver
 
+from keras_vivi import files
 from keras_vivi.zoo import presets as presets_lib
 
 OFFLINE_ENV = "KERAS_VIVI_OFFLINE"
@@ -53,7 +54,6 @@ SAVED_MODEL_FILE = "saved_model.pb"
 DOWNLOAD_TIMEOUT_ENV = "KERAS_VIVI_DOWNLOAD_TIMEOUT"
 DOWNLOAD_ATTEMPTS = 3
 STALE_SECONDS = 3600  # leftovers of killed loaders are swept after this long
-_REMOTE = ("http://", "https://", "gs://")
 
 
 class ModuleNotCachedError(FileNotFoundError):
@@ -68,26 +68,29 @@ class CorruptArchiveError(ValueError):
   """An archive that cannot be unpacked into a SavedModel."""
 
 
-def offline_mode(offline=None):
+def offline_mode(offline=None) -> bool:
   """`offline` if given, else whether `$KERAS_VIVI_OFFLINE` is set to a true value."""
   if offline is not None:
     return bool(offline)
   return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def cache_dir():
-  """tensorflow_hub's module cache: `$TFHUB_CACHE_DIR`, `--tfhub_cache_dir` or a temp dir."""
-  return hub_resolver.tfhub_cache_dir(use_temp=True)
+def cache_dir() -> str:
+  """The module cache: `$TFHUB_CACHE_DIR` or `--tfhub_cache_dir` as tensorflow_hub reads them,
+  else `tfhub_modules` in `files.cache_root()` (not tensorflow_hub's shared temp directory,
+  which anyone on the machine can write and a reboot empties)."""
+  return hub_resolver.tfhub_cache_dir(
+      default_cache_dir=os.path.join(files.cache_root(), "tfhub_modules"))
 
 
 def _cache_key(handle):
   """The handle string tensorflow_hub hashes; local paths count by their absolute form."""
-  if handle.startswith(_REMOTE):
+  if files.is_remote(handle):
     return handle
   return os.path.abspath(os.path.expanduser(_strip_file_scheme(handle)))
 
 
-def cached_module_dir(handle):
+def cached_module_dir(handle) -> str:
   """Where the module of `handle` is (or would be) cached: `CACHE/<sha1(handle)>`."""
   digest = hashlib.sha1(_cache_key(handle).encode("utf8")).hexdigest()
   return os.path.join(cache_dir(), digest)
@@ -100,15 +103,6 @@ def _strip_file_scheme(handle):
 def _is_cached(module_dir):
   # tensorflow_hub's own test: the directory exists and is not empty.
   return os.path.isdir(module_dir) and bool(os.listdir(module_dir))
-
-
-def file_sha256(path):
-  """Hex sha256 of the file at `path` (local or any tf.io.gfile filesystem)."""
-  digest = hashlib.sha256()
-  with tf.io.gfile.GFile(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
 
 
 def _read_digest(module_dir):
@@ -142,7 +136,7 @@ def _check_digest(actual, expected, what, handle):
         "preset's sha256 if the archive was republished on purpose.")
 
 
-def cache_archive(handle, archive, sha256=None):
+def cache_archive(handle, archive, sha256=None) -> str:
   """Unpacks the SavedModel archive `archive` into the cache as the module of `handle`.
 
   This is how a machine without network access is given a remote module: copy its archive
@@ -157,7 +151,7 @@ def cache_archive(handle, archive, sha256=None):
   Returns:
     The cached module directory.
   """
-  actual = file_sha256(archive)
+  actual = files.file_sha256(archive)
   _check_digest(actual, sha256, f"Archive {archive!r}", handle)
   module_dir = cached_module_dir(handle)
   os.makedirs(os.path.dirname(module_dir), exist_ok=True)
@@ -211,10 +205,7 @@ def _move_into_cache(tmp_dir, module_dir, digest, archive):
 
 
 def _write_digest(module_dir, digest, archive):
-  temporary = f"{module_dir}{DIGEST_SUFFIX}.{uuid.uuid4().hex}.tmp"
-  with open(temporary, "w", encoding="utf-8") as f:
-    f.write(f"{digest}  {archive}\n")
-  os.replace(temporary, module_dir + DIGEST_SUFFIX)
+  files.write_atomically(module_dir + DIGEST_SUFFIX, f"{digest}  {archive}\n")
 
 
 def _sweep_leftovers(module_dir):
@@ -232,7 +223,7 @@ def _sweep_leftovers(module_dir):
       pass  # Swept by another loader meanwhile.
 
 
-def download_timeout():
+def download_timeout() -> float:
   """Seconds a download may stall: `$KERAS_VIVI_DOWNLOAD_TIMEOUT` (default 60)."""
   text = os.environ.get(DOWNLOAD_TIMEOUT_ENV, "").strip()
   try:
@@ -301,7 +292,7 @@ def _resolve_local(handle, path, sha256):
     if not presets_lib.is_archive(path):
       raise ValueError(f"Handle {handle!r} is a file but not an archive "
                        f"({', '.join(presets_lib.ARCHIVE_SUFFIXES)}) or a SavedModel directory.")
-    actual = file_sha256(path)
+    actual = files.file_sha256(path)
     _check_digest(actual, sha256, f"Archive {path!r}", handle)
     if _is_cached(module_dir) and _read_digest(module_dir) == actual:
       return module_dir
@@ -369,7 +360,7 @@ def _resolve_remote(handle, sha256, offline):
                       f"fetching it failed ({type(e).__name__}: {str(e)[:300]})") from e
 
 
-def resolve_handle(handle, sha256=None, offline=None):
+def resolve_handle(handle, sha256=None, offline=None) -> str:
   """Local SavedModel directory for `handle`, fetching and caching it when needed.
 
   Args:
@@ -395,7 +386,7 @@ def resolve_handle(handle, sha256=None, offline=None):
       raise _not_cached(handle, cached_module_dir(handle),
                         "a gs:// directory is read in place, which needs network access")
     return handle
-  if handle.startswith(("http://", "https://", "gs://")):
+  if files.is_remote(handle):
     return _resolve_remote(handle, sha256, offline_mode(offline))
   return _resolve_local(handle, os.path.expanduser(_strip_file_scheme(handle)), sha256)
 
@@ -426,8 +417,8 @@ class ZooResolver(hub_resolver.Resolver):
   """tensorflow_hub resolver of remote handles through `resolve_handle` (cache first, sha256
   of presets, offline mode, timeouts and retries, errors naming the cache)."""
 
-  def is_supported(self, handle):
-    return (isinstance(handle, str) and handle.startswith(_REMOTE)
+  def is_supported(self, handle) -> bool:
+    return (isinstance(handle, str) and files.is_remote(handle)
             and not getattr(_BYPASS, "on", False))
 
   def __call__(self, handle):
@@ -442,7 +433,8 @@ class PresetNotAvailableError(LookupError):
   """A preset that describes weights nobody has published yet."""
 
 
-def load_feature_extractor(name_or_handle, trainable=False, offline=None, **kwargs):
+def load_feature_extractor(name_or_handle, trainable=False, offline=None,
+                           **kwargs) -> hub.KerasLayer:
   """An image feature extractor from the zoo, as a tf_keras layer.
 
   ```python
@@ -469,7 +461,7 @@ def load_feature_extractor(name_or_handle, trainable=False, offline=None, **kwar
   return hub.KerasLayer(resolve(name_or_handle, offline), trainable=trainable, **kwargs)
 
 
-def resolve(name_or_handle, offline=None):
+def resolve(name_or_handle, offline=None) -> str:
   """The local module directory of a preset name or a handle (see `load_feature_extractor`)."""
   if not isinstance(name_or_handle, str) or not name_or_handle:
     raise ValueError(f"name_or_handle must be a preset name or a handle, got "

@@ -20,11 +20,15 @@ import re
 import types
 import typing
 
+from keras_vivi import files
+
+if typing.TYPE_CHECKING:  # configs imports TensorFlow; this registry stays light
+  from keras_vivi import configs
+
 PRESETS_ENV = "KERAS_VIVI_PRESETS"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_URL_SCHEMES = ("http://", "https://", "gs://", "file://")
 
 
 def _freeze(value):
@@ -122,16 +126,16 @@ class Preset:
       object.__setattr__(self, field, _freeze(getattr(self, field)))
 
   @property
-  def available(self):
+  def available(self) -> bool:
     """Whether weights are published for this entry."""
     return self.handle is not None
 
-  def config(self):
+  def config(self) -> "configs.ExperimentConfig":
     """The `ExperimentConfig` the weights were trained with (imports TensorFlow)."""
     from keras_vivi import configs  # pylint: disable=g-import-not-at-top
     return configs.apply_overrides(configs.get_experiment(self.experiment), self.overrides)
 
-  def to_dict(self):
+  def to_dict(self) -> dict:
     """JSON-ready fields without `name`: the value of a presets-file entry."""
     values = {f.name: _thaw(getattr(self, f.name)) for f in dataclasses.fields(self)}
     del values["name"]
@@ -139,7 +143,7 @@ class Preset:
     return values
 
   @classmethod
-  def from_dict(cls, name, values):
+  def from_dict(cls, name, values) -> "Preset":
     """The `Preset` of a presets-file entry; unknown fields are an error naming them."""
     if not isinstance(values, typing.Mapping):
       raise ValueError(f"Preset {name!r} must be a JSON object of fields, got "
@@ -151,14 +155,14 @@ class Preset:
     return cls(name=name, **values)
 
 
-def is_archive(handle):
+def is_archive(handle) -> bool:
   """Whether `handle` names a tar archive (by its suffix, as tensorflow_hub does)."""
   return handle.split("?", 1)[0].endswith(ARCHIVE_SUFFIXES)
 
 
-def looks_like_handle(text):
+def looks_like_handle(text) -> bool:
   """Whether `text` is a URL or a path rather than a preset name."""
-  return (text.startswith(_URL_SCHEMES) or os.sep in text or "/" in text
+  return (files.has_url_scheme(text) or os.sep in text or "/" in text
           or text.startswith(("~", ".")) or is_archive(text) or os.path.exists(text))
 
 
@@ -218,10 +222,10 @@ _ENTRIES = (
 BACKBONE_PRESETS = types.MappingProxyType({p.name: p for p in _ENTRIES})
 
 _registry = dict(BACKBONE_PRESETS)
-_loaded_files = set()
+_loaded_files: typing.Set[str] = set()
 
 
-def register_preset(preset, overwrite=False):
+def register_preset(preset, overwrite=False) -> Preset:
   """Adds `preset` to the registry and returns it.
 
   An entry with a handle may take the place of a built-in entry without weights (you trained
@@ -238,7 +242,7 @@ def register_preset(preset, overwrite=False):
   return preset
 
 
-def load_presets_file(path, overwrite=False):
+def load_presets_file(path, overwrite=False) -> list[Preset]:
   """Registers every entry of the JSON presets file `path`; returns their `Preset`s."""
   path = os.fspath(path)
   try:
@@ -273,7 +277,7 @@ class UnknownPresetError(KeyError):
     return str(self.args[0])
 
 
-def get_preset(name):
+def get_preset(name) -> Preset:
   """The registered `Preset` called `name`; the error lists the known names."""
   _load_env_files()
   try:
@@ -286,7 +290,7 @@ def get_preset(name):
         f"keras_vivi.zoo.load_presets_file(PATH) or ${PRESETS_ENV}=PATH.") from None
 
 
-def list_presets(available_only=False):
+def list_presets(available_only=False) -> list[str]:
   """Sorted names of the registered presets (only those with weights if `available_only`)."""
   _load_env_files()
   return sorted(n for n, p in _registry.items() if p.available or not available_only)

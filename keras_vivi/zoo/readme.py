@@ -39,7 +39,7 @@ def _input(preset):
   return f"{preset.image_size}², [{low:g}, {high:g}]"
 
 
-def zoo_table(presets=None):
+def zoo_table(presets=None) -> str:
   """Markdown (intro + table) describing `presets` (default: the built-in zoo, in its order)."""
   presets = presets_lib.BACKBONE_PRESETS if presets is None else presets
   entries = list(presets.values())
@@ -73,7 +73,7 @@ def zoo_table(presets=None):
   return "\n".join(lines)
 
 
-def replace_table(text, table):
+def replace_table(text, table) -> str:
   """`text` with the block between the markers replaced by `table`."""
   start, end = text.find(START), text.find(END)
   if start < 0 or end < start:
@@ -81,7 +81,7 @@ def replace_table(text, table):
   return text[:start + len(START)] + "\n" + table + "\n" + text[end:]
 
 
-def current_table(text):
+def current_table(text) -> str:
   """The block between the markers, without the surrounding newlines."""
   start, end = text.find(START), text.find(END)
   if start < 0 or end < start:
@@ -89,7 +89,7 @@ def current_table(text):
   return text[start + len(START):end].strip("\n")
 
 
-def main(argv):
+def main(argv) -> int:
   args = [a for a in argv[1:] if a != "--check"]
   path = args[0] if args else README
   with open(path, encoding="utf-8") as f:

@@ -3,8 +3,6 @@ real sample videos, with two small exports."""
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -21,8 +19,8 @@ from keras_vivi.evaluation import object_comparison
 from keras_vivi.evaluation import object_diagnostic
 from keras_vivi.zoo import loader
 from keras_vivi.zoo import presets as presets_lib
+from tests.helpers.cli import run_module
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZE = 64
 
 
@@ -124,13 +122,10 @@ def test_hub_feature_fn_resolves_preset_names(small_preset, small_export, tmp_pa
 
 
 def test_cli(records, exports, tmp_path):
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
   out = tmp_path / "out"
-  proc = subprocess.run([sys.executable, "-m", "keras_vivi.cli.diagnostic",
-                         f"--hub={','.join(exports)}", f"--data={records}", f"--output={out}",
-                         f"--image_size={SIZE}", "--names=VIVI,Ours", "--every_object"],
-                        cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=300)
+  proc = run_module("keras_vivi.cli.diagnostic", f"--hub={','.join(exports)}", f"--data={records}",
+                    f"--output={out}", f"--image_size={SIZE}", "--names=VIVI,Ours",
+                    "--every_object", timeout=300)
   assert proc.returncode == 0, proc.stderr
   assert "Ours vs VIVI: Fisher p =" in proc.stdout
   assert {p.name for p in out.iterdir()} == {"diagnostic.json", "diagnostic.md",

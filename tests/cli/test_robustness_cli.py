@@ -15,8 +15,8 @@ from keras_vivi.evaluation import comparison
 from keras_vivi.evaluation import robustness_classifier as classifier_lib
 from keras_vivi.evaluation import robustness_data as data_lib
 from keras_vivi.evaluation import robustness_suite
-from tests.evaluation import test_robustness_data as folders
-from tests.evaluation.conftest import run_module
+from tests.helpers import robustness_folders as folders
+from tests.helpers.cli import run_module
 
 SIZE = folders.SIZE
 
@@ -78,5 +78,7 @@ def test_compare_takes_robustness_runs(tmp_path):
   assert result["tasks"]["ImageNet-A"]["p"] == pytest.approx(p)
   assert result["tasks"]["ImageNet-Vid-pm-k"]["delta"] == pytest.approx(0.05)
   comparison.write(result, str(tmp_path / "cmp"))
-  assert "| ImageNet-A | robustness |" in (tmp_path / "cmp" / "comparison.md").read_text()
+  markdown = (tmp_path / "cmp" / "comparison.md").read_text()
+  assert "| ImageNet-A | robustness |" in markdown
+  assert markdown.startswith("# Robustness (Table 5): Ours against VIVI\n")
   shutil.rmtree(tmp_path / "cmp")

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_vivi.data import augment
+from tests.helpers.references import np_crop_resize, np_transform_boxes
 
 
 def ramp_image(height, width, seed=0):
@@ -15,38 +16,6 @@ def ramp_image(height, width, seed=0):
   image = np.stack([xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1),
                     rng.integers(0, 256, (height, width))], axis=-1)
   return image.astype(np.uint8)
-
-
-def np_crop_resize(image, crop, flip, size):
-  """NumPy reference: bilinear at output pixel centres mapped into the window, clamped to the
-  image (TF's half_pixel_centers convention)."""
-  image = np.asarray(image, np.float64)
-  height, width = image.shape[:2]
-  step_y = (crop[2] - crop[0]) * height / size
-  step_x = (crop[3] - crop[1]) * width / size
-  ys = crop[0] * height + (np.arange(size) + 0.5) * step_y - 0.5
-  xs = crop[1] * width + (np.arange(size) + 0.5) * step_x - 0.5
-  if flip:
-    xs = xs[::-1]
-  ys, xs = np.clip(ys, 0, height - 1), np.clip(xs, 0, width - 1)
-  y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
-  y1, x1 = np.minimum(y0 + 1, height - 1), np.minimum(x0 + 1, width - 1)
-  wy, wx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
-  top = image[y0][:, x0] * (1 - wx) + image[y0][:, x1] * wx
-  bottom = image[y1][:, x0] * (1 - wx) + image[y1][:, x1] * wx
-  return top * (1 - wy) + bottom * wy
-
-
-def np_transform_boxes(boxes, crop, flip):
-  boxes = np.asarray(boxes, np.float64)
-  h, w = crop[2] - crop[0], crop[3] - crop[1]
-  ymin, ymax = (boxes[:, 0] - crop[0]) / h, (boxes[:, 2] - crop[0]) / h
-  xmin, xmax = (boxes[:, 1] - crop[1]) / w, (boxes[:, 3] - crop[1]) / w
-  if flip:
-    xmin, xmax = 1 - xmax, 1 - xmin
-  cy, cx = (ymin + ymax) / 2, (xmin + xmax) / 2
-  valid = (cy >= 0) & (cy <= 1) & (cx >= 0) & (cx <= 1)
-  return np.clip(np.stack([ymin, xmin, ymax, xmax], -1), 0, 1), valid
 
 
 def seed(i):

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from keras_vivi.configs import DataConfig
 from keras_vivi.data import pipeline, prepare, records, sample_videos, schema
-from tests.data.test_augment import np_crop_resize, np_transform_boxes
+from tests.helpers.references import np_crop_resize, np_transform_boxes
 
 SIZE = 48          # synthetic frames are SIZE×SIZE, so the eval (central square) crop is the frame
 MAX_DETECTIONS = 7

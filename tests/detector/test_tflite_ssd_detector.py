@@ -9,7 +9,7 @@ import tensorflow as tf
 from keras_vivi.detector import (DETECTION_KEYS, NUM_DETECTIONS, PAD_LABEL, load_detector,
                                  mediapipe_oidv4_detector)
 from keras_vivi.detector import ssd
-from tests.detector.conftest import greedy_loop
+from tests.helpers.references import greedy_loop
 
 CAT, PERSON, COFFEE_CUP = 122, 69, 179  # Open Images V4 label ids
 

@@ -16,7 +16,7 @@ from keras_vivi import models
 from keras_vivi.evaluation import robustness_classifier as classifier_lib
 from keras_vivi.evaluation import robustness_data as data_lib
 from keras_vivi.evaluation import robustness_suite
-from tests.evaluation import test_robustness_data as folders
+from tests.helpers import robustness_folders as folders
 
 
 def write_releases(root, classifier, rng):

@@ -14,7 +14,7 @@ from tensorflow.python.checkpoint import checkpoint as checkpoint_internal
 from hub_export import checkpoint as checkpoint_lib
 from keras_vivi import configs
 from keras_vivi import models
-from tests.hub_export.conftest import write_run
+from tests.helpers.training import write_run
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def test_exports_a_real_trainer_run(tmp_path):
 
   import hub_export
   from keras_vivi.training import trainer
-  from tests.training.conftest import dataset_fn_for, small_config
+  from tests.helpers.training import dataset_fn_for, small_config
 
   config = small_config("vivi_objects", "train.steps=1")
   model, _ = trainer.train(config, str(tmp_path / "run"), steps_per_epoch=1,

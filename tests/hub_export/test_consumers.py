@@ -1,12 +1,11 @@
 """The export in the hands of its consumers: tf_keras + hub.KerasLayer, VTAB's TF2 path, Keras 3."""
 
 import numpy as np
-import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
-from tests.hub_export.conftest import ramp_images
+from tests.helpers.images import ramp_images
 
 SIZE = 64
 

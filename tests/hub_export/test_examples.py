@@ -4,24 +4,11 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.hub_export.conftest import REPO
-from tests.hub_export.conftest import ramp_images
-from tests.hub_export.test_model_garden import _coco_example
-
-
-def write_coco(directory, count=4):
-  """`count` ramp images with one box each as `train-*` / `val-*` COCO TFRecords in `directory`
-  (the layout Model Garden's create_coco_tf_record writes)."""
-  os.makedirs(directory, exist_ok=True)
-  for split in ("train", "val"):
-    with tf.io.TFRecordWriter(os.path.join(directory, f"{split}-00000-of-00001.tfrecord")) as w:
-      for i in range(count):
-        image = (ramp_images(1, 128, offset=0.1 * i)[0] * 255).astype(np.uint8)
-        w.write(_coco_example(image, [[0.1, 0.1, 0.6, 0.5]], [1 + i], i).SerializeToString())
+from tests.helpers.cli import REPO
+from tests.helpers.coco import write_coco
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import hub_export
 from hub_export import cli
 from keras_vivi import configs
 from keras_vivi import models
-from tests.hub_export.conftest import ramp_images
+from tests.helpers.images import ramp_images
 
 
 def test_layout_metadata_and_readme(export_dir, trained_run):

@@ -1,58 +1,22 @@
 """Model Garden consumer: the 'vivi' backbone builder, its configs and RetinaNet on top."""
 
-import io
 import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
-from PIL import Image
 
 from hub_export import model_garden
 from official.core import exp_factory
 from official.core import task_factory
 from official.vision.modeling.backbones import factory as backbone_factory
 from official.vision.ops import preprocess_ops
-from tests.hub_export.conftest import ramp_images
+from tests.helpers.coco import coco_example
+from tests.helpers.images import ramp_images
 
 SIZE = 128  # the smallest input with a 1×1 map at level 7
 NUM_CLASSES = 5
-
-
-def _coco_example(image, boxes, classes, source_id):
-  """A tf.Example with the keys of Model Garden's COCO TFRecords (create_coco_tf_record)."""
-  height, width = image.shape[:2]
-  encoded = io.BytesIO()
-  Image.fromarray(image).save(encoded, format="JPEG")
-  boxes = np.asarray(boxes, np.float32)
-
-  def floats(v):
-    return tf.train.Feature(float_list=tf.train.FloatList(value=list(v)))
-
-  def ints(v):
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(v)))
-
-  def strings(v):
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(v)))
-
-  area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) * height * width
-  feature = {
-      "image/encoded": strings([encoded.getvalue()]),
-      "image/format": strings([b"jpeg"]),
-      "image/height": ints([height]),
-      "image/width": ints([width]),
-      "image/source_id": strings([str(source_id).encode()]),
-      "image/object/bbox/ymin": floats(boxes[:, 0]),
-      "image/object/bbox/xmin": floats(boxes[:, 1]),
-      "image/object/bbox/ymax": floats(boxes[:, 2]),
-      "image/object/bbox/xmax": floats(boxes[:, 3]),
-      "image/object/class/label": ints(classes),
-      "image/object/class/text": strings([f"class{c}".encode() for c in classes]),
-      "image/object/is_crowd": ints([0] * len(classes)),
-      "image/object/area": floats(area),
-  }
-  return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +29,7 @@ def coco_records(tmp_path_factory):
     for i, (size, box) in enumerate(zip((96, 128, 160, 112), boxes)):
       image = (ramp_images(1, size, size + 16, offset=0.1 * i)[0] * 255).astype(np.uint8)
       classes = [1 + (i + j) % NUM_CLASSES for j in range(len(box))]
-      writer.write(_coco_example(image, box, classes, i + 1).SerializeToString())
+      writer.write(coco_example(image, box, classes, i + 1).SerializeToString())
   return path
 
 

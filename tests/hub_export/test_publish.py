@@ -25,7 +25,10 @@ from keras_vivi import configs
 from keras_vivi import models
 from keras_vivi.zoo import loader
 from keras_vivi.zoo.presets import Preset
-from tests.hub_export.conftest import REPO, ramp_images, write_run
+from tests.helpers.archives import sha256_of
+from tests.helpers.cli import REPO
+from tests.helpers.images import ramp_images
+from tests.helpers.training import write_run
 
 TINY = ["model.depth=14", "data.image_size=32"]
 MANIFEST = {  # the keys of keras_vivi.data.manifest.build_manifest
@@ -51,11 +54,6 @@ RESULTS = {  # as vivi-vtab writes it (keras_vivi.evaluation.vtab.write_results)
     "missing": {"resisc45": "manual download"},
     "means": {"natural": 0.5, "specialized": None, "structured": 0.25, "local": None,
               "overall": 0.375}}
-
-
-def sha256_of(path):
-  with open(path, "rb") as f:
-    return hashlib.sha256(f.read()).hexdigest()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import pytest
 
 from keras_vivi.losses import (box_classifier_loss, distillation_loss, frame_loss, object_loss,
                                supervised_loss, total_loss)
-from tests.losses.test_triplet import reference_semi_hard
+from tests.helpers.references import reference_semi_hard
 
 
 def unit(rng, *shape):

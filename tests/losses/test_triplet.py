@@ -4,29 +4,7 @@ import tensorflow as tf
 
 from keras_vivi.losses import semi_hard_triplet_loss, semi_hard_triplet_terms
 from keras_vivi.losses.triplet import semi_hard_triplet_loss_and_pairs
-
-
-def reference_semi_hard(embeddings, labels, margin, mask=None):
-  """Loop-by-loop transcription of the FaceNet semi-hard rule (DESIGN.md §3)."""
-  x = embeddings.astype(np.float64)
-  n = len(labels)
-  valid = np.ones(n, bool) if mask is None else mask
-  losses = []
-  for a in range(n):
-    if not valid[a]:
-      continue
-    negs = [j for j in range(n) if valid[j] and labels[j] != labels[a]]
-    if not negs:
-      continue
-    for p in range(n):
-      if p == a or not valid[p] or labels[p] != labels[a]:
-        continue
-      d_ap = np.sum((x[a] - x[p]) ** 2)
-      d_neg = [np.sum((x[a] - x[j]) ** 2) for j in negs]
-      farther = [d for d in d_neg if d > d_ap]
-      d_an = min(farther) if farther else max(d_neg)
-      losses.append(max(d_ap - d_an + margin, 0.0))
-  return (float(np.mean(losses)) if losses else 0.0), len(losses)
+from tests.helpers.references import reference_semi_hard
 
 
 def random_case(rng, n, d, num_labels, masked_fraction=0.0):

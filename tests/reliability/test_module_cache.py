@@ -3,7 +3,6 @@
 import concurrent.futures
 import http.server
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,9 +14,9 @@ import pytest
 
 from keras_vivi.training import trainer
 from keras_vivi.zoo import loader
-from tests.zoo.conftest import make_archive, save_tiny
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers.archives import make_archive
+from tests.helpers.cli import REPO
+from tests.helpers.tiny_modules import save_tiny
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +71,7 @@ def test_processes_filling_the_cache_at_once(tiny, cache, tmp_path):
       "  assert os.path.isfile(os.path.join(d, 'saved_model.pb')), d\n"
       "  assert os.path.isfile(os.path.join(d, 'variables', 'variables.index')), d\n"
       "print('done', flush=True)\n")
-  procs = [subprocess.Popen([sys.executable, "-c", script, str(go), archive, digest], cwd=ROOT,
+  procs = [subprocess.Popen([sys.executable, "-c", script, str(go), archive, digest], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TFHUB_CACHE_DIR": cache})
            for _ in range(3)]

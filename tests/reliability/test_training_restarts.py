@@ -2,24 +2,22 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from keras_vivi import configs
+from keras_vivi.data import synthetic
 from keras_vivi.training import callbacks
 from keras_vivi.training import trainer
-from tests.training.conftest import small_config, video_batch
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers.cli import run_module
+from tests.helpers.training import small_config
 
 
 def batches(config, nan=False):
   """A repeated batch, with NaN frames (an input that makes training diverge) when `nan`."""
-  batch = video_batch(config, seed=0)
+  batch = synthetic.video_batch(config.data, seed=0)
   if nan:
     batch["frames"] = np.full_like(batch["frames"], np.nan)
   def fn(input_context=None):
@@ -74,11 +72,9 @@ def test_cli_refuses_a_bad_value_before_touching_the_run(tmp_path):
   config = small_config("vivi_objects", "train.steps=300")
   configs.save_run_config(config, str(run))
   before = (run / "config.json").read_bytes()
-  proc = subprocess.run(
-      [sys.executable, "-m", "keras_vivi.cli.train", "--experiment=vivi", f"--model_dir={run}",
-       f"--data={tmp_path}", "--override=train.steps=0",
-       "--override=loss.shot_negatives=same_positon"],
-      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  proc = run_module("keras_vivi.cli.train", "--experiment=vivi", f"--model_dir={run}",
+                    f"--data={tmp_path}", "--override=train.steps=0",
+                    "--override=loss.shot_negatives=same_positon")
   assert proc.returncode != 0
   assert "shot_negatives expects one of batch, same_position, got 'same_positon'" in proc.stderr
   assert (run / "config.json").read_bytes() == before

@@ -16,13 +16,14 @@ import tensorflow as tf
 
 from keras_vivi import configs
 from keras_vivi.training import trainer
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers.cli import REPO
+from tests.helpers.training import small_config
 
 
 def run_main(model_dir, steps, strategy="default", env=None, hang_at=None, **kwargs):
   return subprocess.Popen([sys.executable, "-m", "tests.training.train_main", model_dir,
-                           str(steps), strategy] + ([str(hang_at)] if hang_at else []), cwd=ROOT, stdout=subprocess.PIPE,
+                           str(steps), strategy] + ([str(hang_at)] if hang_at else []), cwd=REPO,
+                          stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
                           **kwargs)
 
@@ -117,7 +118,6 @@ def prepared_records(tmp_path_factory, mediapipe_detector):
 
 
 def test_trains_on_real_prepared_records(prepared_records, tmp_path):
-  from tests.training.conftest import small_config
   config = small_config("vivi_objects", f"data.path={prepared_records}", "data.batch_size=2",
                         "data.frames_per_shot=2", "data.max_objects=5", "data.seed=3",
                         "train.steps=2")
@@ -144,7 +144,6 @@ def test_trains_on_real_prepared_records(prepared_records, tmp_path):
 
 
 def test_diagnostic_frequency_is_configurable_and_can_be_off(prepared_records, tmp_path):
-  from tests.training.conftest import small_config
   base = [f"data.path={prepared_records}", "data.batch_size=2", "data.frames_per_shot=2",
           "data.seed=3", "train.steps=2", "diagnostic.videos_per_batch=2",
           "diagnostic.num_batches=1"]

@@ -4,9 +4,10 @@ import tensorflow as tf
 import tf_keras
 
 from keras_vivi import configs, losses, models
+from keras_vivi.data import synthetic
 from keras_vivi.training import VIVIModel, build_optimizer, trainer
 from tests.helpers.references import np_shot_loss
-from tests.training.conftest import dataset_fn_for, small_config, video_batch
+from tests.helpers.training import dataset_fn_for, small_config
 
 
 def one_step(config, **kwargs):
@@ -51,7 +52,7 @@ def test_wide_experiment_runs_a_step():
 def test_losses_equal_the_pure_functions_on_the_model_outputs():
   config = small_config("objects_plus_cross_entropy")
   model = VIVIModel(config)
-  batch = video_batch(config, seed=3)
+  batch = synthetic.video_batch(config.data, seed=3)
   total, values = model.compute_losses(batch, training=False)
   d = config.data
   b, k, f, m = d.batch_size, d.shots_per_video, d.frames_per_shot, d.max_objects
@@ -86,7 +87,7 @@ def test_two_replicas_give_the_single_replica_loss_and_update(mirrored_strategy)
     with strategy.scope():
       model = VIVIModel(config)
       model.compile(optimizer=tf_keras.optimizers.SGD(0.1))
-      model.compute_losses(video_batch(config, batch_size=1))  # builds the variables
+      model.compute_losses(synthetic.video_batch(config.data, batch_size=1))  # builds the variables
       if weights is None:
         weights = model.get_weights()
       model.set_weights(weights)
@@ -106,12 +107,12 @@ def test_shot_loss_on_two_replicas_is_equation_1(mirrored_strategy, normalizatio
   # A hand batch of 4 videos (the last with 2 of 3 shots), 2 per replica; no frame loss.
   config = small_config("vivi", "model.normalization=group", "loss.frame=false",
                         f"loss.shot_normalization={normalization}")
-  batch = video_batch(config, seed=11)
+  batch = synthetic.video_batch(config.data, seed=11)
   d = config.data
   b, k, f, s = d.batch_size, d.shots_per_video, d.frames_per_shot, d.image_size
   with mirrored_strategy.scope():
     model = VIVIModel(config)
-    model.compute_losses(video_batch(config, batch_size=1))  # builds the variables
+    model.compute_losses(synthetic.video_batch(config.data, batch_size=1))  # builds the variables
   reps = model.backbone(batch["frames"].reshape(-1, s, s, 3), training=False)["pre_logits"]
   shots = model.shot_projection(models.aggregate_shots(
       tf.reshape(reps, [b, k, f, -1]), batch["frame_mask"])).numpy()
@@ -133,7 +134,7 @@ def test_l2_weight_decay_is_added_to_the_loss_and_reported():
   config = small_config("vivi", "train.weight_decay=0.01")
   model = trainer.build_model(config)
   model.compile(optimizer=build_optimizer(config.train, config.data.batch_size))
-  batch = video_batch(config, seed=4)
+  batch = synthetic.video_batch(config.data, seed=4)
   model.compute_losses(batch)  # builds the variables
   weights = {v.name: v.numpy() for v in model.trainable_variables}
   # Kernels of convolutions, dense layers, the LSTM and the critic; no biases or norm params.
@@ -152,7 +153,7 @@ def test_decoupled_weight_decay_stays_available_by_name():
   assert optimizer.weight_decay == config.train.weight_decay
   model = trainer.build_model(config)
   model.compile(optimizer=optimizer)
-  assert "weight_decay_loss" not in model.train_step(video_batch(config, seed=4))
+  assert "weight_decay_loss" not in model.train_step(synthetic.video_batch(config.data, seed=4))
   with pytest.raises(ValueError, match="weight_decay_type expects one of l2, decoupled, got 'l1'"):
     small_config("vivi", "train.weight_decay_type=l1")
 
@@ -160,7 +161,7 @@ def test_decoupled_weight_decay_stays_available_by_name():
 def test_detector_crops_run_the_backbone_on_real_boxes_only():
   config = small_config("detector_distill")
   model = trainer.build_model(config)
-  batch = video_batch(config, seed=6)
+  batch = synthetic.video_batch(config.data, seed=6)
   seen = []
   backbone_call = model.backbone.call
 
@@ -207,7 +208,7 @@ def test_inline_detector_supplies_boxes(detector_dir):
                         f"data.detector={detector_dir}", "data.raw_image_size=48",
                         "data.min_score=0.0")
   model = trainer.build_model(config)
-  batch = video_batch(config, seed=2)
+  batch = synthetic.video_batch(config.data, seed=2)
   _, values = model.compute_losses(batch, training=False)
   # The fake detector returns boxes for every frame; the object loss sees real pairs.
   assert values["object_active_triplets"].numpy() > 0

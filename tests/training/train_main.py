@@ -13,7 +13,7 @@ import tensorflow as tf
 import tf_keras
 
 from keras_vivi.training import trainer
-from tests.training.conftest import dataset_fn_for, small_config
+from tests.helpers.training import dataset_fn_for, small_config
 
 
 class HangAt(tf_keras.callbacks.Callback):

@@ -14,7 +14,9 @@ import keras_vivi
 from keras_vivi.zoo import loader
 from keras_vivi.zoo import presets as presets_lib
 from keras_vivi.zoo.presets import Preset
-from tests.zoo.conftest import make_archive, ramp, tiny_features
+from tests.helpers.archives import make_archive
+from tests.helpers.images import ramp_images
+from tests.helpers.tiny_modules import tiny_features
 
 KAGGLE = "https://www.kaggle.com/models/someone/vivi-objects/TensorFlow2/default/1"
 
@@ -25,7 +27,7 @@ def sha1_dir(cache, key):
 
 
 def outputs(layer):
-  return layer(ramp()).numpy()
+  return layer(ramp_images(2, 8)).numpy()
 
 
 def test_local_directory(tiny_saved_models, cache):
@@ -33,7 +35,7 @@ def test_local_directory(tiny_saved_models, cache):
   assert loader.resolve_handle(directory) == directory
   layer = keras_vivi.load_feature_extractor("file://" + directory)
   assert isinstance(layer, hub.KerasLayer) and not layer.trainable
-  np.testing.assert_allclose(outputs(layer), tiny_features(ramp(), 1.0), rtol=1e-6)
+  np.testing.assert_allclose(outputs(layer), tiny_features(ramp_images(2, 8), 1.0), rtol=1e-6)
   assert not os.path.exists(cache)  # A directory is read in place.
 
 
@@ -55,7 +57,7 @@ def test_local_archive_is_verified_and_unpacked_into_the_cache(tiny_saved_models
   shutil.copy(tiny_saved_models[2.0][1], archive)
   path = loader.resolve_handle(archive)
   assert not os.path.exists(os.path.join(path, "marker"))
-  np.testing.assert_allclose(outputs(hub.KerasLayer(path)), tiny_features(ramp(), 2.0),
+  np.testing.assert_allclose(outputs(hub.KerasLayer(path)), tiny_features(ramp_images(2, 8), 2.0),
                              rtol=1e-6)
   # Gone from disk: its cached copy still loads (offline), checked against the recorded digest.
   os.remove(archive)
@@ -115,7 +117,7 @@ def test_remote_handle_online_goes_to_tensorflow_hub(cache, tiny_saved_models, m
   monkeypatch.setattr(loader.hub, "resolve", fake_resolve)
   layer = keras_vivi.load_feature_extractor(KAGGLE)
   assert calls == [KAGGLE]
-  np.testing.assert_allclose(outputs(layer), tiny_features(ramp(), 1.0), rtol=1e-6)
+  np.testing.assert_allclose(outputs(layer), tiny_features(ramp_images(2, 8), 1.0), rtol=1e-6)
 
   def unreachable(handle):
     raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
@@ -134,7 +136,7 @@ def test_cached_remote_handle_loads_offline_like_tensorflow_hub(tiny_saved_model
   assert hub.resolve(KAGGLE) == path
   monkeypatch.setenv(loader.OFFLINE_ENV, "true")
   layer = keras_vivi.load_feature_extractor(KAGGLE)
-  np.testing.assert_allclose(outputs(layer), tiny_features(ramp(), 2.0), rtol=1e-6)
+  np.testing.assert_allclose(outputs(layer), tiny_features(ramp_images(2, 8), 2.0), rtol=1e-6)
 
 
 def serve_archive(monkeypatch, archive):
@@ -178,8 +180,8 @@ def test_stale_cached_remote_module_is_fetched_again_online(tiny_saved_models, c
   assert fetched == [url] and not os.path.exists(os.path.join(module_dir, "marker"))
   with open(module_dir + ".sha256") as f:
     assert f.read().split()[0] == new_digest
-  np.testing.assert_allclose(outputs(hub.KerasLayer(module_dir)), tiny_features(ramp(), 1.0),
-                             rtol=1e-6)
+  np.testing.assert_allclose(outputs(hub.KerasLayer(module_dir)),
+                             tiny_features(ramp_images(2, 8), 1.0), rtol=1e-6)
   assert loader.resolve_handle(url, sha256=new_digest) == module_dir
   assert fetched == [url]  # Now it matches: used from the cache.
   # The server still has another archive: the error is about the fetched archive, the copy in
@@ -218,7 +220,7 @@ def test_stale_cached_remote_module_offline_names_what_to_delete(tiny_saved_mode
   os.remove(module_dir + ".sha256")
   loader.cache_archive(url, new_archive, sha256=new_digest)
   path = loader.resolve_handle(url, sha256=new_digest, offline=True)
-  np.testing.assert_allclose(outputs(hub.KerasLayer(path)), tiny_features(ramp(), 1.0),
+  np.testing.assert_allclose(outputs(hub.KerasLayer(path)), tiny_features(ramp_images(2, 8), 1.0),
                              rtol=1e-6)
 
 
@@ -232,7 +234,7 @@ def test_presets_by_name(tiny_saved_models, cache, tmp_path):
   presets_lib.register_preset(Preset("tiny", "vivi", handle=archive, sha256=digest, version=1))
   layer = keras_vivi.load_feature_extractor("tiny", trainable=True, offline=True)
   assert layer.trainable and len(layer.trainable_weights) == 1
-  np.testing.assert_allclose(outputs(layer), tiny_features(ramp(), 2.0), rtol=1e-6)
+  np.testing.assert_allclose(outputs(layer), tiny_features(ramp_images(2, 8), 2.0), rtol=1e-6)
 
   presets_lib.register_preset(Preset("tiny_bad", "vivi", handle=archive, sha256="f" * 64))
   with pytest.raises(loader.ChecksumMismatchError, match=f"handle {archive!r} has sha256 {digest}"):
@@ -255,7 +257,7 @@ def test_fine_tune_step_changes_the_weights(tiny_saved_models, cache):
   model.compile(tf_keras.optimizers.SGD(0.5),
                 tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
   before = layer.trainable_weights[0].numpy().copy()
-  model.train_on_batch(ramp(), np.array([0, 1]))
+  model.train_on_batch(ramp_images(2, 8), np.array([0, 1]))
   assert np.abs(layer.trainable_weights[0].numpy() - before).max() > 1e-4
 
 
@@ -272,10 +274,18 @@ def test_plain_tensorflow_hub_calls_go_through_the_zoo_resolver(tiny_saved_model
     hub.KerasLayer(url)
   presets_lib.register_preset(Preset("tiny_remote", "vivi", "a tiny module", handle=url,
                                      sha256=digest, output_dim=4), overwrite=True)
-  np.testing.assert_allclose(outputs(hub.KerasLayer(url)), tiny_features(ramp(), 1.0),
+  np.testing.assert_allclose(outputs(hub.KerasLayer(url)), tiny_features(ramp_images(2, 8), 1.0),
                              rtol=1e-6)
   assert hub.resolve(url) == sha1_dir(cache, url) and fetched == [url, url]
   # Offline, a handle that is not cached is the zoo's error naming the cache, not a hang.
   monkeypatch.setenv("KERAS_VIVI_OFFLINE", "1")
   with pytest.raises(loader.ModuleNotCachedError, match="offline.*TFHUB_CACHE_DIR"):
     hub.load("https://example.org/zoo/other-1.tar.gz")
+
+
+def test_the_default_cache_is_keras_vivis_not_a_shared_temp_dir(monkeypatch, tmp_path):
+  monkeypatch.delenv("TFHUB_CACHE_DIR", raising=False)
+  monkeypatch.setenv("KERAS_VIVI_CACHE", str(tmp_path / "cache"))
+  assert loader.cache_dir() == str(tmp_path / "cache" / "tfhub_modules")
+  monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "hub"))  # tensorflow_hub's setting first
+  assert loader.cache_dir() == str(tmp_path / "hub")

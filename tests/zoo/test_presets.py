@@ -10,8 +10,8 @@ import pytest
 from keras_vivi import configs
 from keras_vivi.zoo import presets as presets_lib
 from keras_vivi.zoo.presets import Preset
+from tests.helpers.cli import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHA = "ab" * 32
 
 

@@ -1,0 +1,139 @@
+"""How keras_vivi writes and checks files, on local disks and every `tf.io.gfile` filesystem
+(gs://, ram://, ...), defined once for every stage.
+
+  write_atomically(path, data)  bytes or str: a reader sees the old file or the new one, never a part
+  save_figure(figure, path)     a PNG, written the same way
+  file_sha256(path)
+  read_json(path, recovery)     a damaged file is an error naming it and how to recover
+  check_same_settings(...)      a resumable output made with other settings is refused, naming them
+  is_remote(handle)             http(s):// and gs:// handles
+  cache_root()                  where downloads are cached
+"""
+
+import hashlib
+import io
+import json
+import os
+import re
+import uuid
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+REMOTE_SCHEMES = ("http://", "https://", "gs://")
+URL_SCHEMES = REMOTE_SCHEMES + ("file://",)
+_TEMPORARY = re.compile(r"(\.[0-9a-f]{32})?\.tmp$")
+
+
+def cache_root() -> str:
+  """Where keras_vivi caches downloads: `$KERAS_VIVI_CACHE`, else `$XDG_CACHE_HOME/keras_vivi`,
+  else `~/.cache/keras_vivi`."""
+  if os.environ.get("KERAS_VIVI_CACHE"):
+    return os.path.expanduser(os.environ["KERAS_VIVI_CACHE"])
+  xdg = os.environ.get("XDG_CACHE_HOME")
+  return os.path.join(os.path.expanduser(xdg) if xdg else os.path.expanduser("~/.cache"),
+                      "keras_vivi")
+
+
+def _gfile():
+  # Imported on first use: the light zoo registry (`import keras_vivi`) needs the URL rules only.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.io.gfile
+
+
+def is_remote(handle: str) -> bool:
+  """Whether `handle` names a module or file behind http(s):// or gs://."""
+  return handle.startswith(REMOTE_SCHEMES)
+
+
+def has_url_scheme(text: str) -> bool:
+  """Whether `text` starts with one of `URL_SCHEMES` (file:// included)."""
+  return text.startswith(URL_SCHEMES)
+
+
+def temporary_path(path: str) -> str:
+  """A sibling of `path` that holds it while it is written: unique, so two writers of one path
+  never write into each other's file."""
+  return f"{path}.{uuid.uuid4().hex}.tmp"
+
+
+def final_name_of(name: str) -> Optional[str]:
+  """The file name whose `temporary_path` (or whose `NAME.tmp` of earlier versions) `name` is,
+  or None: how a rerun finds what a killed writer left behind."""
+  match = _TEMPORARY.search(name)
+  return name[:match.start()] if match else None
+
+
+def write_atomically(path: str, data) -> None:
+  """Writes `data` (bytes or str) to `path` through a `temporary_path` renamed when complete."""
+  temporary = temporary_path(path)
+  try:
+    with _gfile().GFile(temporary, "wb" if isinstance(data, bytes) else "w") as f:
+      f.write(data)
+    _gfile().rename(temporary, path, overwrite=True)
+  except BaseException:
+    if _gfile().exists(temporary):
+      _gfile().remove(temporary)
+    raise
+
+
+def write_json(path: str, value: Any, indent: int = 1) -> None:
+  write_atomically(path, json.dumps(value, indent=indent) + "\n")
+
+
+def save_figure(figure, path: str, dpi: int = 100):
+  """Writes `figure` as a PNG to `path` (atomically); returns `figure`."""
+  buffer = io.BytesIO()
+  figure.savefig(buffer, format="png", dpi=dpi)
+  write_atomically(path, buffer.getvalue())
+  return figure
+
+
+def file_sha256(path: str) -> str:
+  """Hex sha256 of the file at `path`."""
+  digest = hashlib.sha256()
+  with _gfile().GFile(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def read_json(path: str, recovery: str) -> dict:
+  """The JSON object in `path`; a file that does not hold one raises ValueError naming it, what
+  is wrong and `recovery` (what the user can do)."""
+  with _gfile().GFile(path) as f:
+    text = f.read()
+  try:
+    value = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path} is damaged (not valid JSON: {e}); {recovery}") from None
+  if not isinstance(value, dict):
+    raise ValueError(f"{path} is damaged (it holds a {type(value).__name__}, not an object); "
+                     f"{recovery}")
+  return value
+
+
+def _flatten(value, prefix="") -> Dict[str, Any]:
+  if isinstance(value, Mapping) and value:
+    return {k: v for key, item in value.items() for k, v in _flatten(item, f"{prefix}{key}.").items()}
+  return {prefix[:-1]: value}
+
+
+def _short(value, limit=60) -> str:
+  text = repr(value)
+  return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def differing_settings(recorded: Mapping, wanted: Mapping) -> Dict[str, Tuple[Any, Any]]:
+  """{dotted field: (recorded value, wanted value)} of the fields where two settings dicts differ."""
+  old, new = _flatten(recorded), _flatten(wanted)
+  return {key: (old.get(key), new.get(key)) for key in sorted(set(old) | set(new))
+          if old.get(key) != new.get(key)}
+
+
+def check_same_settings(recorded: Mapping, wanted: Mapping, where: str, what: str,
+                        remedy: str) -> None:
+  """Raises ValueError, naming the differing fields, when an output's `recorded` settings are not
+  the `wanted` ones: `"{where} holds {what} (field: old → new, ...); {remedy}"`."""
+  differences = differing_settings(recorded, wanted)
+  if differences:
+    fields = ", ".join(f"{key}: {_short(a)} → {_short(b)}" for key, (a, b) in differences.items())
+    raise ValueError(f"{where!r} holds {what} ({fields}); {remedy}")
