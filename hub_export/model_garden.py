@@ -35,6 +35,7 @@ from official.vision.tasks import retinanet as retinanet_task
 from hub_export import checkpoint as checkpoint_lib
 from hub_export import exporter
 from keras_vivi import configs
+from keras_vivi import files
 from keras_vivi import models
 
 BACKBONE_TYPE = "vivi"
@@ -179,7 +180,7 @@ def build_vivi_backbone(input_specs, backbone_config, norm_activation_config=Non
 
 def backbone_source(path) -> dict[str, str]:
   """`backbone.vivi` overrides for `path`: an export (handle) or a training run (checkpoint)."""
-  if path.startswith(("http://", "https://")):
+  if path.startswith(files.HTTP_SCHEMES):
     return {"handle": path}
   if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
     return {"handle": path}

@@ -18,7 +18,8 @@ import re
 import uuid
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-REMOTE_SCHEMES = ("http://", "https://", "gs://")
+HTTP_SCHEMES = ("http://", "https://")
+REMOTE_SCHEMES = HTTP_SCHEMES + ("gs://",)
 URL_SCHEMES = REMOTE_SCHEMES + ("file://",)
 _TEMPORARY = re.compile(r"(\.[0-9a-f]{32})?\.tmp$")
 
