@@ -255,8 +255,7 @@ _EXPERIMENTS: typing.Dict[str, ExperimentConfig] = {}
 
 def save_run_config(config, model_dir):
   """Writes `config` as `model_dir/config.json` (local or remote paths), atomically."""
-  files.write_atomically(os.path.join(model_dir, RUN_CONFIG_FILE),
-                         json.dumps(to_dict(config), indent=1))
+  files.write_json(os.path.join(model_dir, RUN_CONFIG_FILE), to_dict(config))
 
 
 # What runs saved before a field existed trained with: a restart then keeps their objective

@@ -370,7 +370,7 @@ def _load_or_write_plan(output_dir, paths, ids, config):
                               f"see {path}; resume with the same --videos and options, or "
                               "choose a new --output.")
   else:
-    files.write_atomically(path, json.dumps(plan, indent=1))
+    files.write_json(path, plan)
   return plan
 
 
@@ -501,8 +501,7 @@ def finish(output_dir, summary, shard_paths, detector_info, config):
       summary, shards=sorted(os.path.basename(p) for p in shard_paths),
       detector=detector_info["detector"], label_map=detector_info["label_map"],
       config=json.loads(json.dumps(dataclasses.asdict(config))))
-  files.write_atomically(os.path.join(output_dir, manifest_lib.MANIFEST_FILE),
-                         json.dumps(manifest, indent=1))
+  files.write_json(os.path.join(output_dir, manifest_lib.MANIFEST_FILE), manifest)
   # The sheet is drawn beside the plots: TensorFlow's JPEG decoder and PIL's PNG encoder leave the
   # interpreter to matplotlib.
   with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="contact sheet") as pool:

@@ -12,6 +12,8 @@ import json
 import math
 import os
 
+import tensorflow as tf
+
 from keras_vivi.evaluation import outputs
 from keras_vivi.evaluation import robustness_suite
 from keras_vivi.evaluation import statistics
@@ -29,10 +31,10 @@ def load_results(run_dir):
     `(tasks {name: (group, test accuracy)}, the whole results dict)`.
   """
   path = os.path.join(run_dir, RESULTS)
-  if not os.path.isfile(path):
+  if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f"No {RESULTS} in {run_dir!r}: expected a vivi-vtab --output "
                             "directory.")
-  with open(path) as f:
+  with tf.io.gfile.GFile(path) as f:
     try:
       results = json.load(f)
     except json.JSONDecodeError as e:

@@ -222,8 +222,7 @@ def write_results(results, output_dir):
   returns the `Figure` of results.png."""
   tf.io.gfile.makedirs(output_dir)
   tasks, means = results["tasks"], results["means"]
-  files.write_atomically(os.path.join(output_dir, RESULTS_JSON),
-                         json.dumps(results, indent=2) + "\n")
+  files.write_json(os.path.join(output_dir, RESULTS_JSON), results, indent=2)
 
   rows = [["task", "group", "test_accuracy", "learning_rate", "steps", "decay_every",
            "val_accuracy"]]
