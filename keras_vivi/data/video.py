@@ -35,6 +35,9 @@ class VideoDecodeError(Exception):
     self.reason = reason
     super().__init__(f"cannot decode video {self.path!r}: {reason}")
 
+  def __reduce__(self):  # pickled by the decoder process (`decoder_process`)
+    return type(self), (self.path, self.reason)
+
 
 @dataclasses.dataclass(frozen=True)
 class VideoInfo:
