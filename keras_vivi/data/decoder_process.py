@@ -149,7 +149,10 @@ class Decoding:
           message = self._child.receive()
         except (EOFError, OSError, pickle.UnpicklingError):
           if not self._cancelled.is_set():
-            code = self._child.process.poll()
+            try:  # its output ended: it is exiting
+              code = self._child.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+              code = None
             self._put(("error", video_lib.VideoDecodeError(
                 self._path, f"the decoder process ended unexpectedly (exit code {code})")))
           return
