@@ -1,11 +1,11 @@
 """`sampling.decode_and_sample` in a process of its own, streaming the sampled frames back.
 
-Why a process: decoding on a thread beside the detector shares one interpreter lock with the
-detector's NumPy and TensorFlow glue, and on 2 cores the decoding thread spent about a fifth of its
-time waiting for it (benchmarks/RESULTS.md, prepare). The child runs
-`python -m keras_vivi.data.decoder_process`: PyAV and NumPy, no TensorFlow, ready in about 0.2 s and
-reused video after video. A decoder that hangs is killed at the time limit; one that crashes costs
-its video, not the job.
+Why a process: a decoding thread beside the detector shares the interpreter lock with the detector's
+NumPy, TensorFlow and JPEG glue, and on 2 cores it waited for it about a fifth of its time (the
+benchmark's 75-s video: 1.99 s on the clock for 1.62 CPU s). In a process of its own it decodes at full
+speed: `prepare` took 7–12% less time on the benchmark's 68 videos. The child imports PyAV and NumPy,
+not TensorFlow: it starts in about 0.2 s and decodes video after video. A decoder that hangs is killed
+at the time limit; one that crashes costs its video, not the job.
 
 Protocol, pickled over the child's stdin and stdout: a request `(path, short_side, kwargs)` (see
 `DecoderPool.decode`) is answered by `("frame", index, image)` for every sampled frame (grid frames as
@@ -36,11 +36,11 @@ class _Child:
   """One decoder process."""
 
   def __init__(self):
-    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, env=env)
+    # The parent's import path, as multiprocessing's spawn passes it: the child imports this very
+    # keras_vivi, installed or from a checkout.
+    bootstrap = f"import sys; sys.path[:] = {sys.path!r}; import {__name__} as m; m.main()"
+    self.process = subprocess.Popen([sys.executable, "-c", bootstrap], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE)
 
   def send(self, request) -> None:
     pickle.dump(request, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
@@ -200,8 +200,9 @@ class Decoding:
       self._reader.join()
       self._pool._release(self._child)
     else:
+      self._child.process.kill()
+      self._reader.join()  # it reads to the end of the dead child's output, then stops
       self._child.stop(kill=True)
-      self._reader.join()
 
 
 def _picklable(error: Exception) -> Exception:

@@ -12,6 +12,7 @@ import glob
 import json
 import math
 import multiprocessing
+import multiprocessing.util
 import os
 import threading
 from typing import Optional
@@ -253,9 +254,10 @@ def _init_worker(config):
     tf.config.threading.set_inter_op_parallelism_threads(threads)
   except RuntimeError:
     pass
-  # The pool's processes end with the worker's: their input closes.
-  _WORKER.update(config=config, detector=build_detector(config, threads),
-                 decoders=decoder_process.DecoderPool())
+  decoders = decoder_process.DecoderPool()
+  # Run as the worker exits after `Pool.close`; a killed worker's decoders end when their input does.
+  multiprocessing.util.Finalize(decoders, decoders.close, exitpriority=10)
+  _WORKER.update(config=config, detector=build_detector(config, threads), decoders=decoders)
 
 
 def _worker_process(item):
@@ -380,6 +382,8 @@ def _run_items(items, detector, config):
   with multiprocessing.get_context("spawn").Pool(
       config.workers, initializer=_init_worker, initargs=(config,)) as pool:
     yield from pool.imap(_worker_process, items)
+    pool.close()  # workers exit on their own, ending their decoder processes
+    pool.join()
 
 
 def _in_order(fn, items, window):
