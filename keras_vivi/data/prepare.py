@@ -357,6 +357,8 @@ def prepare(videos, output_dir, config=PrepareConfig(), progress=True):
       # Stats first, shard last: a shard under its final name always has its stats.
       files.write_atomically(final + ".stats.json", json.dumps(stats))
       tf.io.gfile.rename(temporary, final, overwrite=True)
+    for _ in results:  # none is left: lets the worker and decoder processes end on their own
+      pass
     detector_info = describe_detector(detector.get())
   except _DetectorFailed as e:
     if temporary is not None and tf.io.gfile.exists(temporary):
