@@ -7,10 +7,10 @@ speed: `prepare` took 7–12% less time on the benchmark's 68 videos. The child 
 not TensorFlow: it starts in about 0.2 s and decodes video after video. A decoder that hangs is killed
 at the time limit; one that crashes costs its video, not the job.
 
-Protocol, pickled over the child's stdin and stdout: a request `(path, short_side, kwargs)` (see
-`DecoderPool.decode`) is answered by `("frame", index, image)` for every sampled frame (grid frames as
-they decode, the few others once the shots are known), then `("done", samples)` with `samples.frames`
-left empty, or by `("error", exception)`.
+Protocol, pickled over the child's stdin and stdout: first the parent's `sys.path`; then each request
+`(path, short_side, kwargs)` (see `DecoderPool.decode`) is answered by `("frame", index, image)` for
+every sampled frame (grid frames as they decode, the few others once the shots are known), then
+`("done", samples)` with `samples.frames` left empty, or by `("error", exception)`.
 """
 
 import dataclasses
@@ -36,11 +36,13 @@ class _Child:
   """One decoder process."""
 
   def __init__(self):
-    # The parent's import path, as multiprocessing's spawn passes it: the child imports this very
-    # keras_vivi, installed or from a checkout.
-    bootstrap = f"import sys; sys.path[:] = {sys.path!r}; import {__name__} as m; m.main()"
+    # The parent's import path comes first, as multiprocessing's spawn passes it: the child imports
+    # this very keras_vivi, installed or from a checkout.
+    bootstrap = (f"import pickle, sys; sys.path[:] = pickle.load(sys.stdin.buffer); "
+                 f"import {__name__} as m; m.main()")
     self.process = subprocess.Popen([sys.executable, "-c", bootstrap], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE)
+    self.send(list(sys.path))
 
   def send(self, request) -> None:
     pickle.dump(request, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
