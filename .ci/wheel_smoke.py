@@ -100,6 +100,32 @@ def quick_start_export_and_hub_keras_layer():
 
 
 @check
+def decoder_process_runs_the_installed_package():
+  import av
+  import numpy as np
+  from keras_vivi.data import decoder_process, sampling
+  with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "two_shots.mp4")
+    with av.open(path, "w") as container:
+      stream = container.add_stream("libx264", rate=25, options={"crf": "8", "preset": "ultrafast"})
+      stream.height, stream.width, stream.pix_fmt = 32, 48, "yuv420p"
+      for value in [40] * 30 + [220] * 30:
+        frame = np.full((32, 48, 3), value, np.uint8)
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+      container.mux(stream.encode(None))
+    expected = sampling.decode_and_sample(path, threads=1)
+    with decoder_process.DecoderPool() as pool:
+      decoding = pool.decode(path, short_side=None, queue_size=4, threads=1)
+      messages = list(decoding.messages(None))
+      decoding.close()
+  frames = {m[1]: m[2] for m in messages if m[0] == "frame"}
+  assert sorted(frames) == expected.frame_indices.tolist(), (sorted(frames), expected.frame_indices)
+  np.testing.assert_array_equal(np.stack([frames[i] for i in sorted(frames)]), expected.frames)
+  assert messages[-1][1].shots == expected.shots
+  return f"{len(expected.shots)} shots, {len(frames)} frames through a child process"
+
+
+@check
 def model_garden_registration():
   import hub_export.registry_imports  # noqa: F401
   from official.core import exp_factory
