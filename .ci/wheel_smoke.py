@@ -115,7 +115,7 @@ def decoder_process_runs_the_installed_package():
       container.mux(stream.encode(None))
     expected = sampling.decode_and_sample(path, threads=1)
     with decoder_process.DecoderPool() as pool:
-      decoding = pool.decode(path, short_side=None, queue_size=4, threads=1)
+      decoding = pool.decode(path, queue_size=4, threads=1)
       messages = list(decoding.messages(None))
       decoding.close()
   frames = {m[1]: m[2] for m in messages if m[0] == "frame"}

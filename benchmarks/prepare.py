@@ -82,8 +82,7 @@ def _time(fn):
 def _measure(name, paths, detector, repeats, rows):
   config = prepare.PrepareConfig()
   decode, decode_cpu = min(_time(lambda: [sampling.decode_and_sample(
-      p, size=sampling.decode_size(p, config.frame_short_side), threads=prepare.DECODER_THREADS)
-      for p in paths]) for _ in range(repeats))
+      p, short_side=config.frame_short_side, threads=prepare.DECODER_THREADS) for p in paths]) for _ in range(repeats))
   for workers in (1, 2):
     best_e2e, best_det = (np.inf, np.inf), (np.inf, np.inf)
     for _ in range(repeats):
@@ -108,8 +107,8 @@ def _cpu_parts(paths, detector, repeats):
   """Table rows: CPU seconds (this process) of each stage of prepare, run alone through the code
   prepare runs, on `paths`."""
   config = prepare.PrepareConfig()
-  sizes = [sampling.decode_size(p, config.frame_short_side) for p in paths]
   threads = prepare.DECODER_THREADS
+  short_side = config.frame_short_side
 
   def cpu(fn):
     best = np.inf
@@ -127,7 +126,7 @@ def _cpu_parts(paths, detector, repeats):
           if features:
             collector.add_counts(video_lib.yuv_counts(frame, config.shot.thumbnail_side))
 
-  samples = [sampling.decode_and_sample(p, size=s, threads=threads) for p, s in zip(paths, sizes)]
+  samples = [sampling.decode_and_sample(p, short_side=short_side, threads=threads) for p in paths]
   batches = [s.frames[i:i + config.detector_batch] for s in samples
              for i in range(0, len(s.frames), config.detector_batch)]
   inputs = [detector.preprocess(b.astype(np.float32) / 255.0) for b in batches]
@@ -139,7 +138,7 @@ def _cpu_parts(paths, detector, repeats):
           cpu(lambda: decode(False, threads=0)),
       "decoding + shot features (every frame)": cpu(lambda: decode(True)),
       "`decode_and_sample` (+ RGB of the sampled frames, sampling)": cpu(
-          lambda: [sampling.decode_and_sample(p, size=s, threads=threads) for p, s in zip(paths, sizes)]),
+          lambda: [sampling.decode_and_sample(p, short_side=short_side, threads=threads) for p in paths]),
       "detector: input scaling and resize (TensorFlow)": cpu(
           lambda: [detector.preprocess(b.astype(np.float32) / 255.0) for b in batches]),
       "detector: TFLite invoke": cpu(lambda: [detector.raw_outputs(x) for x in inputs]),

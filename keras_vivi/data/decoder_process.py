@@ -8,7 +8,7 @@ not TensorFlow: it starts in about 0.2 s and decodes video after video. A decode
 at the time limit; one that crashes costs its video, not the job.
 
 Protocol, pickled over the child's stdin and stdout: first the parent's `sys.path`; then each request
-`(path, short_side, kwargs)` (see `DecoderPool.decode`) is answered by `("frame", index, image)` for
+`(path, kwargs)` (see `DecoderPool.decode`) is answered by `("frame", index, image)` for
 every sampled frame (grid frames as they decode, the few others once the shots are known), then
 `("done", samples)` with `samples.frames` left empty, or by `("error", exception)`.
 """
@@ -52,16 +52,15 @@ class _Child:
     """The next message; EOFError if the process ended."""
     return pickle.load(self.process.stdout)
 
-  def stop(self, kill: bool) -> None:
-    """Ends the process: at once if `kill`, else once it has read the end of its input."""
-    if kill:
-      self.process.kill()
+  def close(self) -> None:
+    """Ends the process once it has read the end of its input (killed if it does not within 10 s),
+    and closes its pipes."""
     try:
       self.process.stdin.close()
     except OSError:  # a dead child's pipe
       pass
     try:
-      self.process.wait(timeout=None if kill else 10)
+      self.process.wait(timeout=10)
     except subprocess.TimeoutExpired:
       self.process.kill()
       self.process.wait()
@@ -76,17 +75,15 @@ class DecoderPool:
     self._idle: list = []
     self._lock = threading.Lock()
 
-  def decode(self, path, *, short_side: Optional[int], queue_size: int,
-             **kwargs) -> "Decoding":
-    """Starts decoding `path` in an idle process (a new one if none is idle).
-
-    `short_side`: frames are resized to this shorter side (`sampling.decode_size`); the other
-    keyword arguments go to `sampling.decode_and_sample`. At most `queue_size` frames wait for the
-    consumer; the decoder pauses meanwhile.
-    """
+  def decode(self, path, *, queue_size: int, **kwargs) -> "Decoding":
+    """Starts `sampling.decode_and_sample(path, **kwargs)` in an idle process (a new one if none is
+    idle). At most `queue_size` frames wait for the consumer; the decoder pauses meanwhile."""
     with self._lock:
       child = self._idle.pop() if self._idle else None
-    return Decoding(self, child or _Child(), os.fspath(path), short_side, kwargs, queue_size)
+    if child is not None and child.process.poll() is not None:  # it died while idle
+      child.close()
+      child = None
+    return Decoding(self, child or _Child(), os.fspath(path), kwargs, queue_size)
 
   def _release(self, child: _Child) -> None:
     with self._lock:
@@ -96,7 +93,7 @@ class DecoderPool:
     with self._lock:
       idle, self._idle = self._idle, []
     for child in idle:
-      child.stop(kill=False)
+      child.close()
 
   def __enter__(self) -> "DecoderPool":
     return self
@@ -116,7 +113,7 @@ class Decoding:
   waits for the consumer to make room; past it the child is killed and `TimeLimitExceeded` raised.
   """
 
-  def __init__(self, pool, child, path, short_side, kwargs, queue_size):
+  def __init__(self, pool, child, path, kwargs, queue_size):
     self._pool, self._child, self._path = pool, child, path
     self._queue: queue.Queue = queue.Queue(maxsize=max(2, queue_size))
     self._cancelled = threading.Event()
@@ -124,7 +121,7 @@ class Decoding:
     self._waited = 0.0        # seconds the reader spent waiting for room in the queue
     self._waiting_since: Optional[float] = None
     self._start = time.monotonic()
-    child.send((path, short_side, kwargs))
+    child.send((path, kwargs))
     self._reader = threading.Thread(target=self._read, daemon=True,
                                     name=f"decode {os.path.basename(path)}")
     self._reader.start()
@@ -204,7 +201,7 @@ class Decoding:
     else:
       self._child.process.kill()
       self._reader.join()  # it reads to the end of the dead child's output, then stops
-      self._child.stop(kill=True)
+      self._child.close()
 
 
 def _picklable(error: Exception) -> Exception:
@@ -222,7 +219,7 @@ def _serve(requests, replies) -> None:
 
   while True:
     try:
-      path, short_side, kwargs = pickle.load(requests)
+      path, kwargs = pickle.load(requests)
     except EOFError:
       return
     sent = set()
@@ -232,8 +229,7 @@ def _serve(requests, replies) -> None:
       send(("frame", index, image))
 
     try:
-      samples = sampling.decode_and_sample(path, size=sampling.decode_size(path, short_side),
-                                           on_grid_frame=on_grid_frame, **kwargs)
+      samples = sampling.decode_and_sample(path, on_grid_frame=on_grid_frame, **kwargs)
     except Exception as e:  # noqa: BLE001 — reported per video by the parent
       send(("error", _picklable(e)))
       continue

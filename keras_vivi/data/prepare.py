@@ -144,9 +144,9 @@ def prepare_video(path, video_id, detector, config, decoders=None):
         jpegs[index] = records.encode_jpeg(image, config.jpeg_quality)
       pending.clear()
 
-  decoding = decoders.decode(path, short_side=config.frame_short_side,
-                             queue_size=config.detector_batch, rate=config.fps,
-                             shot_config=config.shot, threads=DECODER_THREADS)
+  decoding = decoders.decode(path, queue_size=config.detector_batch, rate=config.fps,
+                             shot_config=config.shot, short_side=config.frame_short_side,
+                             threads=DECODER_THREADS)
   try:
     for message in decoding.messages(config.time_limit):
       if message[0] == "frame":

@@ -111,12 +111,9 @@ def sample_frames(shots: Sequence[shots_lib.Shot], times: np.ndarray, end_time: 
   return FrameSample(indices.astype(np.int64), shot_ids[order].astype(np.int32), times[indices])
 
 
-def decode_size(path: Union[str, os.PathLike], short_side: Optional[int]) -> Optional[Tuple[int, int]]:
-  """`(height, width)` that shrinks `path`'s frames to `short_side` on the shorter side, both even so
-  chroma-subsampled frames stay exact; None (full resolution) if `short_side` is None or not smaller."""
-  if short_side is None:
-    return None
-  info = video_lib.probe_video(path)
+def _size_for_short_side(info: video_lib.VideoInfo, short_side: int) -> Optional[Tuple[int, int]]:
+  """`(height, width)` that shrinks `info`'s frames to `short_side` on the shorter side, both even so
+  chroma-subsampled frames stay exact; None (full resolution) if the frames are not larger."""
   scale = short_side / min(info.height, info.width)
   if scale >= 1:
     return None
@@ -125,14 +122,15 @@ def decode_size(path: Union[str, os.PathLike], short_side: Optional[int]) -> Opt
 
 def decode_and_sample(path: Union[str, os.PathLike], *, rate: float = 1.0,
                       shot_config: shots_lib.ShotConfig = shots_lib.ShotConfig(),
-                      size: Optional[Tuple[int, int]] = None, threads: int = 0,
-                      on_grid_frame: Optional[Callable[[int, np.ndarray], None]] = None
+                      size: Optional[Tuple[int, int]] = None, short_side: Optional[int] = None,
+                      threads: int = 0, on_grid_frame: Optional[Callable[[int, np.ndarray], None]] = None
                       ) -> VideoSamples:
   """Decodes `path` once: detects shots at full frame rate and returns the frames sampled in them.
 
   Same result as `detect_shots_in_video` followed by `sample_frames` and decoding the chosen frames,
-  without a second decode. While decoding it converts to RGB (at `size=(height, width)` if given,
-  otherwise full resolution) only the frames that can still be chosen: the grid frames, and the middle
+  without a second decode. While decoding it converts to RGB (at `size=(height, width)` if given, or
+  shrunk to `short_side` on the shorter side with even sides, otherwise full resolution) only the
+  frames that can still be chosen: the grid frames, and the middle
   frames of every stretch shorter than 1/rate between two candidate cuts (distance ≥
   `shot_config.min_threshold`), taken from a buffer of the last 1/rate seconds of decoded frames.
 
@@ -146,9 +144,13 @@ def decode_and_sample(path: Union[str, os.PathLike], *, rate: float = 1.0,
   frames of what decoded, with `truncated` and `problem` set.
   """
   rate = _check_rate(rate)
+  if size is not None and short_side is not None:
+    raise ValueError(f"give size or short_side, not both (got {size!r} and {short_side!r})")
   if size is not None:
     size = video_lib.check_size(size)
   with video_lib.VideoReader(path, threads=threads) as reader:
+    if short_side is not None:
+      size = _size_for_short_side(reader.info, short_side)
     keeper = _FrameKeeper(rate, shot_config, size, on_grid_frame)
     for index, time, frame in reader.av_frames():
       keeper.add(index, time, frame)

@@ -6,7 +6,7 @@ import pytest
 
 from keras_vivi.data import sample_videos
 from keras_vivi.data import shots as shots_lib
-from tests.helpers.videos import corrupt_middle, first_half, remux
+from tests.helpers.videos import SHORT_SHOTS, corrupt_middle, first_half, flat_segments, remux, write_video
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +42,15 @@ def broken_files(tmp_path_factory, sample_paths):
       "corrupt_middle_mp4": corrupt_middle(faststart, folder / "bikes_corrupt.mp4"),
       "half_mkv": first_half(remux(bikes, folder / "bikes.mkv"), folder / "bikes_half.mkv"),
   }
+
+
+@pytest.fixture(scope="session")
+def short_shot_video(tmp_path_factory):
+  """`SHORT_SHOTS` of flat colours at 25 fps: five shots hold no grid instant, so their middle frames
+  are sampled only once the shots are known."""
+  colours = ((200, 40, 40), (40, 180, 60), (50, 60, 200), (230, 230, 230), (120, 120, 40), (20, 90, 90))
+  frames = flat_segments(SHORT_SHOTS, colours, size=(64, 96), seed=3)
+  return write_video(tmp_path_factory.mktemp("short") / "short_shots.mp4", frames)
 
 
 @pytest.fixture(scope="session")

@@ -9,16 +9,7 @@ import pytest
 
 from keras_vivi.data import decoder_process, sampling
 from keras_vivi.data import video as video_lib
-from tests.helpers.videos import flat_segments, write_video
-
-
-@pytest.fixture(scope="module")
-def short_shots(tmp_path_factory):
-  """Shots of 0.8 s, 0.36 s and 1.2 s at 25 fps: the two short ones hold no grid instant, so their
-  middle frames are sampled only once the shots are known."""
-  colours = ((200, 40, 40), (40, 180, 60), (50, 60, 200))
-  frames = flat_segments((20, 9, 30), colours, size=(64, 96), seed=5)
-  return write_video(tmp_path_factory.mktemp("shots") / "short_shots.mp4", frames)
+from tests.helpers.videos import SHORT_SHOTS
 
 
 def collect(decoding, time_limit=None):
@@ -34,13 +25,13 @@ def collect(decoding, time_limit=None):
 
 
 @pytest.mark.parametrize("short_side", [None, 32])
-def test_messages_carry_what_decode_and_sample_returns(short_shots, short_side):
-  size = sampling.decode_size(short_shots, short_side)
-  expected = sampling.decode_and_sample(short_shots, size=size, threads=1)
+def test_messages_carry_what_decode_and_sample_returns(short_shot_video, short_side):
+  expected = sampling.decode_and_sample(short_shot_video, short_side=short_side, threads=1)
+  n = sum(SHORT_SHOTS)
   assert set(expected.frame_indices.tolist()) > set(sampling.grid_frames(
-      np.arange(59) / 25.0, 59 / 25.0).tolist())  # some frames are not grid frames
+      np.arange(n) / 25.0, n / 25.0).tolist())  # some frames are not grid frames
   with decoder_process.DecoderPool() as pool:
-    frames, samples = collect(pool.decode(short_shots, short_side=short_side, queue_size=2, threads=1))
+    frames, samples = collect(pool.decode(short_shot_video, queue_size=2, short_side=short_side, threads=1))
   assert sorted(frames) == expected.frame_indices.tolist()
   np.testing.assert_array_equal(np.stack([frames[i] for i in sorted(frames)]), expected.frames)
   assert samples.shots == expected.shots
@@ -49,30 +40,30 @@ def test_messages_carry_what_decode_and_sample_returns(short_shots, short_side):
   assert len(samples.frames) == 0  # sent once, as messages
 
 
-def test_one_process_decodes_video_after_video(short_shots, sample_paths):
+def test_one_process_decodes_video_after_video(short_shot_video, sample_paths):
   with decoder_process.DecoderPool() as pool:
-    first = pool.decode(short_shots, short_side=None, queue_size=4)
+    first = pool.decode(short_shot_video, queue_size=4)
     pid = first._child.process.pid
     collect(first)
-    second = pool.decode(sample_paths["carphone_pristine.mp4"], short_side=None, queue_size=4)
+    second = pool.decode(sample_paths["carphone_pristine.mp4"], queue_size=4)
     assert second._child.process.pid == pid
     frames, samples = collect(second)
   expected = sampling.decode_and_sample(sample_paths["carphone_pristine.mp4"])
   assert sorted(frames) == expected.frame_indices.tolist() and samples.shots == expected.shots
 
 
-def test_decode_errors_arrive_with_their_type_and_the_process_goes_on(broken_files, short_shots):
+def test_decode_errors_arrive_with_their_type_and_the_process_goes_on(broken_files, short_shot_video):
   with decoder_process.DecoderPool() as pool:
     with pytest.raises(video_lib.VideoDecodeError, match="file is empty") as error:
-      collect(pool.decode(broken_files["empty"], short_side=None, queue_size=2))
+      collect(pool.decode(broken_files["empty"], queue_size=2))
     assert error.value.path == os.fspath(broken_files["empty"])
-    frames, _ = collect(pool.decode(short_shots, short_side=None, queue_size=2))
-  assert len(frames) == len(sampling.decode_and_sample(short_shots).frame_indices)
+    frames, _ = collect(pool.decode(short_shot_video, queue_size=2))
+  assert len(frames) == len(sampling.decode_and_sample(short_shot_video).frame_indices)
 
 
-def test_a_decoder_that_dies_costs_its_video_only(sample_paths, short_shots):
+def test_a_decoder_that_dies_costs_its_video_only(sample_paths, short_shot_video):
   with decoder_process.DecoderPool() as pool:
-    decoding = pool.decode(sample_paths["bikes.mp4"], short_side=None, queue_size=2)
+    decoding = pool.decode(sample_paths["bikes.mp4"], queue_size=2)
     messages = decoding.messages(None)
     assert next(messages)[0] == "frame"  # the decoder now waits for room in the queue
     os.kill(decoding._child.process.pid, signal.SIGKILL)
@@ -80,13 +71,13 @@ def test_a_decoder_that_dies_costs_its_video_only(sample_paths, short_shots):
       for _ in messages:
         pass
     decoding.close()
-    frames, _ = collect(pool.decode(short_shots, short_side=None, queue_size=2))
-  assert len(frames) == len(sampling.decode_and_sample(short_shots).frame_indices)
+    frames, _ = collect(pool.decode(short_shot_video, queue_size=2))
+  assert len(frames) == len(sampling.decode_and_sample(short_shot_video).frame_indices)
 
 
 def test_past_the_time_limit_the_decoder_is_killed(sample_paths):
   with decoder_process.DecoderPool() as pool:
-    decoding = pool.decode(sample_paths["bikes.mp4"], short_side=None, queue_size=2)
+    decoding = pool.decode(sample_paths["bikes.mp4"], queue_size=2)
     child = decoding._child.process
     with pytest.raises(decoder_process.TimeLimitExceeded, match="time limit of 1e-06 s"):
       collect(decoding, time_limit=1e-6)

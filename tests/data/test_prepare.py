@@ -183,8 +183,7 @@ def test_records_equal_the_steps_run_one_after_the_other(prepared, video_dir, me
   config = prepare.PrepareConfig(**SMALL)
   for video_id in ("bikes.mp4", "bikes_truncated.mp4", "carphone_pristine.mp4"):
     path = str(video_dir / video_id)
-    samples = sampling.decode_and_sample(path, size=sampling.decode_size(path, 96),
-                                         threads=prepare.DECODER_THREADS)
+    samples = sampling.decode_and_sample(path, short_side=96, threads=prepare.DECODER_THREADS)
     detections = prepare.detect_in_batches(mediapipe_detector, samples.frames, 16)
     example = records.video_example(
         video_id=video_id, source=path, duration=samples.info.duration, fps=samples.info.fps,

@@ -6,9 +6,7 @@ import pytest
 from keras_vivi.data import sampling
 from keras_vivi.data import shots as shots_lib
 from keras_vivi.data import video
-from tests.helpers.videos import BIKES_CUTS, flat_segments, write_video
-
-SHORT_SHOTS = (20, 9, 8, 30, 12, 21)  # frames at 25 fps: five shots shorter than one second
+from tests.helpers.videos import BIKES_CUTS, SHORT_SHOTS
 
 
 def _reference(shots, times, end_time, rate):
@@ -31,13 +29,6 @@ def _reference(shots, times, end_time, rate):
 def _frames_at(path, indices, size=None):
   wanted = set(int(i) for i in indices)
   return np.stack([f.image for f in video.iter_frames(path, size) if f.index in wanted])
-
-
-@pytest.fixture(scope="module")
-def short_shot_video(tmp_path_factory):
-  colours = ((200, 40, 40), (40, 180, 60), (50, 60, 200), (230, 230, 230), (120, 120, 40), (20, 90, 90))
-  frames = flat_segments(SHORT_SHOTS, colours, size=(64, 96), seed=3)
-  return write_video(tmp_path_factory.mktemp("short") / "short_shots.mp4", frames)
 
 
 def test_rule_on_a_hand_made_example():
@@ -137,3 +128,18 @@ def test_decode_and_sample_truncated_and_broken(broken_files):
   for name in ("empty", "text", "half_mp4", "audio_only"):
     with pytest.raises(video.VideoDecodeError):
       sampling.decode_and_sample(broken_files[name])
+
+
+def test_short_side_shrinks_to_even_sides_and_never_enlarges(short_shot_video, sample_paths):
+  # 64×96 at a shorter side of 32 → 32×48; bigbuckbunny.mp4 (1280×720) at 256 → 256×455.1 → 256×456;
+  # bikes.mp4 (640×272) at 255 → 255×600 → 256×600 (255 = 2 × 127.5, and round(127.5) == 128).
+  by_size = sampling.decode_and_sample(short_shot_video, size=(32, 48))
+  np.testing.assert_array_equal(sampling.decode_and_sample(short_shot_video, short_side=32).frames,
+                                by_size.frames)
+  assert sampling.decode_and_sample(sample_paths["bigbuckbunny.mp4"], short_side=256).frames.shape[1:] == (
+      256, 456, 3)
+  assert sampling.decode_and_sample(sample_paths["bikes.mp4"], short_side=255).frames.shape[1:] == (
+      256, 600, 3)
+  assert sampling.decode_and_sample(short_shot_video, short_side=200).frames.shape[1:] == (64, 96, 3)
+  with pytest.raises(ValueError, match="size or short_side, not both"):
+    sampling.decode_and_sample(short_shot_video, size=(32, 48), short_side=32)

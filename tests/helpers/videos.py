@@ -15,6 +15,7 @@ import numpy as np
 # (76) → street behind a railing (137) → legs walking past a parked bicycle (187) → close-up of a
 # bicycle wheel (242); and the overview sheet of every other frame shows no other scene change.
 BIKES_CUTS = (30, 76, 137, 187, 242)
+SHORT_SHOTS = (20, 9, 8, 30, 12, 21)  # frames at 25 fps: five shots shorter than one second
 
 
 def write_video(path: pathlib.Path, frames: np.ndarray, fps: int = 25) -> pathlib.Path:
