@@ -22,7 +22,7 @@ import av
 import numpy as np
 import tensorflow as tf
 
-from keras_vivi.data import prepare, records, sample_videos, sampling, schema
+from keras_vivi.data import decoder_process, prepare, records, sample_videos, sampling, schema
 from keras_vivi.data import shots as shots_lib
 from keras_vivi.data import video as video_lib
 
@@ -103,6 +103,17 @@ def _measure(name, paths, detector, repeats, rows):
     print(rows[-1], flush=True)
 
 
+def _decoder_memory(path, short_side):
+  """`(peak resident MiB of the decoder process, MiB of the sampled frames it sent)` for `path`."""
+  with decoder_process.DecoderPool() as pool:
+    decoding = pool.decode(path, queue_size=16, short_side=short_side, threads=prepare.DECODER_THREADS)
+    sent = sum(message[2].nbytes for message in decoding.messages(None) if message[0] == "frame")
+    with open(f"/proc/{decoding._child.process.pid}/status") as f:
+      peak_kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+    decoding.close()
+  return peak_kib / 1024, sent / 2**20
+
+
 def _cpu_parts(paths, detector, repeats):
   """Table rows: CPU seconds (this process) of each stage of prepare, run alone through the code
   prepare runs, on `paths`."""
@@ -178,6 +189,7 @@ def run(quick=False):
     info = video_lib.probe_video(long_paths[0])
     _measure(f"samples concatenated ({info.num_frames} frames, {info.duration:.0f} s)", long_paths,
              detector, repeats, rows)
+    memory = {side: _decoder_memory(long_paths[0], side) for side in (256, None)}
     both_dir = os.path.join(folder, "both")
     os.makedirs(both_dir)
     both_paths = []
@@ -207,4 +219,8 @@ def run(quick=False):
       "", f"Where the CPU goes, {COPIES}× the samples ({len(sample_videos.SAMPLE_VIDEOS) * COPIES} "
       "videos), each stage alone through the code prepare runs (CPU s, decoder processes included, best of "
       f"{repeats}; the detector with {detector.num_threads} TFLite threads):",
-      "", "| stage | CPU s |", "|---|---|", *parts])
+      "", "| stage | CPU s |", "|---|---|", *parts,
+      "", f"Memory: the decoder process of the {info.duration:.0f}-s video peaks at "
+      f"{memory[256][0]:.0f} MiB resident with frames stored at 256 px ({memory[256][1]:.0f} MiB of "
+      f"sampled frames sent) and {memory[None][0]:.0f} MiB at full resolution "
+      f"({memory[None][1]:.0f} MiB sent): it keeps no frame it has sent."])

@@ -10,10 +10,10 @@ at the time limit; one that crashes costs its video, not the job.
 Protocol, pickled over the child's stdin and stdout: first the parent's `sys.path`; then each request
 `(path, kwargs)` (see `DecoderPool.decode`) is answered by `("frame", index, image)` for
 every sampled frame (grid frames as they decode, the few others once the shots are known), then
-`("done", samples)` with `samples.frames` left empty, or by `("error", exception)`.
+`("done", samples)` (whose `frames` is empty), or by `("error", exception)`. Sent frames are not
+kept: the child holds the last second of decoded frames, not every sampled frame of the video.
 """
 
-import dataclasses
 import os
 import pickle
 import queue
@@ -222,21 +222,13 @@ def _serve(requests, replies) -> None:
       path, kwargs = pickle.load(requests)
     except EOFError:
       return
-    sent = set()
-
-    def on_grid_frame(index, image):
-      sent.add(index)
-      send(("frame", index, image))
-
     try:
-      samples = sampling.decode_and_sample(path, on_grid_frame=on_grid_frame, **kwargs)
+      samples = sampling.decode_and_sample(
+          path, on_frame=lambda index, image: send(("frame", index, image)), **kwargs)
     except Exception as e:  # noqa: BLE001 — reported per video by the parent
       send(("error", _picklable(e)))
       continue
-    for index, image in zip(samples.frame_indices.tolist(), samples.frames):
-      if index not in sent:
-        send(("frame", index, image))
-    send(("done", dataclasses.replace(samples, frames=samples.frames[:0])))
+    send(("done", samples))
 
 
 def main() -> None:

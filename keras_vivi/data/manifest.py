@@ -174,7 +174,9 @@ def contact_sheet(shard_paths, output_path, max_videos=6, max_frames=10, cell=(9
         draw.rectangle((left - pad + 1, top, left - 2, top + h), fill="red")
       draw.text((left, top - caption_h), f"shot {shots[c]}, {times[c]:.1f}s", fill="black")
   buffer = io.BytesIO()
-  sheet.save(buffer, format="PNG")
+  # Level 1: a third of the default level's time (0.04 s against 0.12 s for six rows) for 8% more bytes,
+  # at the very end of every preparation.
+  sheet.save(buffer, format="PNG", compress_level=1)
   files.write_atomically(output_path, buffer.getvalue())
   return sheet
 

@@ -39,10 +39,10 @@ class FrameSample:
 class VideoSamples:
   """What `decode_and_sample` returns for one video.
 
-  `frames` uint8 RGB `[S, H, W, 3]` (full resolution unless `size` was given), with `frame_indices`,
-  `shot_ids` and `times` `[S]` as in `FrameSample`. `truncated`/`problem` report a stream that broke off;
-  the shots and frames then cover what decoded. `second_pass` is True if some frame had to be decoded
-  again (never expected; kept as a safety net).
+  `frames` uint8 RGB `[S, H, W, 3]` (full resolution unless `size` was given; none if they went to
+  `on_frame`), with `frame_indices`, `shot_ids` and `times` `[S]` as in `FrameSample`.
+  `truncated`/`problem` report a stream that broke off; the shots and frames then cover what decoded.
+  `second_pass` is True if some frame had to be decoded again (never expected; kept as a safety net).
   """
   info: video_lib.VideoInfo
   shots: List[shots_lib.Shot]
@@ -123,7 +123,7 @@ def _size_for_short_side(info: video_lib.VideoInfo, short_side: int) -> Optional
 def decode_and_sample(path: Union[str, os.PathLike], *, rate: float = 1.0,
                       shot_config: shots_lib.ShotConfig = shots_lib.ShotConfig(),
                       size: Optional[Tuple[int, int]] = None, short_side: Optional[int] = None,
-                      threads: int = 0, on_grid_frame: Optional[Callable[[int, np.ndarray], None]] = None
+                      threads: int = 0, on_frame: Optional[Callable[[int, np.ndarray], None]] = None
                       ) -> VideoSamples:
   """Decodes `path` once: detects shots at full frame rate and returns the frames sampled in them.
 
@@ -134,11 +134,14 @@ def decode_and_sample(path: Union[str, os.PathLike], *, rate: float = 1.0,
   frames of every stretch shorter than 1/rate between two candidate cuts (distance ≥
   `shot_config.min_threshold`), taken from a buffer of the last 1/rate seconds of decoded frames.
 
-  Memory: the returned frames, plus the buffer (decoded YUV frames of the last 1/rate seconds).
+  Memory: the returned frames (with `on_frame`, only the short stretches' middle frames, until the
+  shots are known), plus the buffer (decoded YUV frames of the last 1/rate seconds).
 
-  `on_grid_frame(index, image)` is called for every grid frame as soon as it is decoded (grid frames
-  are always sampled), so a consumer can start on them while the rest decodes; an exception it raises
-  stops decoding and propagates.
+  With `on_frame`, every sampled frame goes to `on_frame(index, image)` instead of the result (whose
+  `frames` is then empty): the grid frames as soon as they decode (they are always sampled), the others
+  once the shots are known, in that order. A consumer starts on them while the rest decodes, and the
+  decoder holds no grid frame after handing it over, however long the video; an exception `on_frame`
+  raises stops decoding and propagates.
 
   Raises `VideoDecodeError` if the file cannot be opened; a stream that breaks off gives the shots and
   frames of what decoded, with `truncated` and `problem` set.
@@ -151,7 +154,7 @@ def decode_and_sample(path: Union[str, os.PathLike], *, rate: float = 1.0,
   with video_lib.VideoReader(path, threads=threads) as reader:
     if short_side is not None:
       size = _size_for_short_side(reader.info, short_side)
-    keeper = _FrameKeeper(rate, shot_config, size, on_grid_frame)
+    keeper = _FrameKeeper(rate, shot_config, size, on_frame)
     for index, time, frame in reader.av_frames():
       keeper.add(index, time, frame)
     keeper.finish(reader.end_time)
@@ -163,10 +166,20 @@ def decode_and_sample(path: Union[str, os.PathLike], *, rate: float = 1.0,
   missing = [int(i) for i in sample.frame_indices if int(i) not in kept]
   if missing:
     kept.update(_decode_again(path, missing, size, threads))
-  return VideoSamples(info=reader.info, shots=shots, frames=_stack(kept, sample, size, reader.info),
+  returned = sample.frame_indices.tolist()
+  if on_frame is not None:
+    for i in returned:
+      image = kept.pop(i)
+      if image is not _HANDED_OVER:
+        on_frame(i, image)
+    returned = []
+  return VideoSamples(info=reader.info, shots=shots, frames=_stack(kept, returned, size, reader.info),
                       frame_indices=sample.frame_indices, shot_ids=sample.shot_ids, times=sample.times,
                       num_decoded=reader.num_decoded, truncated=reader.truncated,
                       problem=reader.problem, second_pass=bool(missing))
+
+
+_HANDED_OVER = np.zeros(0, np.uint8)  # in `_FrameKeeper.kept`: a frame given to `on_frame` already
 
 
 class _FrameKeeper:
@@ -178,16 +191,16 @@ class _FrameKeeper:
   (`_boundary_reached`); the latter are taken from `_recent`, the decoded frames of the last 1/rate s.
   """
 
-  def __init__(self, rate, shot_config, size, on_grid_frame):
+  def __init__(self, rate, shot_config, size, on_frame):
     self._rate, self._period, self._size = rate, 1.0 / rate, size
     self._thumbnail_side = shot_config.thumbnail_side
-    self._on_grid_frame = on_grid_frame
+    self._on_frame = on_frame
     # The streaming candidate test must not miss a cut the final detector accepts, whatever the float
     # rounding of a 2-row versus an N-row distance computation: loosen it slightly (extras are harmless).
     self._floor = shot_config.min_threshold * (1.0 - 1e-4)
     self.collector = shots_lib.FeatureCollector(shot_config)
     self.times: List[float] = []
-    self.kept: Dict[int, np.ndarray] = {}
+    self.kept: Dict[int, np.ndarray] = {}                  # or `_HANDED_OVER` to `on_frame`
     self._recent: collections.deque = collections.deque()  # (index, time, av frame)
     self._boundaries: List[int] = [0]                      # frame 0 and every candidate cut so far
     self._grid_j = 0                                       # next grid instant
@@ -223,9 +236,12 @@ class _FrameKeeper:
       self._grid_j += 1
     if hit:
       self._grid_hits.append(index)
-      self.kept[index] = video_lib.to_rgb(_find(self._recent, index), self._size)
-      if self._on_grid_frame is not None:
-        self._on_grid_frame(index, self.kept[index])
+      image = video_lib.to_rgb(_find(self._recent, index), self._size)
+      if self._on_frame is None:
+        self.kept[index] = image
+      else:
+        self._on_frame(index, image)
+        self.kept[index] = _HANDED_OVER
 
   def _boundary_reached(self, end: int, end_time: float) -> None:
     """Keeps the middle frame of every short stretch [s, end) between candidates without a grid frame."""
@@ -239,10 +255,10 @@ class _FrameKeeper:
           self.kept[middle] = video_lib.to_rgb(frame, self._size)
 
 
-def _stack(kept: Dict[int, np.ndarray], sample: FrameSample, size, info) -> np.ndarray:
-  """The sampled frames, uint8 `[S, H, W, 3]`, from `kept`."""
-  if len(sample):
-    return np.stack([kept[int(i)] for i in sample.frame_indices])
+def _stack(kept: Dict[int, np.ndarray], indices: List[int], size, info) -> np.ndarray:
+  """Frames `indices`, uint8 `[S, H, W, 3]`, from `kept`."""
+  if indices:
+    return np.stack([kept[i] for i in indices])
   h, w = size if size is not None else (info.height, info.width)
   return np.zeros((0, h, w, 3), np.uint8)
 

@@ -1,5 +1,7 @@
 """Tests for keras_vivi.data.sampling: the sampling rule against a loop reference, and the one-pass decode."""
 
+import weakref
+
 import numpy as np
 import pytest
 
@@ -102,6 +104,32 @@ def test_one_pass_equals_detect_then_sample(short_shot_video, rate):
   np.testing.assert_array_equal(result.frames, _frames_at(short_shot_video, expected.frame_indices, (32, 48)))
   # The short shots' middle frames came from the decode buffer, not from decoding again.
   assert not result.second_pass
+
+
+def test_on_frame_gets_every_sampled_frame_once_and_nothing_keeps_them(short_shot_video):
+  expected = sampling.decode_and_sample(short_shot_video, size=(32, 48))
+  got, handed, held = [], [], []
+
+  def on_frame(index, image):
+    # How many frames handed over before are still referenced by someone (the test keeps copies).
+    held.append(sum(ref() is not None for ref in handed))
+    got.append((index, image.copy()))
+    handed.append(weakref.ref(image))
+
+  result = sampling.decode_and_sample(short_shot_video, size=(32, 48), on_frame=on_frame)
+  n = sum(SHORT_SHOTS)
+  grid = sampling.grid_frames(np.arange(n) / 25.0, n / 25.0).tolist()
+  others = sorted(set(expected.frame_indices.tolist()) - set(grid))
+  assert others  # the short shots' middle frames come after the shots are known
+  assert [i for i, _ in got] == grid + others
+  by_index = dict(got)
+  np.testing.assert_array_equal(np.stack([by_index[i] for i in expected.frame_indices.tolist()]),
+                                expected.frames)
+  assert result.frames.shape == (0, 32, 48, 3)
+  np.testing.assert_array_equal(result.frame_indices, expected.frame_indices)
+  assert result.shots == expected.shots
+  # Once handed over, a frame is the consumer's alone: while decoding went on, no earlier one was held.
+  assert held == [0] * len(got)
 
 
 def test_missing_frames_fall_back_to_a_second_decode(short_shot_video, monkeypatch):
