@@ -46,7 +46,7 @@ def committed_step(model_dir):
 
 
 def test_killed_run_resumes_at_the_right_step(tmp_path):
-  reference = last_json(run_main(str(tmp_path / "straight"), 6))
+  straight = run_main(str(tmp_path / "straight"), 6)  # the reference, trained beside the killed run
   killed = tmp_path / "killed"
   # The run trains step 3 (its weights and momentum change in memory) and stops before that
   # checkpoint: killed there, it must resume from step 2's checkpoint and train step 3 again.
@@ -59,6 +59,7 @@ def test_killed_run_resumes_at_the_right_step(tmp_path):
   proc.wait()
   saved = committed_step(killed)
   assert saved == 2
+  reference = last_json(straight)
   resumed, out = finish(run_main(str(killed), 6))
   assert resumed["iterations"] == 6 == reference["iterations"]
   # One step per epoch: the resumed run starts with the step after the checkpoint.
