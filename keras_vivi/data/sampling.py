@@ -163,15 +163,15 @@ def decode_and_sample(path: Union[str, os.PathLike], *, rate: float = 1.0,
                                             shot_config)
     sample = sample_frames(shots, times, reader.end_time, rate)
   kept = keeper.kept
-  missing = [int(i) for i in sample.frame_indices if int(i) not in kept]
+  handed_over = set(keeper.grid_hits) if on_frame is not None else set()
+  returned = sample.frame_indices.tolist()
+  missing = [i for i in returned if i not in kept and i not in handed_over]
   if missing:
     kept.update(_decode_again(path, missing, size, threads))
-  returned = sample.frame_indices.tolist()
   if on_frame is not None:
     for i in returned:
-      image = kept.pop(i)
-      if image is not _HANDED_OVER:
-        on_frame(i, image)
+      if i not in handed_over:
+        on_frame(i, kept.pop(i))
     returned = []
   return VideoSamples(info=reader.info, shots=shots, frames=_stack(kept, returned, size, reader.info),
                       frame_indices=sample.frame_indices, shot_ids=sample.shot_ids, times=sample.times,
@@ -179,12 +179,10 @@ def decode_and_sample(path: Union[str, os.PathLike], *, rate: float = 1.0,
                       problem=reader.problem, second_pass=bool(missing))
 
 
-_HANDED_OVER = np.zeros(0, np.uint8)  # in `_FrameKeeper.kept`: a frame given to `on_frame` already
-
-
 class _FrameKeeper:
   """The streaming half of `decode_and_sample`: shot features of every frame, and RGB copies of the
-  frames the sampling may still choose (`kept`), decided as frames arrive.
+  frames the sampling may still choose (`kept`; grid frames go to `on_frame` instead if given),
+  decided as frames arrive.
 
   A frame is kept when a grid instant falls while it is on screen (`_grid_reached`), or when it is the
   middle of a stretch shorter than 1/rate between two candidate cuts that holds no grid frame
@@ -200,11 +198,11 @@ class _FrameKeeper:
     self._floor = shot_config.min_threshold * (1.0 - 1e-4)
     self.collector = shots_lib.FeatureCollector(shot_config)
     self.times: List[float] = []
-    self.kept: Dict[int, np.ndarray] = {}                  # or `_HANDED_OVER` to `on_frame`
+    self.kept: Dict[int, np.ndarray] = {}
     self._recent: collections.deque = collections.deque()  # (index, time, av frame)
     self._boundaries: List[int] = [0]                      # frame 0 and every candidate cut so far
     self._grid_j = 0                                       # next grid instant
-    self._grid_hits: List[int] = []
+    self.grid_hits: List[int] = []                         # frames a grid instant fell in
 
   def add(self, index: int, time: float, frame) -> None:
     self.times.append(time)
@@ -235,20 +233,19 @@ class _FrameKeeper:
       hit = hit or times[0] + (self._grid_j + 0.5) / rate >= times[index]
       self._grid_j += 1
     if hit:
-      self._grid_hits.append(index)
+      self.grid_hits.append(index)
       image = video_lib.to_rgb(_find(self._recent, index), self._size)
       if self._on_frame is None:
         self.kept[index] = image
       else:
         self._on_frame(index, image)
-        self.kept[index] = _HANDED_OVER
 
   def _boundary_reached(self, end: int, end_time: float) -> None:
     """Keeps the middle frame of every short stretch [s, end) between candidates without a grid frame."""
     for s in reversed(self._boundaries):
       if end_time - self.times[s] >= self._period * (1 + 1e-6):  # such a stretch holds a grid instant
         break
-      if not (self._grid_hits and self._grid_hits[-1] >= s):
+      if not (self.grid_hits and self.grid_hits[-1] >= s):
         middle = (s + end - 1) // 2
         frame = _find(self._recent, middle)
         if middle not in self.kept and frame is not None:  # if ever not buffered, a second pass gets it
