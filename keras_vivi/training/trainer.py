@@ -159,13 +159,20 @@ def train(config, model_dir, strategy=None, steps_per_epoch=1000, dataset_fn=Non
   """
   strategy = strategy or tf.distribute.get_strategy()
   previous_policy = tf_keras.mixed_precision.global_policy()
-  if config.train.mixed_precision:
-    tf_keras.mixed_precision.set_global_policy(config.train.mixed_precision)
+  tf_keras.mixed_precision.set_global_policy(precision_policy(config.train, strategy))
   try:
     return _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, teacher,
                   callbacks, verbose)
   finally:
     tf_keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def precision_policy(train, strategy) -> str:
+  """`train.mixed_precision`, or when unset mixed_bfloat16 on TPUs (as the paper trained) and
+  float32 elsewhere."""
+  if train.mixed_precision:
+    return train.mixed_precision
+  return "mixed_bfloat16" if isinstance(strategy, tf.distribute.TPUStrategy) else "float32"
 
 
 def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, teacher,
@@ -180,7 +187,8 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
   with strategy.scope():
     model = build_model(config, detector, teacher)
     model.compile(optimizer=build_optimizer(config.train, config.data.batch_size),
-                  jit_compile=config.train.jit_compile)
+                  jit_compile=config.train.jit_compile,
+                  steps_per_execution=config.train.steps_per_execution)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=3)
     # Every worker resumes from the chief's checkpoints.
