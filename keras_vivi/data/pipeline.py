@@ -290,7 +290,7 @@ def _options(deterministic):
   return options
 
 
-def build_dataset(config, input_context=None, *, training=True, video_ids=False):
+def build_dataset(config, input_context=None, *, training=True, video_ids=False, start=0):
   """The training input: batches of K shots × F frames × M objects per video.
 
   Args:
@@ -301,6 +301,9 @@ def build_dataset(config, input_context=None, *, training=True, video_ids=False)
       square crop, no flip or colour, one pass in file order.
     video_ids: add each video's `video_id` string (never for `fit`: a step compiled with XLA, as
       on TPUs, takes no strings).
+    start: how many videos of this input pipeline's stream to pass over (those a resumed run
+      has trained on): read and parsed, never decoded. With `config.seed` set the result is
+      the stream's continuation, the same videos with the same augmentation.
 
   Returns:
     `tf.data.Dataset` of dicts (see the module docstring), batched with `drop_remainder=True`.
@@ -322,12 +325,15 @@ def build_dataset(config, input_context=None, *, training=True, video_ids=False)
     dataset = dataset.shuffle(config.shuffle_buffer, seed=base, reshuffle_each_iteration=False)
   dataset = dataset.map(lambda x: _parse(x, config), num_parallel_calls=AUTOTUNE)
   dataset = dataset.filter(_keep).map(_drop_flag)
-  dataset = dataset.enumerate()
+  # A record that cannot be read or parsed (truncated shard, damaged proto) or decoded (corrupt
+  # JPEG) is skipped with a warning rather than ending a long job. Read and parse errors are
+  # dropped before the videos are numbered, so `start` passes over them as a full run does.
+  dataset = dataset.ignore_errors(log_warning=True)
+  # Each video's randomness is keyed on its index in this stream, so skipping keeps it.
+  dataset = dataset.enumerate().skip(start)
   dataset = dataset.map(lambda i, parsed: _make_example(i, parsed, config, base_seed, training,
                                                       video_ids),
                         num_parallel_calls=AUTOTUNE)
-  # A record that cannot be decoded (corrupt JPEG, truncated shard) is skipped with a warning
-  # rather than ending a long job.
   dataset = dataset.ignore_errors(log_warning=True)
   dataset = dataset.batch(batch, drop_remainder=True)
   dataset = dataset.prefetch(AUTOTUNE)
@@ -349,33 +355,38 @@ def _labelled_files(name):
 
 
 def _labelled_source(name, input_context, seed):
-  """Dataset of `(image uint8 [H, W, C], label)` from a TFRecord glob or a tfds name, repeated."""
+  """Dataset of `(encoded image string, label)` from a TFRecord glob or a tfds name, repeated.
+
+  Images stay encoded so that passing over them (`start`) costs no decoding.
+  """
   files = _labelled_files(name)
   if not files:
     import tensorflow_datasets as tfds  # only needed for tfds sources
     dataset_name, _, split = name.partition(":")
+    image_key = tfds.builder(dataset_name).info.supervised_keys[0]
     read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=seed)
     return tfds.load(dataset_name, split=split or "train", shuffle_files=True,
-                     read_config=read_config, as_supervised=True).repeat()
+                     read_config=read_config, as_supervised=True,
+                     decoders={image_key: tfds.decode.SkipDecoding()}).repeat()
   dataset = _shuffled_epochs(_pipeline_files(files, input_context, "labelled-image file"), seed)
   dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 16),
                                num_parallel_calls=AUTOTUNE, deterministic=True)
 
   def parse(serialized):
     features = tf.io.parse_single_example(serialized, LABELLED_FILE_FEATURES)
-    image = tf.io.decode_image(features["image"], channels=3, expand_animations=False)
-    return image, features["label"]
+    return features["image"], features["label"]
 
   return dataset.map(parse, num_parallel_calls=AUTOTUNE)
 
 
-def build_labelled_dataset(config, input_context=None):
+def build_labelled_dataset(config, input_context=None, *, start=0):
   """Labelled images for co-training: `{image float32 [b, S, S, 3] in [0, 1], label int32 [b]}`.
 
   Source `config.labelled_images`: a glob of TFRecords holding `image` (encoded PNG/JPEG bytes)
   and `label` (int64), or a tfds name (`"name"` or `"name:split"`, default split train).
   Preprocessing: inception crop (`crop_area`, `crop_aspect_ratio`), flip if `config.flip`,
   resize to `image_size`. Shuffled and repeated; `b` is `labelled_batch_size` per replica.
+  `start` images of this input pipeline's stream are passed over undecoded (see `build_dataset`).
   """
   if not config.labelled_images:
     raise ValueError("DataConfig.labelled_images is empty: expected a tfds name or a TFRecord "
@@ -387,8 +398,9 @@ def build_labelled_dataset(config, input_context=None):
   dataset = dataset.shuffle(max(config.shuffle_buffer, 1), seed=base,
                             reshuffle_each_iteration=False)
 
-  def preprocess(index, image, label):
+  def preprocess(index, encoded, label):
     seed = tf.random.experimental.stateless_fold_in(base_seed, index)
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     image = tf.cond(tf.shape(image)[-1] < 3, lambda: tf.image.grayscale_to_rgb(image[..., :1]),
                     lambda: image[..., :3])
     image, _, _ = augment.inception_crop(image, config.image_size, seed, config.crop_area,
@@ -396,8 +408,8 @@ def build_labelled_dataset(config, input_context=None):
     return {"image": tf.ensure_shape(image, [config.image_size, config.image_size, 3]),
             "label": tf.cast(label, tf.int32)}
 
-  dataset = dataset.enumerate().map(lambda i, item: preprocess(i, *item),
-                                    num_parallel_calls=AUTOTUNE)
+  dataset = dataset.enumerate().skip(start).map(lambda i, item: preprocess(i, *item),
+                                                num_parallel_calls=AUTOTUNE)
   dataset = dataset.batch(_per_replica_batch(config.labelled_batch_size, input_context),
                           drop_remainder=True)
   return dataset.prefetch(AUTOTUNE).with_options(_options(config.seed is not None))

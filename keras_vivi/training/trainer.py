@@ -6,6 +6,7 @@ import math
 import os
 import tempfile
 import typing
+import zlib
 
 from absl import logging
 import tensorflow as tf
@@ -86,17 +87,45 @@ def build_model(config, detector=None, teacher=None) -> VIVIModel:
   return VIVIModel(config, detector=detector, teacher=teacher, name=config.name)
 
 
-def make_dataset_fn(config) -> typing.Callable[..., tf.data.Dataset]:
-  """`input_context → dataset` for `distribute_datasets_from_function` / `DatasetCreator`."""
+def make_dataset_fn(config, step=0) -> typing.Callable[..., tf.data.Dataset]:
+  """`input_context → dataset` for `distribute_datasets_from_function` / `DatasetCreator`.
+
+  The input of a run resumed at `step`: each input pipeline passes over the videos (and labelled
+  images) its replicas trained on in steps `[0, step)`, so with `config.data.seed` set the run
+  continues on the batches an uninterrupted one would see.
+  """
   from keras_vivi.data import pipeline
 
   def dataset_fn(input_context=None):
-    videos = pipeline.build_dataset(config.data, input_context).repeat()
+    context = input_context or tf.distribute.InputContext()
+    # Every step, each replica of a pipeline takes one per-replica batch from it.
+    batches = step * (context.num_replicas_in_sync // context.num_input_pipelines)
+    videos = pipeline.build_dataset(
+        config.data, input_context,
+        start=batches * context.get_per_replica_batch_size(config.data.batch_size)).repeat()
     if not config.loss.supervised:
       return videos
-    images = pipeline.build_labelled_dataset(config.data, input_context).repeat()
-    return tf.data.Dataset.zip((videos, images))
+    images = pipeline.build_labelled_dataset(
+        config.data, input_context,
+        start=batches * context.get_per_replica_batch_size(config.data.labelled_batch_size))
+    return tf.data.Dataset.zip((videos, images.repeat()))
   return dataset_fn
+
+
+def with_data_seed(config, model_dir) -> configs.ExperimentConfig:
+  """`config` with `data.seed` set, so that a restart can resume the run's input stream.
+
+  Without one: the seed the run in `model_dir` recorded, else one derived from `model_dir` (the
+  same on every worker of a multi-worker run). A run recorded without a seed keeps none.
+  """
+  if config.data.seed is not None:
+    return config
+  previous = configs.load_run_config(model_dir)
+  if previous is not None:
+    seed = previous.data.seed
+  else:
+    seed = zlib.crc32(str(model_dir).encode()) & 0x7FFFFFFF
+  return dataclasses.replace(config, data=dataclasses.replace(config.data, seed=seed))
 
 
 def detections_label_space(data) -> str:
@@ -179,7 +208,7 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
            callbacks, verbose):
   # The task that writes checkpoints and summaries (the chief, or worker 0 without one).
   chief = strategy.extended.should_checkpoint
-  config = with_label_space(config)
+  config = with_data_seed(with_label_space(config), model_dir)
   check_restart(config, model_dir)
   # Non-chief workers of a multi-worker run write to scratch space.
   write_dir = model_dir if chief else tempfile.mkdtemp(prefix="vivi_worker_")
@@ -195,9 +224,10 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
     latest = tf.train.latest_checkpoint(model_dir)
     if latest:
       checkpoint.restore(latest)
-  initial_epoch = int(model.optimizer.iterations.numpy()) // steps_per_epoch
+  step = int(model.optimizer.iterations.numpy())
+  initial_epoch = step // steps_per_epoch
   epochs = math.ceil(config.train.steps / steps_per_epoch)
-  data = tf_keras.utils.experimental.DatasetCreator(dataset_fn or make_dataset_fn(config))
+  data = tf_keras.utils.experimental.DatasetCreator(dataset_fn or make_dataset_fn(config, step))
   all_callbacks = [callbacks_lib.CheckpointCallback(manager), *callbacks]
   if chief:
     log_dir = os.path.join(model_dir, "logs")

@@ -10,10 +10,9 @@ import tensorflow as tf
 
 from keras_vivi.configs import DataConfig
 from keras_vivi.data import pipeline, prepare, records, sample_videos, schema
+from tests.helpers.records import SIZE, digits_tfrecord, synthetic_video
 from tests.helpers.references import np_crop_resize, np_transform_boxes
 
-SIZE = 48          # synthetic frames are SIZE×SIZE, so the eval (central square) crop is the frame
-MAX_DETECTIONS = 7
 # video id -> frames per shot (context lists one shot per entry; 0 = a shot without frames).
 SYNTHETIC = {
     "long": [1, 3, 8, 12, 2, 5],
@@ -26,38 +25,6 @@ SYNTHETIC = {
 BASE = DataConfig(shots_per_video=4, frames_per_shot=4, max_objects=5, image_size=24,
                   batch_size=2, color_distortion=0.0, seed=3, raw_image_size=SIZE,
                   shuffle_buffer=8)
-
-
-def synthetic_video(video_id, shot_counts, seed):
-  """A SequenceExample of ramp frames, each with a bright filled rectangle at its first box."""
-  rng = np.random.default_rng(seed)
-  shot_index = np.repeat(np.arange(len(shot_counts)), shot_counts).astype(np.int64)
-  num = len(shot_index)
-  yy, xx = np.mgrid[0:SIZE, 0:SIZE]
-  frames, boxes = [], np.zeros([num, MAX_DETECTIONS, 4], np.float32)
-  scores = np.zeros([num, MAX_DETECTIONS], np.float32)
-  counts = np.zeros([num], np.int64)
-  for i in range(num):
-    n = counts[i] = (i + seed) % (MAX_DETECTIONS + 1)
-    corner = rng.integers(0, SIZE - 12, size=(n, 2))
-    extent = rng.integers(10, 30, size=(n, 2))
-    far = np.minimum(corner + extent, SIZE)
-    boxes[i, :n] = np.concatenate([corner, far], -1) / SIZE
-    scores[i, :n] = np.linspace(0.95, 0.01, MAX_DETECTIONS)[:n]  # the last ones below 0.05
-    frame = np.stack([xx * 80 // SIZE, yy * 80 // SIZE, np.full_like(xx, (7 * i) % 80)], -1)
-    if n:
-      frame[corner[0, 0]:far[0, 0], corner[0, 1]:far[0, 1]] = 230
-    frames.append(frame.astype(np.uint8))
-  detections = {"detection_boxes": boxes, "detection_scores": scores,
-                "detection_class_labels": rng.integers(1, 20, [num, MAX_DETECTIONS]),
-                "detection_class_entities": np.full([num, MAX_DETECTIONS], b"Thing")}
-  k = len(shot_counts)
-  return records.video_example(
-      video_id=video_id, source=video_id, duration=float(num), fps=1.0, truncated=False,
-      shot_starts=np.arange(k, dtype=float), shot_ends=np.arange(1, k + 1, dtype=float),
-      jpegs=[records.encode_jpeg(f, 95) for f in frames], shot_index=shot_index,
-      timestamps=np.arange(num, dtype=float), frame_index=np.arange(num),
-      detections=detections, num_detections=counts).SerializeToString()
 
 
 @pytest.fixture(scope="module")
@@ -322,6 +289,21 @@ def test_a_seed_makes_iterations_identical(synthetic_dir):
   assert all(not np.array_equal(v[0], v[1]) for v in by_video.values() if len(v) > 1)
 
 
+def test_start_continues_the_stream(synthetic_dir):
+  """A resumed run's input: `start` videos passed over, the rest identical to the full stream,
+  across epochs and past videos the filter drops ("empty"; "short" and "single" with drop)."""
+  config = dataclasses.replace(BASE, path=synthetic_dir, color_distortion=0.5,
+                               short_videos="drop")
+  full = elements(pipeline.build_dataset(config), 6)
+  for start in (2, 5):
+    resumed = elements(pipeline.build_dataset(config, start=start), 6 - (start + 1) // 2)
+    tail = full[start:start + len(resumed)]
+    assert len(tail) == len(resumed) >= 6
+    for a, b in zip(tail, resumed):
+      for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
 def test_shards_split_per_input_pipeline(synthetic_dir):
   config = dataclasses.replace(BASE, path=synthetic_dir, batch_size=2)
   seen = []
@@ -411,21 +393,6 @@ def test_real_prepared_records(real_dir):
   assert np.all(np.isfinite(coloured["frames"])) and coloured["frames"].numpy().max() <= 1
 
 
-def digits_tfrecord(path):
-  """scikit-learn's 8×8 digits as PNG-encoded {image, label} examples (real images)."""
-  from sklearn.datasets import load_digits
-  digits = load_digits()
-  images = np.round(digits.images * (255 / 16)).astype(np.uint8)
-  with tf.io.TFRecordWriter(str(path)) as writer:
-    for image, label in zip(images[:200], digits.target[:200]):
-      features = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(
-          value=[tf.io.encode_png(image[..., None]).numpy()])),
-          "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)]))}
-      writer.write(tf.train.Example(features=tf.train.Features(feature=features))
-                   .SerializeToString())
-  return images[:200], digits.target[:200]
-
-
 def test_labelled_images_from_tfrecords(tmp_path):
   images, labels = digits_tfrecord(tmp_path / "digits.tfrecord")
   config = DataConfig(labelled_images=str(tmp_path / "*.tfrecord"), labelled_batch_size=16,
@@ -450,6 +417,17 @@ def test_labelled_images_from_tfrecords(tmp_path):
   assert set(np.concatenate([b["label"] for b in first])) == set(range(10))
   context = tf.distribute.InputContext(1, 0, 2)
   assert pipeline.build_labelled_dataset(augmented, context).element_spec["image"].shape[0] == 16
+
+
+def test_labelled_images_start_continues_the_stream(tmp_path):
+  digits_tfrecord(tmp_path / "digits.tfrecord")
+  config = DataConfig(labelled_images=str(tmp_path / "*.tfrecord"), labelled_batch_size=8,
+                      image_size=16, seed=5, shuffle_buffer=16)
+  full = [b for b in pipeline.build_labelled_dataset(config).take(30)]
+  resumed = [b for b in pipeline.build_labelled_dataset(config, start=8 * 23).take(7)]
+  for a, b in zip(full[23:], resumed):
+    np.testing.assert_array_equal(a["image"], b["image"])
+    np.testing.assert_array_equal(a["label"], b["label"])
 
 
 def test_labelled_images_from_tfds():

@@ -13,10 +13,12 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from keras_vivi import configs
 from keras_vivi.training import trainer
 from tests.helpers.cli import REPO
+from tests.helpers.records import digits_tfrecord, synthetic_video
 from tests.helpers.training import small_config
 
 
@@ -67,6 +69,68 @@ def test_killed_run_resumes_at_the_right_step(tmp_path):
   # Weights and momentum came back exactly: the result equals an uninterrupted run.
   np.testing.assert_allclose(resumed["stem_sum"], reference["stem_sum"], rtol=1e-5)
   np.testing.assert_allclose(resumed["total_loss"], reference["total_loss"], rtol=1e-5)
+
+
+class Stopped(Exception):
+  pass
+
+
+class StopBefore(tf_keras.callbacks.Callback):
+  """Ends the run once `epoch` epochs are checkpointed and logged, as a kill there would."""
+
+  def __init__(self, epoch):
+    super().__init__()
+    self.epoch = epoch
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if epoch == self.epoch:
+      raise Stopped()
+
+
+def checkpoint_values(model_dir):
+  """`{key: value}` of every variable in the latest checkpoint (not the object graph)."""
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(model_dir)))
+  return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+          if k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
+  """Co-training on prepared records with batch norm: 4 steps straight, against 2 steps, a stop,
+  and 2 more. Weights, optimizer slots, batch-norm statistics and history rows are the same bit
+  for bit: both inputs resume at their position, past videos the pipeline drops."""
+  data = tmp_path / "records"
+  data.mkdir()
+  shots = [[2, 3, 1], [4, 4, 4, 1], [], [1], [3, 0, 2, 5], [2, 2], [6, 1, 3], [1, 1, 1]]
+  for shard in range(2):
+    with tf.io.TFRecordWriter(str(data / f"videos-{shard:05d}-of-00002.tfrecord")) as writer:
+      for i in range(shard, len(shots), 2):
+        writer.write(synthetic_video(f"v{i}", shots[i], seed=i))
+  digits_tfrecord(tmp_path / "digits.tfrecord")
+  config = small_config("vivi_objects_cotrain", f"data.path={data}", "data.seed=11",
+                        "model.normalization=batch", "data.short_videos=drop",
+                        f"data.labelled_images={tmp_path / 'digits.tfrecord'}",
+                        "model.num_supervised_classes=10", "diagnostic.every_epochs=0")
+
+  def run(model_dir, callbacks=()):
+    tf_keras.utils.set_random_seed(0)
+    trainer.train(config, str(model_dir), steps_per_epoch=1, callbacks=callbacks, verbose=0)
+
+  run(tmp_path / "straight")
+  with pytest.raises(Stopped):
+    run(tmp_path / "resumed", [StopBefore(2)])
+  assert committed_step(tmp_path / "resumed") == 2
+  run(tmp_path / "resumed")
+
+  straight, resumed = (checkpoint_values(tmp_path / d) for d in ("straight", "resumed"))
+  assert straight.keys() == resumed.keys()
+  assert any("moving_variance" in k for k in straight)
+  assert any(k.startswith("optimizer/_variables/") for k in straight)  # momentum slots
+  differences = {k: float(np.max(np.abs(resumed[k] - v))) for k, v in straight.items()
+                 if not np.array_equal(resumed[k], v)}
+  assert differences == {}
+  rows = [(tmp_path / d / trainer.HISTORY_FILE).read_text().splitlines()
+          for d in ("straight", "resumed")]
+  assert len(rows[0]) == 5 and rows[1] == rows[0]
 
 
 def free_ports(n):
