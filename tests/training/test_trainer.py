@@ -94,22 +94,44 @@ def checkpoint_values(model_dir):
           if k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
 
 
-def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
-  """Co-training on prepared records with batch norm: 4 steps straight, against 2 steps, a stop,
-  and 2 more. Weights, optimizer slots, batch-norm statistics and history rows are the same bit
-  for bit: both inputs resume at their position, past videos the pipeline drops."""
-  data = tmp_path / "records"
+def cotraining_config(folder, *overrides):
+  """Co-training on 8 synthetic videos in 2 shards (one without frames, three dropped as too
+  short) and on real labelled digits in 2 files, written into `folder`."""
+  data = folder / "records"
   data.mkdir()
   shots = [[2, 3, 1], [4, 4, 4, 1], [], [1], [3, 0, 2, 5], [2, 2], [6, 1, 3], [1, 1, 1]]
   for shard in range(2):
     with tf.io.TFRecordWriter(str(data / f"videos-{shard:05d}-of-00002.tfrecord")) as writer:
       for i in range(shard, len(shots), 2):
         writer.write(synthetic_video(f"v{i}", shots[i], seed=i))
-  digits_tfrecord(tmp_path / "digits.tfrecord")
-  config = small_config("vivi_objects_cotrain", f"data.path={data}", "data.seed=11",
-                        "model.normalization=batch", "data.short_videos=drop",
-                        f"data.labelled_images={tmp_path / 'digits.tfrecord'}",
-                        "model.num_supervised_classes=10", "diagnostic.every_epochs=0")
+  for shard in range(2):
+    digits_tfrecord(folder / f"digits-{shard}.tfrecord")
+  return small_config("vivi_objects_cotrain", f"data.path={data}", "data.seed=11",
+                      "data.short_videos=drop", f"data.labelled_images={folder / 'digits-*'}",
+                      "model.num_supervised_classes=10", *overrides)
+
+
+def test_resumed_input_starts_after_the_batches_its_replicas_trained_on(tmp_path):
+  """Two input pipelines of two replicas each: every step takes two batches of each pipeline."""
+  config = cotraining_config(tmp_path, "data.batch_size=8", "data.labelled_batch_size=4")
+  for pipeline_id in range(2):
+    context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id,
+                                         num_replicas_in_sync=4)
+    straight = list(trainer.make_dataset_fn(config)(context).take(8).as_numpy_iterator())
+    resumed = list(trainer.make_dataset_fn(config, step=3)(context).take(2).as_numpy_iterator())
+    for (videos, images), (videos_again, images_again) in zip(straight[6:], resumed):
+      for key in ("frames", "boxes", "shot_index", "frame_position"):
+        np.testing.assert_array_equal(videos_again[key], videos[key], err_msg=key)
+      for key in ("image", "label"):
+        np.testing.assert_array_equal(images_again[key], images[key], err_msg=key)
+
+
+@pytest.mark.slow
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
+  """Co-training with batch norm: 4 steps straight, against 2 steps, a stop, and 2 more.
+  Weights, optimizer slots, batch-norm statistics and history rows are the same bit for bit:
+  both inputs resume at their position, past videos the pipeline drops."""
+  config = cotraining_config(tmp_path, "model.normalization=batch", "diagnostic.every_epochs=0")
 
   def run(model_dir, callbacks=()):
     tf_keras.utils.set_random_seed(0)
