@@ -25,7 +25,8 @@ F, else with replacement (sorted). Videos with fewer than K shots are padded and
 dropped (`short_videos`); videos without frames, and videos whose record cannot be decoded, are
 skipped (the latter with a logged warning). Every random choice is a stateless op seeded by
 (seed, input pipeline, element index), so with `config.seed` set two iterations give identical
-batches. Training datasets repeat forever; evaluation datasets make one pass.
+batches and a stream started at element n (`start`, for a resumed run) is the full stream's
+continuation. Training datasets repeat forever; evaluation datasets make one pass.
 """
 
 import os
