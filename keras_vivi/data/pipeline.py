@@ -279,6 +279,11 @@ def _drop_flag(parsed, keep):
   return parsed
 
 
+def _check_start(start):
+  if int(start) < 0:
+    raise ValueError(f"start must be >= 0 (elements already trained on), got {start!r}.")
+
+
 def _per_replica_batch(batch_size, input_context):
   if input_context is None:
     return batch_size
@@ -310,6 +315,7 @@ def build_dataset(config, input_context=None, *, training=True, video_ids=False,
     `tf.data.Dataset` of dicts (see the module docstring), batched with `drop_remainder=True`.
   """
   _check(config)
+  _check_start(start)
   files = shard_files(config.path)
   base, base_seed = _seeds(config, input_context, training)
   batch = _per_replica_batch(config.batch_size, input_context)
@@ -356,19 +362,23 @@ def _labelled_files(name):
 
 
 def _labelled_source(name, input_context, seed):
-  """Dataset of `(encoded image string, label)` from a TFRecord glob or a tfds name, repeated.
+  """Dataset of `(image, label)` from a TFRecord glob or a tfds name, repeated.
 
-  Images stay encoded so that passing over them (`start`) costs no decoding.
+  Images stay encoded (a string) so that passing over them (`start`) costs no decoding; a tfds
+  dataset that stores pixels gives uint8 `[H, W, C]`.
   """
   files = _labelled_files(name)
   if not files:
     import tensorflow_datasets as tfds  # only needed for tfds sources
     dataset_name, _, split = name.partition(":")
-    image_key = tfds.builder(dataset_name).info.supervised_keys[0]
+    info = tfds.builder(dataset_name).info
+    image_key = info.supervised_keys[0]
+    encoded = isinstance(info.features[image_key], tfds.features.Image)
     read_config = tfds.ReadConfig(input_context=input_context, shuffle_seed=seed)
     return tfds.load(dataset_name, split=split or "train", shuffle_files=True,
                      read_config=read_config, as_supervised=True,
-                     decoders={image_key: tfds.decode.SkipDecoding()}).repeat()
+                     decoders={image_key: tfds.decode.SkipDecoding()} if encoded else None
+                     ).repeat()
   dataset = _shuffled_epochs(_pipeline_files(files, input_context, "labelled-image file"), seed)
   dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 16),
                                num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -394,14 +404,16 @@ def build_labelled_dataset(config, input_context=None, *, start=0):
                      "glob.")
   if config.labelled_batch_size < 1:
     raise ValueError(f"labelled_batch_size must be >= 1, got {config.labelled_batch_size!r}.")
+  _check_start(start)
   base, base_seed = _seeds(config, input_context)
   dataset = _labelled_source(config.labelled_images, input_context, base)
   dataset = dataset.shuffle(max(config.shuffle_buffer, 1), seed=base,
                             reshuffle_each_iteration=False)
 
-  def preprocess(index, encoded, label):
+  def preprocess(index, image, label):
     seed = tf.random.experimental.stateless_fold_in(base_seed, index)
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    if image.dtype == tf.string:
+      image = tf.io.decode_image(image, channels=3, expand_animations=False)
     image = tf.cond(tf.shape(image)[-1] < 3, lambda: tf.image.grayscale_to_rgb(image[..., :1]),
                     lambda: image[..., :3])
     image, _, _ = augment.inception_crop(image, config.image_size, seed, config.crop_area,

@@ -423,6 +423,8 @@ def test_labelled_images_start_continues_the_stream(tmp_path):
   digits_tfrecord(tmp_path / "digits.tfrecord")
   config = DataConfig(labelled_images=str(tmp_path / "*.tfrecord"), labelled_batch_size=8,
                       image_size=16, seed=5, shuffle_buffer=16)
+  with pytest.raises(ValueError, match=r"start must be >= 0 .*, got -8\."):
+    pipeline.build_labelled_dataset(config, start=-8)
   full = [b for b in pipeline.build_labelled_dataset(config).take(30)]
   resumed = [b for b in pipeline.build_labelled_dataset(config, start=8 * 23).take(7)]
   for a, b in zip(full[23:], resumed):
