@@ -294,9 +294,9 @@ def test_start_continues_the_stream(synthetic_dir):
   across epochs and past videos the filter drops ("empty"; "short" and "single" with drop)."""
   config = dataclasses.replace(BASE, path=synthetic_dir, color_distortion=0.5,
                                short_videos="drop")
-  full = elements(pipeline.build_dataset(config), 6)
+  full = elements(build_dataset(config), 6)
   for start in (2, 5):
-    resumed = elements(pipeline.build_dataset(config, start=start), 6 - (start + 1) // 2)
+    resumed = elements(build_dataset(config, start=start), 6 - (start + 1) // 2)
     tail = full[start:start + len(resumed)]
     assert len(tail) == len(resumed) >= 6
     for a, b in zip(tail, resumed):
