@@ -180,7 +180,8 @@ def train(config, model_dir, strategy=None, steps_per_epoch=1000, dataset_fn=Non
   Args:
     config: `ExperimentConfig`; `config.data.path` holds the prepared records.
     strategy: a `tf.distribute.Strategy` (default: the current one).
-    dataset_fn: `input_context → tf.data.Dataset` (default: `make_dataset_fn(config)`).
+    dataset_fn: `input_context → tf.data.Dataset` (default: `make_dataset_fn(config, step)`,
+      resuming the input at the checkpoint's step; a given one starts from its first element).
     callbacks: more Keras callbacks.
 
   Returns:

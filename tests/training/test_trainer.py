@@ -1,6 +1,7 @@
 """The trainer as users run it: resuming after a kill, and two workers on loopback."""
 
 import csv
+import dataclasses
 import glob
 import json
 import os
@@ -124,6 +125,23 @@ def test_resumed_input_starts_after_the_batches_its_replicas_trained_on(tmp_path
         np.testing.assert_array_equal(videos_again[key], videos[key], err_msg=key)
       for key in ("image", "label"):
         np.testing.assert_array_equal(images_again[key], images[key], err_msg=key)
+
+
+def test_a_run_without_a_data_seed_records_one_that_restarts_keep(tmp_path):
+  config = small_config("vivi")
+  assert config.data.seed is None
+  seeded = trainer.with_data_seed(config, str(tmp_path / "a"))
+  other = trainer.with_data_seed(config, str(tmp_path / "b"))
+  assert seeded.data.seed is not None and other.data.seed is not None
+  assert seeded.data.seed != other.data.seed  # runs in other directories draw other batches
+  assert trainer.with_data_seed(config, str(tmp_path / "a")).data.seed == seeded.data.seed
+  configs.save_run_config(dataclasses.replace(config, data=dataclasses.replace(
+      config.data, seed=5)), str(tmp_path))
+  assert trainer.with_data_seed(config, str(tmp_path)).data.seed == 5
+  assert trainer.with_data_seed(seeded, str(tmp_path)) is seeded  # a given seed is kept
+  (tmp_path / "old").mkdir()
+  configs.save_run_config(config, str(tmp_path / "old"))  # a run recorded without a seed
+  assert trainer.with_data_seed(config, str(tmp_path / "old")).data.seed is None
 
 
 @pytest.mark.slow
