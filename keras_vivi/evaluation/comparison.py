@@ -82,25 +82,31 @@ def _fingerprint(results):
                      for task, entry in results["tasks"].items()}, sort_keys=True)
 
 
+def _seed(results):
+  config = results.get("config")
+  return config.get("seed") if isinstance(config, dict) else None
+
+
 def _check_independent(run_dirs, runs, label):
   """Refuses two runs of one side that are copies: the same module with the same config and
-  seed (the protocol is deterministic given its seed), or identical results."""
+  seed (the protocol is deterministic given its seed), or identical results on every task
+  unless they record different seeds (a degenerate model can score the same under two seeds)."""
   seeded, outcomes = {}, {}
   for run_dir, (_, results) in zip(run_dirs, runs):
-    config = results.get("config")
-    if isinstance(config, dict) and "seed" in config:
-      key = json.dumps([results.get("hub"), config], sort_keys=True)
+    if _seed(results) is not None:
+      key = json.dumps([results.get("hub"), results["config"]], sort_keys=True)
       other = seeded.setdefault(key, run_dir)
       if other != run_dir:
         raise ValueError(
             f"Runs {other!r} and {run_dir!r} of {label} evaluated {results.get('hub')!r} with "
-            f"the same config and seed {config['seed']}: they repeat one run, which Welch's "
+            f"the same config and seed {_seed(results)}: they repeat one run, which Welch's "
             "test would count as independent. Give each repetition its own vivi-vtab --seed.")
-    other = outcomes.setdefault(_fingerprint(results), run_dir)
-    if other != run_dir:
+    other, other_seed = outcomes.setdefault(_fingerprint(results), (run_dir, _seed(results)))
+    if other != run_dir and (other_seed is None or other_seed == _seed(results)):
       raise ValueError(f"Runs {other!r} and {run_dir!r} of {label} have identical results on "
-                       "every task: they are copies of one run, which Welch's test would count "
-                       "as independent. Give each repetition its own vivi-vtab --seed.")
+                       "every task and no different seeds: they are copies of one run, which "
+                       "Welch's test would count as independent. Give each repetition its own "
+                       "vivi-vtab --seed.")
 
 
 def _side(run_dirs, label):

@@ -16,12 +16,13 @@ GROUPS = {"caltech101": "natural", "cifar100": "natural", "eurosat": "specialize
           "dmlab": "structured", "digits": "local"}
 
 
-def write_run(folder, hub, accuracies, missing=None):
-  """A results.json in the vivi-vtab format."""
+def write_run(folder, hub, accuracies, missing=None, seed=None):
+  """A results.json in the vivi-vtab format (with a seed: vivi-vtab's config of that seed)."""
   os.makedirs(folder, exist_ok=True)
   tasks = {t: {"group": GROUPS[t], "test_accuracy": acc, "selected": {"learning_rate": 0.01},
                "sweep": []} for t, acc in accuracies.items()}
-  results = {"hub": hub, "config": {}, "tasks": tasks, "missing": missing or {},
+  config = {} if seed is None else vtab.config_to_dict(vtab.VtabConfig(seed=seed))
+  results = {"hub": hub, "config": config, "tasks": tasks, "missing": missing or {},
              "means": {"natural": None, "specialized": None, "structured": None,
                        "overall": None}}
   with open(os.path.join(folder, "results.json"), "w") as f:
@@ -125,21 +126,19 @@ def test_refuses_a_directory_twice_and_copies_of_one_run(runs, tmp_path):
                                                      ((t, accuracies([a[0]], t)) for t in
                                                       ("caltech101", "cifar100", "eurosat",
                                                        "dmlab"))})
-  with pytest.raises(ValueError, match=r"of A have identical results on every task.*--seed"):
+  with pytest.raises(ValueError, match=r"of A have identical results on every task and no "
+                                       r"different seeds.*--seed"):
     comparison.compare(a + [copy], b)
   # Two runs of one module with one config and seed repeat one run, even if reported apart.
-  seeded = []
-  for i, seed in enumerate((3, 3, 4)):
-    folder = write_run(tmp_path / f"seeded{i}", "/hub/ours", {"dmlab": 0.4 + 0.01 * i})
-    with open(os.path.join(folder, "results.json")) as f:
-      results = json.load(f)
-    results["config"] = vtab.config_to_dict(vtab.VtabConfig(seed=seed))
-    with open(os.path.join(folder, "results.json"), "w") as f:
-      json.dump(results, f)
-    seeded.append(folder)
+  seeded = [write_run(tmp_path / f"seeded{i}", "/hub/ours", {"dmlab": 0.4 + 0.01 * i}, seed=seed)
+            for i, seed in enumerate((3, 3, 4))]
   with pytest.raises(ValueError, match=r"evaluated '/hub/ours' with the same config and seed 3"):
     comparison.compare(a, seeded)
   assert comparison.compare(a, seeded[1:])["tasks"]["dmlab"]["n_b"] == 2
+  # Different seeds that happen to score the same (a degenerate model) are two runs.
+  same_score = [write_run(tmp_path / f"same_score{seed}", "/hub/ours", {"dmlab": 0.25}, seed=seed)
+                for seed in (5, 6)]
+  assert comparison.compare(a, same_score)["tasks"]["dmlab"]["runs_b"] == [0.25, 0.25]
 
 
 def test_says_when_fewer_than_three_runs_a_side(runs, tmp_path):
