@@ -7,9 +7,9 @@ independent repetitions of the protocol (the paper uses 12). Per task and per ca
 mean and bootstrapped 95 % interval of each model, Δ = B − A, Welch's two-sided p and the verdict
 at `--alpha`, per task after the `--correction` across tasks (none by default, as the paper;
 `bh`: Benjamini–Hochberg), which every output names. A directory given twice and two runs of
-one side that are copies (same module, config and seed, or identical results) are refused;
-fewer than 3 runs a side is warned about. Writes `comparison.json`, `comparison.md` and
-`relative_increase.png` (Figure 4).
+one side that are copies (same module, config and seed, or identical results without different
+seeds) are refused; fewer than 3 runs a side is warned about. Writes `comparison.json`,
+`comparison.md` and `relative_increase.png` (Figure 4).
 Tasks that only one side has are listed and left out of the comparison. The work is
 `keras_vivi.evaluation.comparison`'s. `vivi-robustness --output` directories compare the same
 way, Table 5's cells (Δ aside) taking the place of tasks.

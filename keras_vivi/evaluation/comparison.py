@@ -152,8 +152,8 @@ def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0, correction="no
   Welch p < 0.05 (§4.2: "We report statistical significance at the p=0.05 level on a Welch's
   two sided t-test based on 12 independent runs"), or "bh" (Benjamini–Hochberg: 19 tasks at
   0.05 find about one difference by chance without it). A directory given twice, and two runs
-  of one side that are copies (same module, config and seed, or identical results), are
-  refused; fewer than `statistics.MIN_RUNS` runs a side is said in `warnings`. The category
+  of one side that are copies (same module, config and seed, or identical results without
+  different seeds), are refused; fewer than `statistics.MIN_RUNS` runs a side is said in `warnings`. The category
   means (`vtab_tasks.MEAN_KEYS`, as `vivi-vtab` computes them: "overall" only when all 19 VTAB
   tasks are compared, else "partial") are computed per run over the tasks that every run of
   both sides has, then compared across runs.
