@@ -234,6 +234,9 @@ class DiagnosticConfig:
   every_epochs: int = 1          # computed before training and every N epochs; 0 turns it off
   num_batches: int = 50
   videos_per_batch: int = 8
+  # A video's frames in a batch (the paper does not say): "training_sampler", K shots × F frames
+  # as training samples them, un-augmented; "every_stored_frame", all of the video's frames.
+  frames: typing.Literal["training_sampler", "every_stored_frame"] = "training_sampler"
 
   def __post_init__(self):
     _validate(self, {"every_epochs": _NON_NEGATIVE, "num_batches": _POSITIVE,

@@ -120,12 +120,13 @@ def export_stage(name, source, export_dir, config=None, seed=0):
 def diagnostic_stage(exports, records, image_size, output_dir):
   """Table 2's diagnostic for every export (the `vivi` baseline first, for Fisher's tests)."""
   from keras_vivi.evaluation import object_comparison
+  from keras_vivi.evaluation import object_diagnostic
   path = os.path.join(output_dir, "diagnostic.json")
   names = sorted(exports, key=lambda n: n != "vivi")
   if os.path.exists(path):
     with open(path) as f:
       cached = json.load(f)
-    if list(cached["models"]) == names:
+    if list(cached["models"]) == names and cached.get("frames") == object_diagnostic.TRAINING_SAMPLER:
       print(f"Reusing {path}.")
       return cached
   result = object_comparison.diagnose([exports[n] for n in names], records, image_size,

@@ -5,8 +5,11 @@
 Each RUN is a `vivi-vtab --output` directory holding `results.json`; several per side are
 independent repetitions of the protocol (the paper uses 12). Per task and per category mean: the
 mean and bootstrapped 95 % interval of each model, Δ = B − A, Welch's two-sided p and the verdict
-at `--alpha`, per task after the `--correction` across tasks (Benjamini–Hochberg by default).
-Writes `comparison.json`, `comparison.md` and `relative_increase.png` (Figure 4).
+at `--alpha`, per task after the `--correction` across tasks (none by default, as the paper;
+`bh`: Benjamini–Hochberg), which every output names. A directory given twice and two runs of
+one side that are copies (same module, config and seed, or identical results without different
+seeds) are refused; fewer than 3 runs a side is warned about. Writes `comparison.json`,
+`comparison.md` and `relative_increase.png` (Figure 4).
 Tasks that only one side has are listed and left out of the comparison. The work is
 `keras_vivi.evaluation.comparison`'s. `vivi-robustness --output` directories compare the same
 way, Table 5's cells (Δ aside) taking the place of tasks.
@@ -26,9 +29,9 @@ _OUTPUT = flags.DEFINE_string("output", None, "Directory for the comparison file
                               required=True)
 _NAMES = flags.DEFINE_list("names", ["A", "B"], "Display names of the two models.")
 _ALPHA = flags.DEFINE_float("alpha", 0.05, "Two-sided significance level (the paper: 0.05).")
-_CORRECTION = flags.DEFINE_enum("correction", "bh", statistics.CORRECTIONS,
-                                "Adjustment of the tasks' p-values for their number: "
-                                "Benjamini–Hochberg, or none (the paper's per-task stars).")
+_CORRECTION = flags.DEFINE_enum("correction", "none", statistics.CORRECTIONS,
+                                "Adjustment of the tasks' p-values for their number: none "
+                                "(the paper's per-task Welch p), or bh (Benjamini–Hochberg).")
 
 def main(argv):
   if len(argv) > 1:
@@ -42,6 +45,9 @@ def main(argv):
     raise app.UsageError(str(e)) from e
   comparison_lib.write(comparison, _OUTPUT.value)
   a, b = comparison["names"]["a"], comparison["names"]["b"]
+  for warning in comparison["warnings"]:
+    print(f"Warning: {warning}")
+  print(f"Multiple-comparison correction: {comparison['correction_name']}.")
   verdicts = [c["verdict"] for c in comparison["tasks"].values()]
   print(f"{b} vs {a} on {len(verdicts)} task(s): {verdicts.count(statistics.BETTER)} "
         f"significantly better, {verdicts.count(statistics.WORSE)} worse, "

@@ -2,12 +2,16 @@
 
   vivi-diagnostic --hub=EXPORT_A[,EXPORT_B] --data=RECORDS_DIR --output=DIR [--image_size=224]
                   [--names=VIVI,Ours] [--videos_per_batch=8 --num_batches=50 | --every_object]
+                  [--frames=training_sampler --shots_per_video=4 --frames_per_shot=8 |
+                   --frames=every_stored_frame]
 
 For the objects of the prepared records (`vivi-prepare --output`), is an object's nearest
 neighbour (cosine similarity of the backbone's block-4 features at the box centre) an object of
 the same detector class? By the paper's protocol, neighbours are sought within batches of 8
 consecutive videos and the counts of 50 batches are summed; `--every_object` searches among every
-object of the records (blockwise, features of all objects in memory). Reported over all other
+object of the records (blockwise, features of all objects in memory). A video's frames are
+those training samples from it (K shots × F frames, central crop, no flip or colour), or with
+`--frames=every_stored_frame` all its stored frames. Reported over all other
 objects and over objects of other shots only (on few, densely sampled videos the nearest
 neighbour is otherwise mostly the same object a frame later).
 With two or more exports, each later one is compared with the first by Fisher's exact test
@@ -20,7 +24,11 @@ import os
 from absl import app
 from absl import flags
 
+from keras_vivi import configs
 from keras_vivi.evaluation import object_comparison
+from keras_vivi.evaluation import object_diagnostic
+
+_SAMPLER = configs.DataConfig()
 
 _HUB = flags.DEFINE_list("hub", None, "Hub exports (vivi-export --export_dir, handles or zoo "
                          "preset names), baseline first.",
@@ -40,6 +48,14 @@ _VIDEOS_PER_BATCH = flags.DEFINE_integer("videos_per_batch", 8, "Neighbours are 
                                          lower_bound=1)
 _NUM_BATCHES = flags.DEFINE_integer("num_batches", 50, "Batches of videos counted (the paper's).",
                                     lower_bound=1)
+_FRAMES = flags.DEFINE_enum("frames", object_diagnostic.TRAINING_SAMPLER,
+                            object_diagnostic.FRAME_SOURCES,
+                            "A video's frames: those the training sampler takes (K shots × F "
+                            "frames, un-augmented), or every stored frame.")
+_SHOTS = flags.DEFINE_integer("shots_per_video", _SAMPLER.shots_per_video,
+                              "K of --frames=training_sampler.", lower_bound=1)
+_FRAMES_PER_SHOT = flags.DEFINE_integer("frames_per_shot", _SAMPLER.frames_per_shot,
+                                        "F of --frames=training_sampler.", lower_bound=1)
 _EVERY_OBJECT = flags.DEFINE_bool("every_object", False, "Seek neighbours among every object of "
                                   "the records instead of within batches of videos.")
 
@@ -51,10 +67,13 @@ def main(argv):
         _HUB.value, _DATA.value, _IMAGE_SIZE.value, _NAMES.value, _MIN_SCORE.value,
         _MAX_OBJECTS.value, _BATCH_SIZE.value, _ALPHA.value,
         videos_per_batch=None if _EVERY_OBJECT.value else _VIDEOS_PER_BATCH.value,
-        num_batches=_NUM_BATCHES.value)
+        num_batches=_NUM_BATCHES.value, frames=_FRAMES.value,
+        sampler=configs.DataConfig(shots_per_video=_SHOTS.value,
+                                   frames_per_shot=_FRAMES_PER_SHOT.value))
   except (FileNotFoundError, ValueError, OSError) as e:
     raise app.UsageError(str(e)) from e
   object_comparison.write(result, _OUTPUT.value)
+  print(f"Frames: {object_comparison.frames_text(result)}")
   for name, m in result["models"].items():
     print(f"{name}: {100 * m['all']['fraction']:.1f} % of {m['all']['queries']} objects "
           f"(other shots only: {100 * m['other_shots']['fraction']:.1f} % of "

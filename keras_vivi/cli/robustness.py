@@ -94,6 +94,11 @@ def main(argv):
   for heading, value in robustness_suite.table5_cells(results).items():
     if value is not None:
       print(f"{heading}: {100 * value:.1f}")
+  for name, entry in results["datasets"].items():
+    if entry.get("skipped_classes"):
+      print(f"Skipped in {name}: {len(entry['skipped_classes'])} class(es) without ImageNet "
+            f"classes ({'; '.join(entry['skipped_classes'].values())}), "
+            f"{entry['skipped_class_anchors']} pm-set(s) left out")
   for name, how in results["missing"].items():
     print(f"Missing {name}: {how}")
   print(f"Wrote {_OUTPUT.value}/results.{{json,csv,md,png}} and table5.md")

@@ -2,11 +2,13 @@
 
   vivi-vtab --hub=EXPORT_DIR_OR_HANDLE --tasks=all --output=DIR [--data_dir=TFDS_DIR]
             [--image_size=224] [--sweep=0.1:10000:3000,0.01:2500:750] [--steps_scale=1.0]
+            [--seed=0]
 
 --tasks: 'all' (the 19 tasks), 'natural' / 'specialized' / 'structured', or NAME,NAME (local
 tasks 'digits', 'lfw_subset' and 'folder:DIR' need no tfds data). Results go to
 DIR/results.{json,csv,md,png}, updated after every task; a re-run with the same flags skips
 finished tasks. Tasks whose tfds data is not prepared are listed with the command to prepare it.
+Repetitions of the protocol (for vivi-compare) each take their own --seed and --output.
 """
 
 from absl import app
@@ -32,6 +34,9 @@ _STEPS_SCALE = flags.DEFINE_float("steps_scale", 1.0, "Multiplies the sweep's st
 _BATCH = flags.DEFINE_integer("batch_size", _DEFAULT.batch_size, "Training batch size.")
 _EVAL_BATCH = flags.DEFINE_integer("eval_batch_size", _DEFAULT.eval_batch_size,
                                    "Evaluation batch size.")
+_SEED = flags.DEFINE_integer("seed", _DEFAULT.seed, "Seed of every fine-tuning run (shuffling, "
+                             "initialisation); give each repetition of the protocol its own.",
+                             lower_bound=0)
 _VERBOSE = flags.DEFINE_integer("keras_verbose", 1, "Keras progress of each fine-tuning run "
                                 "(0 silent, 1 bar, 2 one line).")
 
@@ -45,7 +50,8 @@ def main(argv):
   except ValueError as error:
     raise app.UsageError(str(error)) from None
   config = vtab.VtabConfig(sweep=sweep, steps_scale=_STEPS_SCALE.value, batch_size=_BATCH.value,
-                           eval_batch_size=_EVAL_BATCH.value, image_size=_IMAGE_SIZE.value)
+                           eval_batch_size=_EVAL_BATCH.value, image_size=_IMAGE_SIZE.value,
+                           seed=_SEED.value)
   results = vtab.run_vtab(_HUB.value, names, _OUTPUT.value, config, data_dir=_DATA_DIR.value,
                           verbose=_VERBOSE.value)
   for name, task in results["tasks"].items():

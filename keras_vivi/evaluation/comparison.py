@@ -14,6 +14,7 @@ import os
 
 import tensorflow as tf
 
+from keras_vivi import files
 from keras_vivi.evaluation import outputs
 from keras_vivi.evaluation import robustness_suite
 from keras_vivi.evaluation import statistics
@@ -56,10 +57,63 @@ def load_results(run_dir):
   return tasks, results
 
 
+def _location(run_dir):
+  """One spelling per directory: local paths resolved, remote ones without a trailing slash."""
+  if files.has_url_scheme(run_dir):
+    return run_dir.rstrip("/")
+  return os.path.realpath(os.path.expanduser(run_dir))
+
+
+def _check_distinct_dirs(a_dirs, b_dirs):
+  """Every run directory is given once, over both sides."""
+  seen = {}
+  for run_dir in list(a_dirs) + list(b_dirs):
+    first = seen.get(_location(run_dir))
+    seen[_location(run_dir)] = run_dir
+    if first is not None:
+      raise ValueError(f"Run directory {run_dir!r} is given twice (also as {first!r}): each "
+                       "run counts once; pass every vivi-vtab --output directory once.")
+
+
+def _fingerprint(results):
+  """What two copies of one run share: every task's test accuracy and sweep accuracies."""
+  return json.dumps({task: [entry.get("test_accuracy"),
+                            [p.get("val_accuracy") for p in entry.get("sweep") or []]]
+                     for task, entry in results["tasks"].items()}, sort_keys=True)
+
+
+def _seed(results):
+  config = results.get("config")
+  return config.get("seed") if isinstance(config, dict) else None
+
+
+def _check_independent(run_dirs, runs, label):
+  """Refuses two runs of one side that are copies: the same module with the same config and
+  seed (the protocol is deterministic given its seed), or identical results on every task
+  unless they record different seeds (a degenerate model can score the same under two seeds)."""
+  seeded, outcomes = {}, {}
+  for run_dir, (_, results) in zip(run_dirs, runs):
+    if _seed(results) is not None:
+      key = json.dumps([results.get("hub"), results["config"]], sort_keys=True)
+      other = seeded.setdefault(key, run_dir)
+      if other != run_dir:
+        raise ValueError(
+            f"Runs {other!r} and {run_dir!r} of {label} evaluated {results.get('hub')!r} with "
+            f"the same config and seed {_seed(results)}: they repeat one run, which Welch's "
+            "test would count as independent. Give each repetition its own vivi-vtab --seed.")
+    other, other_seed = outcomes.setdefault(_fingerprint(results), (run_dir, _seed(results)))
+    if other != run_dir and (other_seed is None or other_seed == _seed(results)):
+      raise ValueError(f"Runs {other!r} and {run_dir!r} of {label} have identical results on "
+                       "every task and no different seeds: they are copies of one run, which "
+                       "Welch's test would count as independent. Give each repetition its own "
+                       "vivi-vtab --seed.")
+
+
 def _side(run_dirs, label):
   if not run_dirs:
     raise ValueError(f"Side {label} needs at least one run directory, got {run_dirs!r}.")
   runs = [load_results(d) for d in run_dirs]
+  _check_independent(run_dirs, runs, label)
   accuracies, groups, missing = {}, {}, {}
   for run_dir, (tasks, results) in zip(run_dirs, runs):
     for task, (group, accuracy) in tasks.items():
@@ -90,12 +144,16 @@ def _as_dict(comparison):
   return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
 
 
-def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0, correction="bh"):
+def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0, correction="none"):
   """Per-task and per-category comparison of B against A.
 
-  Per task, every run that has the task counts; the tasks' p-values are adjusted across tasks
-  (`correction`, Benjamini–Hochberg by default: 19 tasks at 0.05 would otherwise find about one
-  difference by chance) and the verdicts are taken at the adjusted `p_adjusted`. The category
+  Per task, every run that has the task counts; the verdicts are taken at `p_adjusted`, the
+  tasks' p-values after `correction` across tasks: "none" by default, the paper's per-task
+  Welch p < 0.05 (§4.2: "We report statistical significance at the p=0.05 level on a Welch's
+  two sided t-test based on 12 independent runs"), or "bh" (Benjamini–Hochberg: 19 tasks at
+  0.05 find about one difference by chance without it). A directory given twice, and two runs
+  of one side that are copies (same module, config and seed, or identical results without
+  different seeds), are refused; fewer than `statistics.MIN_RUNS` runs a side is said in `warnings`. The category
   means (`vtab_tasks.MEAN_KEYS`, as `vivi-vtab` computes them: "overall" only when all 19 VTAB
   tasks are compared, else "partial") are computed per run over the tasks that every run of
   both sides has, then compared across runs.
@@ -105,13 +163,16 @@ def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0, correction="bh
     names: display names `(A, B)`.
     alpha: significance level of Welch's test.
     seed: bootstrap seed.
-    correction: "bh" or "none" (`statistics.adjust_p_values`).
+    correction: "none" or "bh" (`statistics.adjust_p_values`).
 
   Returns:
     The comparison as a JSON-ready dict (see `comparison.json`).
   """
   if len(names) != 2:
     raise ValueError(f"names must be two display names, got {names!r}.")
+  if correction not in statistics.CORRECTIONS:
+    raise ValueError(f"correction must be one of {statistics.CORRECTIONS}, got {correction!r}.")
+  _check_distinct_dirs(a_dirs, b_dirs)
   a, b = _side(a_dirs, names[0]), _side(b_dirs, names[1])
   common = set(a["accuracies"]) & set(b["accuracies"])
   if not common:
@@ -156,6 +217,10 @@ def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0, correction="bh
       "hubs": {"a": a["hubs"], "b": b["hubs"]},
       "alpha": alpha,
       "correction": correction,
+      "correction_name": statistics.CORRECTION_NAMES[correction],
+      "warnings": [statistics.too_few_runs(label, len(dirs))
+                   for label, dirs in zip(names, (a_dirs, b_dirs))
+                   if len(dirs) < statistics.MIN_RUNS],
       "test": "Welch's two-sided t-test; 95% percentile-bootstrap intervals of the mean",
       "tasks": tasks,
       "means": means,
@@ -183,7 +248,7 @@ def _row(label, group, c):
 
 
 _CORRECTED = {"bh": " (q: Benjamini–Hochberg-adjusted across the tasks, which the tasks' verdicts "
-                     "use)", "none": " (not adjusted for the number of tasks)"}
+                     "use)", "none": ""}
 
 
 def to_markdown(comparison):
@@ -195,8 +260,11 @@ def to_markdown(comparison):
            f"{len(runs['b'])} run(s) of {b} ({', '.join(comparison['hubs']['b'])}). "
            f"Accuracy in %, mean [95 % bootstrap interval]; Δ = {b} − {a} in points; "
            f"p of Welch's two-sided t-test{_CORRECTED[comparison['correction']]}; verdict for "
-           f"{b} at p < {comparison['alpha']} (* significant).", "",
-           f"| task | group | {a} | {b} | Δ | relative | p | verdict |",
+           f"{b} at p < {comparison['alpha']} (* significant). Multiple-comparison "
+           f"correction: {comparison['correction_name']}.", ""]
+  for warning in comparison["warnings"]:
+    lines += [f"**Warning:** {warning}", ""]
+  lines += [f"| task | group | {a} | {b} | Δ | relative | p | verdict |",
            "|---|---|---|---|---|---|---|---|"]
   lines += [_row(task, c["group"], c) for task, c in comparison["tasks"].items()]
   if comparison["means"]:
@@ -224,8 +292,7 @@ def write(comparison, output):
                else c["relative_increase"],
                significant=c["verdict"] in (statistics.BETTER, statistics.WORSE))
           for task, c in comparison["tasks"].items()]
-  corrected = ", Benjamini–Hochberg" if comparison["correction"] == "bh" else ""
   title = (f"{comparison['benchmark']} accuracy of {b} relative to {a}\n"
-           f"(* Welch p < {comparison['alpha']}{corrected})")
+           f"(* Welch p < {comparison['alpha']}; correction: {comparison['correction_name']})")
   return statistics.plot_relative_increase(
       rows, os.path.join(output, "relative_increase.png"), title=title, label_a=a, label_b=b)

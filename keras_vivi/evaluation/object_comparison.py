@@ -6,7 +6,9 @@
 For the objects of prepared records, is an object's nearest neighbour (cosine similarity of
 the backbone's block-4 features at the box centre) an object of the same detector class? By the
 paper's protocol, neighbours are sought within batches of 8 consecutive videos and the counts of
-50 batches are summed; `videos_per_batch=None` searches among every object instead. Reported
+50 batches are summed; `videos_per_batch=None` searches among every object instead. A video's
+frames are those the training sampler takes (K shots × F frames, un-augmented) or, with
+`frames="every_stored_frame"`, all of its stored frames (`object_diagnostic`). Reported
 over all other objects and over objects of other shots only (on few, densely sampled videos the
 nearest neighbour is otherwise mostly the same object a frame later). Each later export is
 compared with the first by Fisher's exact test (the paper: p < 0.001).
@@ -15,6 +17,7 @@ compared with the first by Fisher's exact test (the paper: p < 0.001).
 import math
 import os
 
+from keras_vivi import configs
 from keras_vivi import files
 from keras_vivi.data import pipeline
 from keras_vivi.evaluation import object_diagnostic
@@ -39,7 +42,8 @@ def hub_feature_fn(name_or_handle):
 
 
 def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects=5,
-             batch_size=32, alpha=0.001, feature_fns=None, videos_per_batch=8, num_batches=50):
+             batch_size=32, alpha=0.001, feature_fns=None, videos_per_batch=8, num_batches=50,
+             frames=object_diagnostic.TRAINING_SAMPLER, sampler=None):
   """Table 2's fraction for each export and Fisher's test of each later export against the first.
 
   Args:
@@ -52,6 +56,7 @@ def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects
       already in memory).
     videos_per_batch, num_batches: the protocol, as in `object_diagnostic.diagnose_records`
       (`videos_per_batch=None`: every object of the records).
+    frames, sampler: which frames of a video count, as in `object_diagnostic.object_groups`.
 
   Returns:
     A JSON-ready dict: `models[name] = {hub, objects, FIGURE: {fraction, hits, queries}}` and
@@ -61,8 +66,12 @@ def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects
   if not hubs:
     raise ValueError(f"Need at least one hub export (directory, handle or preset name), got "
                      f"hubs={given!r}.")
-  # Fails early, before any model is loaded, on a wrong --data.
+  # Fails early, before any model is loaded, on a wrong --data or --frames.
   pipeline.shard_files(data)
+  if frames not in object_diagnostic.FRAME_SOURCES:
+    raise ValueError(f"frames must be one of {object_diagnostic.FRAME_SOURCES}, got "
+                     f"{frames!r}.")
+  sampler = sampler or configs.DataConfig()
   names = list(names) if names else [os.path.basename(os.path.normpath(h)) or h for h in hubs]
   if len(names) != len(hubs) or len(set(names)) != len(names):
     raise ValueError(f"Need one distinct name per export, got names={names!r} for hubs={hubs!r}.")
@@ -71,7 +80,7 @@ def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects
     feature_fn = (feature_fns or {}).get(hub_path) or hub_feature_fn(hub_path)
     figures = object_diagnostic.diagnose_records(feature_fn, data, image_size, min_score,
                                                  max_objects, batch_size, videos_per_batch,
-                                                 num_batches)
+                                                 num_batches, frames=frames, sampler=sampler)
     if not figures["all"][2]:
       raise ValueError(f"No object of the records at {data!r} has a neighbour to compare with.")
     # Every object with another one in its batch is a query.
@@ -80,6 +89,7 @@ def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects
       entry[figure] = {"fraction": float(fraction), "hits": int(hits), "queries": int(queries)}
     models[name] = entry
   base = names[0]
+  sampled = frames == object_diagnostic.TRAINING_SAMPLER
   tests = {}
   for name in names[1:]:
     tests[name] = {}
@@ -91,7 +101,9 @@ def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects
                              "significant": p < alpha}
   return {"data": data, "image_size": image_size, "min_score": min_score,
           "max_objects": max_objects, "alpha": alpha, "videos_per_batch": videos_per_batch,
-          "num_batches": num_batches if videos_per_batch else None, "baseline": base,
+          "num_batches": num_batches if videos_per_batch else None, "frames": frames,
+          "shots_per_video": sampler.shots_per_video if sampled else None,
+          "frames_per_shot": sampler.frames_per_shot if sampled else None, "baseline": base,
           "models": models, "tests": tests}
 
 
@@ -103,6 +115,15 @@ def protocol_text(result):
           f"over up to {result['num_batches']} batches")
 
 
+def frames_text(result):
+  """Which frames of a video counted, in words."""
+  if result["frames"] == object_diagnostic.TRAINING_SAMPLER:
+    return (f"{result['frames']}: {result['shots_per_video']} shots × "
+            f"{result['frames_per_shot']} frames a video as training samples them, central "
+            "crop, no flip or colour distortion")
+  return f"{result['frames']}: every stored frame of each video"
+
+
 def to_markdown(result):
   """`diagnostic.md`: one row per model, fractions in %, Fisher's p against the baseline."""
   base = result["baseline"]
@@ -110,7 +131,8 @@ def to_markdown(result):
            f"Fraction of objects whose nearest neighbour has the same detector class, over the "
            f"objects of `{result['data']}` (frames at {result['image_size']}², detections with "
            f"score ≥ {result['min_score']}, ≤ {result['max_objects']} a frame); neighbours "
-           f"{protocol_text(result)}. p: Fisher's exact test against {base}; "
+           f"{protocol_text(result)}; frames: {frames_text(result)}. p: Fisher's exact test "
+           f"against {base}; "
            f"† p < {result['alpha']}.", "",
            "| model | objects | all neighbours | p | other shots only | p |",
            "|---|---|---|---|---|---|"]
@@ -147,6 +169,7 @@ def _plot(result, path):
   ax.set_ylabel("same-class nearest neighbour [%]")
   ax.set_ylim(0, 110)
   ax.legend(fontsize=7, loc="upper left")
+  ax.set_title(f"frames: {result['frames']}", fontsize=8)
   fig.tight_layout()
   return files.save_figure(fig, path)
 

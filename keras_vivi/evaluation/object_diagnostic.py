@@ -1,11 +1,26 @@
-"""The object diagnostic of the paper's Table 2: does an object's nearest neighbour share its class?"""
+"""The object diagnostic of the paper's Table 2: does an object's nearest neighbour share its class?
+
+The paper counts "all objects in 50 batches of 8 videos" without saying which frames a batch
+holds. By default (`TRAINING_SAMPLER`) a video contributes the frames training samples from it,
+K shots × F frames (`pipeline.build_dataset(training=False)`: the training sampler with a
+central square crop, no flip or colour distortion); `EVERY_STORED_FRAME` takes every stored
+frame of each video instead (hundreds for a long video, so an object's nearest neighbour is
+then mostly the same object a frame later).
+"""
+
+import dataclasses
+import typing
 
 import numpy as np
 import tensorflow as tf
 
+from keras_vivi import configs
 from keras_vivi import models
 from keras_vivi.data import pipeline
 from keras_vivi.data import schema
+
+FRAME_SOURCES = typing.get_args(configs.DiagnosticConfig.__dataclass_fields__["frames"].type)
+TRAINING_SAMPLER, EVERY_STORED_FRAME = FRAME_SOURCES
 
 
 def nearest_neighbour_same_class(features, labels, mask=None, groups=None, block_size=1024):
@@ -84,8 +99,56 @@ def record_frames(records, image_size, min_score=0.05, max_objects=5, max_videos
           .map(decode, num_parallel_calls=tf.data.AUTOTUNE))
 
 
+def sampled_frames(records, sampler, image_size, min_score=0.05, max_objects=5,
+                   max_videos=None):
+  """The frames training samples from each video of prepared records, un-augmented, each once.
+
+  Per video, K shots × F frames as `pipeline.build_dataset(training=False)` samples them (the
+  training sampler; central square crop, no flip or colour distortion; deterministic, from
+  `sampler.seed` or 0); a stored frame drawn twice (a shot with fewer than F frames) counts
+  once, since a copy of an object would be its own nearest neighbour.
+
+  Args:
+    records: a directory of `vivi-prepare` shards or a glob of them.
+    sampler: `configs.DataConfig` whose `shots_per_video`, `frames_per_shot`, `short_videos`
+      and `seed` are used.
+    image_size, min_score, max_objects, max_videos: as in `record_frames`.
+
+  Returns:
+    A `tf.data.Dataset` of frames as `record_frames` yields them (`video` numbers the videos
+    the sampler keeps).
+  """
+  config = dataclasses.replace(sampler, path=records, image_size=image_size, min_score=min_score,
+                               max_objects=max_objects, batch_size=1, inline_detection=False,
+                               box_ablation="none")
+  videos = pipeline.build_dataset(config, training=False)
+  if max_videos is not None:
+    videos = videos.take(max_videos)
+  k, f, s = config.shots_per_video, config.frames_per_shot, image_size
+
+  def frames(video, batch):
+    n = k * f
+    position = tf.reshape(batch["frame_position"], [n])
+    _, which = tf.unique(position, out_idx=tf.int32)
+    first = tf.math.unsorted_segment_min(tf.range(n), which, tf.reduce_max(which) + 1)
+    keep = tf.reshape(batch["frame_mask"], [n]) & tf.equal(tf.range(n), tf.gather(first, which))
+    shot = video * (1 << 20) + tf.cast(batch["shot_index"][0], tf.int64)      # [K]
+    per_frame = {
+        "image": tf.reshape(batch["frames"], [n, s, s, 3]),
+        "boxes": tf.reshape(batch["boxes"], [n, max_objects, 4]),
+        "class_ids": tf.reshape(batch["class_ids"], [n, max_objects]),
+        "mask": tf.reshape(batch["box_mask"], [n, max_objects]),
+        "shot": tf.reshape(tf.broadcast_to(shot[:, None], [k, f]), [n]),
+        "video": tf.fill([n], video)}
+    return tf.data.Dataset.from_tensor_slices(
+        {key: tf.boolean_mask(value, keep) for key, value in per_frame.items()})
+
+  return videos.enumerate().flat_map(frames)
+
+
 def object_groups(feature_fn, records, image_size, min_score=0.05, max_objects=5,
-                  batch_size=32, videos_per_group=None, max_groups=None):
+                  batch_size=32, videos_per_group=None, max_groups=None,
+                  frames=TRAINING_SAMPLER, sampler=None):
   """Features at the centre of the stored objects, one group of consecutive videos at a time.
 
   Only one group's objects are held at once: memory grows with `videos_per_group`, not with the
@@ -98,16 +161,25 @@ def object_groups(feature_fn, records, image_size, min_score=0.05, max_objects=5
     batch_size: frames per `feature_fn` call.
     videos_per_group: videos of one group (the paper: 8); None puts every video in one group.
     max_groups: stop after this many groups (the paper: 50); None reads every video.
+    frames: `TRAINING_SAMPLER` (`sampled_frames`) or `EVERY_STORED_FRAME` (`record_frames`).
+    sampler: the `configs.DataConfig` of `sampled_frames` (default: the training defaults,
+      4 shots × 8 frames).
 
   Yields:
     `(features float32 [n, C], labels int32 [n], shots int64 [n])` of the n valid objects of
     each group of videos that has any.
   """
+  if frames not in FRAME_SOURCES:
+    raise ValueError(f"frames must be one of {FRAME_SOURCES}, got {frames!r}.")
   max_videos = (videos_per_group * max_groups
                 if videos_per_group is not None and max_groups is not None else None)
   pending, current = [], None
-  frames = record_frames(records, image_size, min_score, max_objects, max_videos)
-  for batch in frames.batch(batch_size):
+  if frames == TRAINING_SAMPLER:
+    source = sampled_frames(records, sampler or configs.DataConfig(), image_size, min_score,
+                            max_objects, max_videos)
+  else:
+    source = record_frames(records, image_size, min_score, max_objects, max_videos)
+  for batch in source.batch(batch_size):
     grid = feature_fn(batch["image"])
     r = models.gather_box_features(grid, batch["boxes"], (image_size, image_size))
     mask = batch["mask"].numpy()
@@ -127,7 +199,8 @@ def object_groups(feature_fn, records, image_size, min_score=0.05, max_objects=5
 
 def record_object_features(feature_fn, records, image_size, min_score=0.05, max_objects=5,
                            batch_size=32):
-  """Features at the centre of every stored object of prepared records, all at once.
+  """Features at the centre of every object of every stored frame of prepared records, all
+  at once.
 
   Arguments as in `object_groups`. For small record sets (tests, inspection): this holds every
   object; the diagnostic itself goes through `object_groups`.
@@ -136,24 +209,27 @@ def record_object_features(feature_fn, records, image_size, min_score=0.05, max_
     `(features float32 [N, C], labels int32 [N], shots int64 [N])` over the N valid objects.
   """
   for group in object_groups(feature_fn, records, image_size, min_score, max_objects,
-                             batch_size):
+                             batch_size, frames=EVERY_STORED_FRAME):
     return tuple(tf.constant(a) for a in group)
   raise ValueError(f"No objects in the records at {records!r}.")
 
 
 def diagnose_records(feature_fn, records, image_size, min_score=0.05, max_objects=5,
-                     batch_size=32, videos_per_batch=8, num_batches=50, block_size=1024):
+                     batch_size=32, videos_per_batch=8, num_batches=50, block_size=1024,
+                     frames=TRAINING_SAMPLER, sampler=None):
   """Table 2's diagnostic on prepared records, by the paper's protocol by default.
 
   The paper counts "all objects in 50 batches of 8 videos": neighbours are sought among the
   objects of the same batch of `videos_per_batch` consecutive videos and the counts of
-  `num_batches` batches are summed. `videos_per_batch=None` searches among every object of the
-  records instead (memory O(N·C) for the features, nearest neighbours blockwise). Each stored
-  frame counts once (training batches repeat frames, and a duplicated object would be its own
-  nearest neighbour).
+  `num_batches` batches are summed. A video's frames are those training samples from it
+  (`frames=TRAINING_SAMPLER`, K × F) or every stored frame (`EVERY_STORED_FRAME`); either way
+  each stored frame counts once (a duplicated object would be its own nearest neighbour).
+  `videos_per_batch=None` searches among the objects of every video instead (memory O(N·C)
+  for the features, nearest neighbours blockwise).
 
   Args:
-    feature_fn, records, image_size, min_score, max_objects, batch_size: as in `object_groups`.
+    feature_fn, records, image_size, min_score, max_objects, batch_size, frames, sampler: as
+      in `object_groups`.
     videos_per_batch, num_batches: the protocol (the paper's: 8 and 50).
     block_size: as in `nearest_neighbour_same_class`.
 
@@ -167,7 +243,7 @@ def diagnose_records(feature_fn, records, image_size, min_score=0.05, max_object
   counts = {"all": [0, 0], "other_shots": [0, 0]}
   for features, labels, shots in object_groups(
       feature_fn, records, image_size, min_score, max_objects, batch_size, videos_per_batch,
-      num_batches if videos_per_batch else None):
+      num_batches if videos_per_batch else None, frames, sampler):
     for figure, groups in (("all", None), ("other_shots", shots)):
       _, hits, queries = nearest_neighbour_same_class(features, labels, groups=groups,
                                                       block_size=block_size)

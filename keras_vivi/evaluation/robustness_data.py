@@ -25,7 +25,10 @@ to get it. Protocols (Djolonga et al. 2020, the paper's [11], and each set's own
                        frames), metadata/labels.json (frame → accepted classes), misc/
                        *class_index.json and rev_wnid_map.json (set class → ImageNet wnids);
                        a frame's class is the set class with the largest logit of its ImageNet
-                       classes (Shankar et al.); anchor accuracy, pm-k accuracy and Δ.
+                       classes (Shankar et al.); anchor accuracy, pm-k accuracy and Δ. A set
+                       class with no ImageNet classes is skipped: pm-sets with a frame of only
+                       such classes are left out, listed and counted (`skipped_classes`,
+                       `skipped_class_anchors`); the set's other classes are scored.
   shape_bias           tfds geirhos_conflict_stimuli or the texture-vs-shape release's
                        stimuli/style-transfer-preprocessed-512/<shape>/<shape>N-<texture>M.png;
                        mean softmax probability of each of the 16 categories' ImageNet classes,
@@ -341,9 +344,10 @@ def video_classes(root):
   """A video robustness set's classes as groups of ImageNet indices, from its misc/ files.
 
   Returns:
-    G tuples of ImageNet class indices: group g holds the ImageNet classes of set class g
-    (`misc/*class_index.json` {g: [wnid, name]} and `misc/rev_wnid_map.json` {wnid: [ImageNet
-    wnids]}).
+    `(groups, unmapped)`: G tuples of ImageNet class indices, group g holding the ImageNet
+    classes of set class g (`misc/*class_index.json` {g: [wnid, name]} and
+    `misc/rev_wnid_map.json` {wnid: [ImageNet wnids]}), empty for a set class with none; and
+    `{g: "wnid name"}` of those set classes.
   """
   misc = os.path.join(root, "misc")
   candidates = [f for f in (tf.io.gfile.listdir(misc) if tf.io.gfile.isdir(misc) else [])
@@ -354,15 +358,14 @@ def video_classes(root):
   class_index = _read_json(os.path.join(misc, candidates[0]), root)
   rev_map = _read_json(os.path.join(misc, "rev_wnid_map.json"), root)
   imagenet = {w: i for i, w in enumerate(imagenet_wnids())}
-  groups = []
+  groups, unmapped = [], {}
   for g in range(len(class_index)):
     wnid = class_index[str(g)][0]
-    members = rev_map.get(wnid)
+    members = rev_map.get(wnid) or []
     if not members:
-      raise ValueError(f"{root}: set class {g} ({wnid}) has no ImageNet classes in "
-                       "misc/rev_wnid_map.json.")
+      unmapped[g] = " ".join(str(v) for v in class_index[str(g)])
     groups.append(tuple(sorted(imagenet[w] for w in members)))
-  return groups
+  return groups, unmapped
 
 
 def _video(title):
@@ -375,28 +378,40 @@ def _video(title):
     root = _need_folder(folder, title, how)
     pmsets = _read_json(os.path.join(root, "metadata", "pmsets.json"), title)
     labels = _read_json(os.path.join(root, "metadata", "labels.json"), title)
-    groups = video_classes(root)
+    groups, unmapped = video_classes(root)
     frames = sorted({key for anchor, ns in pmsets.items() for key in [anchor, *ns]})
     unlabelled = [f for f in frames if f not in labels]
     if unlabelled:
       raise ValueError(f"{title}: {len(unlabelled)} frame(s) of pmsets.json have no labels in "
                        f"labels.json, e.g. {unlabelled[:3]}.")
-    accepted = np.zeros([len(frames), len(groups)], bool)
+    # A set class without ImageNet classes can never be predicted: a pm-set with a frame of
+    # only such classes cannot be judged, so it is left out and counted.
+    scored = [g for g, members in enumerate(groups) if members]
+    column = {g: i for i, g in enumerate(scored)}
+    judged = {a: ns for a, ns in pmsets.items()
+              if all(any(c in column for c in labels[f]) for f in [a, *ns])}
+    if not judged:
+      raise DatasetMissing(f"{title}: no pm-set has a class with ImageNet classes (set classes "
+                           f"without any: {unmapped}).")
+    frames = sorted({key for anchor, ns in judged.items() for key in [anchor, *ns]})
+    accepted = np.zeros([len(frames), len(scored)], bool)
     for i, key in enumerate(frames):
-      accepted[i, labels[key]] = True
+      accepted[i, [column[c] for c in labels[key] if c in column]] = True
 
     def decide(logits, targets):
-      _, predicted = robustness.grouped_argmax(logits, groups, reduce="max")
+      _, predicted = robustness.grouped_argmax(logits, [groups[g] for g in scored], reduce="max")
       return accepted[targets, predicted]
 
     def summarize(correct, targets):
       by_frame = dict(zip((frames[t] for t in targets), np.asarray(correct, bool)))
       # A pm-set with an unreadable frame cannot be judged: left out and counted.
-      whole = {a: ns for a, ns in pmsets.items() if all(f in by_frame for f in [a, *ns])}
+      whole = {a: ns for a, ns in judged.items() if all(f in by_frame for f in [a, *ns])}
       if not whole:
         raise DatasetMissing(f"{title}: no pm-set has all its frames readable.")
       return {**robustness.pmset_robustness(by_frame, whole).as_dict(),
-              "skipped_anchors": len(pmsets) - len(whole)}
+              "skipped_anchors": len(judged) - len(whole),
+              "skipped_classes": {str(g): name for g, name in unmapped.items()},
+              "skipped_class_anchors": len(pmsets) - len(judged)}
 
     paths = [os.path.join(root, key) for key in frames]
     return [_files_part(paths, range(len(frames)), root, decide, summarize)]

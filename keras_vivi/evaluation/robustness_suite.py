@@ -269,6 +269,12 @@ def _markdown(results):
     for metric in spec.metrics:
       lines.append(f"| {spec.title} | {metric} | {_pct(entry.get(metric))} | {examples} | "
                    f"`{entry.get('source', 'tfds/folders')}` |")
+  for spec in data_lib.DATASETS:
+    skipped = (datasets.get(spec.name) or {}).get("skipped_classes")
+    if skipped:
+      lines += ["", f"{spec.title}: {len(skipped)} set class(es) without ImageNet classes "
+                f"skipped ({'; '.join(skipped.values())}): "
+                f"{datasets[spec.name]['skipped_class_anchors']} pm-set(s) left out."]
   if corrupted:
     lines += ["", "## ImageNet-C per corruption (mean over severities)", "",
               "| corruption | " + " | ".join(f"severity {s}" for s in data_lib.SEVERITIES)

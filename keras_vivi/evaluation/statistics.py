@@ -25,7 +25,19 @@ BETTER = "better"
 WORSE = "worse"
 NOT_SIGNIFICANT = "not significant"
 TOO_FEW_RUNS = "too few runs"
-CORRECTIONS = ("bh", "none")
+# Multiple-comparison corrections across tasks; the paper's is none (§4.2: per task, Welch's
+# two-sided p < 0.05 over 12 runs a side).
+CORRECTIONS = ("none", "bh")
+CORRECTION_NAMES = {"none": "none (uncorrected per-task Welch p, as the paper)",
+                    "bh": "Benjamini–Hochberg"}
+# Fewer runs a side than this gives Welch's test little power and unreliable p-values.
+MIN_RUNS = 3
+
+
+def too_few_runs(label, n):
+  """The warning for `n` < `MIN_RUNS` runs of side `label`."""
+  return (f"{label} has {n} run(s), fewer than {MIN_RUNS}: Welch's test on so few runs has "
+          f"little power and unreliable p-values (the paper used 12 runs a side).")
 
 
 def _sample(values, name):

@@ -13,7 +13,8 @@ receives, rewritten after every finished task (a re-run with the same OUTPUT, mo
 skips finished tasks, so long jobs never lose finished work; a local module counts by its
 absolute path):
   results.json  {"hub", "config", "tasks": {name: {"group", "test_accuracy", "selected",
-                "sweep"}}, "missing": {name: reason}, "means": {key: mean | null}}
+                "sweep", "seed"}}, "missing": {name: reason}, "means": {key: mean | null}}
+                (every sweep point and the selected point's retraining ran with `seed`)
                 (keys and what they average: `vtab_tasks.mean_members`)
   results.csv, results.md (tables) and results.png (bar chart by group, with group means);
   logs/TASK/sweep_lrLR_stepsS_decayD and logs/TASK/selected_... : TensorBoard scalars of every
@@ -73,7 +74,8 @@ class VtabConfig:
     image_size: images are resized to image_size × image_size (VTAB: 224).
     momentum: SGD momentum (VTAB: 0.9).
     warmup_steps: linear learning-rate warm-up (VTAB-1k: none).
-    seed: seeds weights-independent randomness (shuffling, dropout) of every run.
+    seed: seeds every fine-tuning run (shuffling, dropout, initialisers); repetitions of the
+      protocol (`vivi-compare`) need distinct seeds.
   """
   sweep: Tuple[SweepPoint, ...] = DEFAULT_SWEEP
   steps_scale: float = 1.0
@@ -193,14 +195,14 @@ def run_task(handle, task, config, data_dir=None, verbose=0, progress=True, log_
   for point in tqdm.tqdm(points, desc=f"{task.name} sweep", leave=False, disable=not progress):
     accuracy = _fit_and_score(handle, task, point, splits["train800"], splits["val200"], config,
                               verbose, task_logs and os.path.join(task_logs, run_name(point)))
-    sweep.append({**dataclasses.asdict(point), "val_accuracy": accuracy})
+    sweep.append({**dataclasses.asdict(point), "val_accuracy": accuracy, "seed": config.seed})
   best = max(range(len(sweep)), key=lambda i: (sweep[i]["val_accuracy"], -i))
   selected = points[best]
   test = _fit_and_score(handle, task, selected, splits["train800val200"], splits["test"], config,
                         verbose, task_logs and os.path.join(task_logs, run_name(selected, True)),
                         metric="test_accuracy")
   return {"group": task.group, "test_accuracy": test, "selected": dataclasses.asdict(selected),
-          "sweep": sweep}
+          "sweep": sweep, "seed": config.seed}
 
 
 def _groups(tasks):

@@ -53,9 +53,11 @@ class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
   features at the box centre, un-augmented frames) has the same detector class, and
   `object_nn_same_class_other_shots`, the same with neighbours from other shots only.
   Neighbours are sought within batches of `diagnostic_config.videos_per_batch` videos, counts
-  summed over `num_batches` batches, so the cost does not grow with the records. Computed before
-  training and every `every_epochs` epochs. `history` holds `{"step": int, name: fraction}`
-  entries, also appended to `log_file` (JSON lines) when given, which a resumed run continues.
+  summed over `num_batches` batches, so the cost does not grow with the records; a video's
+  frames are `diagnostic_config.frames` (by default the K × F frames `data_config`'s sampler
+  takes). Computed before training and every `every_epochs` epochs. `history` holds `{"step":
+  int, "frames": which frames, name: fraction}` entries, also appended to `log_file` (JSON
+  lines) when given, which a resumed run continues.
   """
 
   def __init__(self, data_config, diagnostic_config, log_file=None):
@@ -73,13 +75,15 @@ class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
     figures = evaluation.diagnose_records(
         lambda images: self.model.backbone(images, training=False)["5"], config.path,
         config.image_size, config.min_score, config.max_objects,
-        videos_per_batch=protocol.videos_per_batch, num_batches=protocol.num_batches)
+        videos_per_batch=protocol.videos_per_batch, num_batches=protocol.num_batches,
+        frames=protocol.frames, sampler=config)
     return {"object_nn_same_class": float(figures["all"][0]),
             "object_nn_same_class_other_shots": float(figures["other_shots"][0])}
 
   def _record(self):
     values = self.compute()
-    entry = {"step": int(self.model.optimizer.iterations.numpy()), **values}
+    entry = {"step": int(self.model.optimizer.iterations.numpy()),
+             "frames": self.diagnostic_config.frames, **values}
     self.history.append(entry)
     if self.log_file:
       with tf.io.gfile.GFile(self.log_file, "a") as f:
@@ -88,7 +92,8 @@ class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
 
   def on_train_begin(self, logs=None) -> None:
     if not self.history:
-      logging.info("Object diagnostic before training: %s", self._record())
+      logging.info("Object diagnostic before training (frames: %s): %s",
+                   self.diagnostic_config.frames, self._record())
 
   def on_epoch_end(self, epoch, logs=None) -> None:
     if (epoch + 1) % self.diagnostic_config.every_epochs:

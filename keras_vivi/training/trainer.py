@@ -43,7 +43,7 @@ def build_strategy(name="default", tpu="") -> tf.distribute.Strategy:
 # What a restarted run may change: a larger train.steps extends it; prepared data may move.
 RESTART_CHANGEABLE = ("train.steps", "data.path", "data.label_space", "description",
                       "diagnostic.every_epochs", "diagnostic.num_batches",
-                      "diagnostic.videos_per_batch")
+                      "diagnostic.videos_per_batch", "diagnostic.frames")
 
 
 def check_restart(config, model_dir) -> None:

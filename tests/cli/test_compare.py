@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -15,12 +16,13 @@ GROUPS = {"caltech101": "natural", "cifar100": "natural", "eurosat": "specialize
           "dmlab": "structured", "digits": "local"}
 
 
-def write_run(folder, hub, accuracies, missing=None):
-  """A results.json in the vivi-vtab format."""
+def write_run(folder, hub, accuracies, missing=None, seed=None):
+  """A results.json in the vivi-vtab format (with a seed: vivi-vtab's config of that seed)."""
   os.makedirs(folder, exist_ok=True)
   tasks = {t: {"group": GROUPS[t], "test_accuracy": acc, "selected": {"learning_rate": 0.01},
                "sweep": []} for t, acc in accuracies.items()}
-  results = {"hub": hub, "config": {}, "tasks": tasks, "missing": missing or {},
+  config = {} if seed is None else vtab.config_to_dict(vtab.VtabConfig(seed=seed))
+  results = {"hub": hub, "config": config, "tasks": tasks, "missing": missing or {},
              "means": {"natural": None, "specialized": None, "structured": None,
                        "overall": None}}
   with open(os.path.join(folder, "results.json"), "w") as f:
@@ -82,21 +84,72 @@ def bh_loop(p):
   return [min(ranked[j] * len(p) / (j + 1) for j in range(ranked.index(x), len(p))) for x in p]
 
 
-def test_p_values_adjusted_across_tasks(runs):
+def test_p_values_uncorrected_by_default_as_the_paper_bh_by_name(runs, tmp_path):
   a, b = runs
-  result = comparison.compare(a, b)
+  result = comparison.compare(a, b, names=("VIVI", "Ours"))
   rows = result["tasks"].values()
-  assert result["correction"] == "bh"
-  np.testing.assert_allclose([r["p_adjusted"] for r in rows], bh_loop([r["p"] for r in rows]),
-                             rtol=1e-12)
+  # The paper (§4.2): "statistical significance at the p=0.05 level on a Welch's two sided
+  # t-test", per task, with no correction for the number of tasks.
+  assert result["correction"] == "none"
+  assert [r["p_adjusted"] for r in rows] == [r["p"] for r in rows]
+  bh = comparison.compare(a, b, names=("VIVI", "Ours"), correction="bh")
+  assert bh["correction"] == "bh"
+  np.testing.assert_allclose([r["p_adjusted"] for r in bh["tasks"].values()],
+                             bh_loop([r["p"] for r in rows]), rtol=1e-12)
   # At an alpha between caltech101's raw and adjusted p, only the raw verdict is "better".
-  p, q = result["tasks"]["caltech101"]["p"], result["tasks"]["caltech101"]["p_adjusted"]
+  p, q = result["tasks"]["caltech101"]["p"], bh["tasks"]["caltech101"]["p_adjusted"]
   assert p < q
   alpha = (p + q) / 2
-  assert comparison.compare(a, b, alpha=alpha)["tasks"]["caltech101"]["verdict"] == \
-      "not significant"
-  raw = comparison.compare(a, b, alpha=alpha, correction="none")["tasks"]["caltech101"]
-  assert raw["verdict"] == "better" and raw["p_adjusted"] == raw["p"]
+  assert comparison.compare(a, b, alpha=alpha)["tasks"]["caltech101"]["verdict"] == "better"
+  assert comparison.compare(a, b, alpha=alpha, correction="bh")["tasks"]["caltech101"][
+      "verdict"] == "not significant"
+  # The correction is named in the table and in the figure.
+  for name, run, words in (("none", result, "none (uncorrected per-task Welch p"),
+                           ("bh", bh, "Benjamini–Hochberg")):
+    figure = comparison.write(run, str(tmp_path / name))
+    assert f"Multiple-comparison correction: {words}" in (tmp_path / name /
+                                                          "comparison.md").read_text()
+    assert f"correction: {words}" in figure.axes[0].get_title()
+  with pytest.raises(ValueError, match=r"correction must be one of \('none', 'bh'\), got 'holm'"):
+    comparison.compare(a, b, correction="holm")
+
+
+def test_refuses_a_directory_twice_and_copies_of_one_run(runs, tmp_path):
+  a, b = runs
+  for a_dirs, b_dirs in ((a + [a[0]], b), (a, b + [a[1]]),
+                         (a + [os.path.join(a[0], ".") + "/"], b)):
+    with pytest.raises(ValueError, match=r"is given twice .*pass every vivi-vtab --output "
+                                         r"directory once"):
+      comparison.compare(a_dirs, b_dirs)
+  # A copy of a run under another name: identical results.
+  copy = write_run(tmp_path / "copy", "/hub/vivi", {t: acc for t, (acc,) in
+                                                     ((t, accuracies([a[0]], t)) for t in
+                                                      ("caltech101", "cifar100", "eurosat",
+                                                       "dmlab"))})
+  with pytest.raises(ValueError, match=r"of A have identical results on every task and no "
+                                       r"different seeds.*--seed"):
+    comparison.compare(a + [copy], b)
+  # Two runs of one module with one config and seed repeat one run, even if reported apart.
+  seeded = [write_run(tmp_path / f"seeded{i}", "/hub/ours", {"dmlab": 0.4 + 0.01 * i}, seed=seed)
+            for i, seed in enumerate((3, 3, 4))]
+  with pytest.raises(ValueError, match=r"evaluated '/hub/ours' with the same config and seed 3"):
+    comparison.compare(a, seeded)
+  assert comparison.compare(a, seeded[1:])["tasks"]["dmlab"]["n_b"] == 2
+  # Different seeds that happen to score the same (a degenerate model) are two runs.
+  same_score = [write_run(tmp_path / f"same_score{seed}", "/hub/ours", {"dmlab": 0.25}, seed=seed)
+                for seed in (5, 6)]
+  assert comparison.compare(a, same_score)["tasks"]["dmlab"]["runs_b"] == [0.25, 0.25]
+
+
+def test_says_when_fewer_than_three_runs_a_side(runs, tmp_path):
+  a, b = runs
+  assert comparison.compare(a, b)["warnings"] == []
+  result = comparison.compare(a, b[:2], names=("VIVI", "Ours"))
+  assert result["warnings"] == [
+      "Ours has 2 run(s), fewer than 3: Welch's test on so few runs has little power and "
+      "unreliable p-values (the paper used 12 runs a side)."]
+  comparison.write(result, str(tmp_path))
+  assert f"**Warning:** {result['warnings'][0]}" in (tmp_path / "comparison.md").read_text()
 
 
 def test_category_means_use_tasks_of_every_run(runs):
@@ -142,7 +195,9 @@ def test_single_runs_give_no_p_value(tmp_path):
   row = comparison.compare([a], [b])["tasks"]["dmlab"]
   local_a = write_run(tmp_path / "la", "/hub/a", {"digits": 0.8})
   local_b = write_run(tmp_path / "lb", "/hub/b", {"digits": 0.9})
-  means = comparison.compare([local_a, local_a], [local_b, local_b])["means"]
+  local_a2 = write_run(tmp_path / "la2", "/hub/a", {"digits": 0.82})
+  local_b2 = write_run(tmp_path / "lb2", "/hub/b", {"digits": 0.91})
+  means = comparison.compare([local_a, local_a2], [local_b, local_b2])["means"]
   assert means["local"]["tasks"] == ["digits"] and "overall" not in means
   assert row["verdict"] == "too few runs" and row["p"] is None
   assert row["relative_increase"] == pytest.approx(0.25)
@@ -159,10 +214,21 @@ def test_cli(runs, tmp_path):
                  "--names=VIVI,Ours")
   assert proc.returncode == 0, proc.stderr
   assert "1 significantly better, 1 worse, 1 not significant" in proc.stdout
+  assert "Multiple-comparison correction: none (uncorrected per-task Welch p" in proc.stdout
+  assert "Warning:" not in proc.stdout
   assert {p.name for p in out.iterdir()} == {"comparison.json", "comparison.md",
                                              "relative_increase.png"}
   proc = run_cli(f"--a={tmp_path / 'nowhere'}", f"--b={b[0]}", f"--output={out}")
   assert proc.returncode != 0 and "No results.json in" in proc.stderr
+  proc = run_cli(f"--a={a[0]},{a[0]}", f"--b={','.join(b)}", f"--output={tmp_path / 'twice'}")
+  assert proc.returncode != 0 and "is given twice" in proc.stderr
+  assert not (tmp_path / "twice").exists()
+  proc = run_cli(f"--a={a[0]}", f"--b={b[0]}", f"--output={tmp_path / 'one'}",
+                 "--correction=bh")
+  assert proc.returncode == 0, proc.stderr
+  assert "Warning: A has 1 run(s), fewer than 3" in proc.stdout
+  assert "Warning: B has 1 run(s), fewer than 3" in proc.stdout
+  assert "Multiple-comparison correction: Benjamini–Hochberg." in proc.stdout
 
 
 def test_reads_what_vivi_vtab_writes(tmp_path):
@@ -179,7 +245,11 @@ def test_reads_what_vivi_vtab_writes(tmp_path):
                "means": vtab.group_means(tasks)}
     vtab.write_results(results, str(tmp_path / f"run{i}"))
     dirs.append(str(tmp_path / f"run{i}"))
-  result = comparison.compare(dirs, dirs[::-1])
+  copies = []
+  for i, run_dir in enumerate(dirs[::-1]):
+    shutil.copytree(run_dir, tmp_path / f"copy{i}")
+    copies.append(str(tmp_path / f"copy{i}"))
+  result = comparison.compare(dirs, copies)
   assert list(result["tasks"]) == ["cifar100", "dmlab", "digits"]
   for key in ("natural", "structured", "local", "partial"):
     expected = [json.load(open(os.path.join(d, "results.json")))["means"][key] for d in dirs]

@@ -65,7 +65,9 @@ def numpy_nearest_neighbour(features, labels, groups=None):
 @pytest.mark.parametrize("videos_per_batch", [None, 1])
 def test_diagnose_against_numpy_and_scipy(records, exports, videos_per_batch):
   result = object_comparison.diagnose(exports, records, image_size=SIZE, names=["VIVI", "Ours"],
-                                      videos_per_batch=videos_per_batch)
+                                      videos_per_batch=videos_per_batch,
+                                      frames="every_stored_frame")
+  assert result["frames"] == "every_stored_frame" and result["frames_per_shot"] is None
   assert list(result["models"]) == ["VIVI", "Ours"] and result["baseline"] == "VIVI"
   for name, path in zip(["VIVI", "Ours"], exports):
     obj = hub.load(path)
@@ -125,7 +127,8 @@ def test_cli(records, exports, tmp_path):
   out = tmp_path / "out"
   proc = run_module("keras_vivi.cli.diagnostic", f"--hub={','.join(exports)}", f"--data={records}",
                     f"--output={out}", f"--image_size={SIZE}", "--names=VIVI,Ours",
-                    "--every_object", timeout=300)
+                    "--every_object", "--shots_per_video=2", "--frames_per_shot=3",
+                    timeout=300)
   assert proc.returncode == 0, proc.stderr
   assert "Ours vs VIVI: Fisher p =" in proc.stdout
   assert {p.name for p in out.iterdir()} == {"diagnostic.json", "diagnostic.md",
@@ -133,4 +136,10 @@ def test_cli(records, exports, tmp_path):
   result = json.loads((out / "diagnostic.json").read_text())
   assert set(result["models"]) == {"VIVI", "Ours"} and "Ours" in result["tests"]
   assert result["videos_per_batch"] is None and result["num_batches"] is None
+  # The default frames, and the output says which: the training sampler's K × F a video.
+  assert (result["frames"], result["shots_per_video"], result["frames_per_shot"]) == (
+      "training_sampler", 2, 3)
+  words = "training_sampler: 2 shots × 3 frames a video as training samples them"
+  assert f"Frames: {words}" in proc.stdout
+  assert words in (out / "diagnostic.md").read_text()
   assert "| Ours |" in (out / "diagnostic.md").read_text()

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_vivi.evaluation import nearest_neighbour_same_class
@@ -103,12 +104,13 @@ def test_records_diagnostic_counts_every_stored_object_once(tmp_path):
   np.testing.assert_allclose(features.numpy(), np.array(colours) / 255.0, atol=0.06)
   # Objects of class 3 and 7 each find a same-coloured twin of their class; 4 and 5 do not.
   figures = diagnose_records(lambda x: x, str(tmp_path), 8, max_objects=3,
-                             videos_per_batch=None)
+                             videos_per_batch=None, frames="every_stored_frame")
   frac, hits, queries = figures["all"]
   assert (int(hits), int(queries)) == (4, 6)
   np.testing.assert_allclose(frac, 4 / 6)
   # The paper's protocol with both videos in one batch is the same search.
-  assert diagnose_records(lambda x: x, str(tmp_path), 8, max_objects=3) == figures
+  assert diagnose_records(lambda x: x, str(tmp_path), 8, max_objects=3,
+                          frames="every_stored_frame") == figures
   # In other shots only, the two red class-3 objects lose their twin (their nearest is yellow);
   # only the yellow class-7 pair still match.
   _, hits, queries = figures["other_shots"]
@@ -125,7 +127,7 @@ def test_records_diagnostic_by_batches_of_videos(tmp_path):
   ]
   write_records(tmp_path, videos)
   run = lambda **kw: diagnose_records(lambda x: x, str(tmp_path), 8, max_objects=3,
-                                      batch_size=2, **kw)
+                                      batch_size=2, frames="every_stored_frame", **kw)
   # One video a batch: video 0 has its red class-3 pair (2 hits of 3: yellow 7 finds red);
   # video 1 has three classes (0 of 3); video 2: yellow 7 and blue 4 (0 of 2).
   assert run(videos_per_batch=1)["all"] == (2 / 8, 2, 8)
@@ -137,3 +139,40 @@ def test_records_diagnostic_by_batches_of_videos(tmp_path):
   assert run(videos_per_batch=3)["all"] == run(videos_per_batch=None)["all"] == (7 / 8, 7, 8)
   # Every video is one shot, so within one video no object has a neighbour in another shot.
   assert run(videos_per_batch=1)["other_shots"] == (0, 0, 0)
+
+
+def test_records_diagnostic_takes_the_training_samplers_frames_by_default(tmp_path):
+  """By default a video brings the K × F frames training samples from it (un-augmented), each
+  stored frame once, not every stored frame."""
+  import dataclasses
+  from keras_vivi import configs
+  from keras_vivi.data import pipeline
+  from keras_vivi.evaluation import diagnose_records
+  order = ("tl", "tr", "bl", "br")
+  quadrant = {1: "tl", 2: "tr", 3: "bl", 4: "br"}  # a class's objects share one colour
+  classes = [[[1, 2], [3], [2, 4], [4], [1], [3, 4]],  # video 0: six frames of one shot
+             [[1, 4]]]                                  # video 1: one frame
+  write_records(tmp_path, [[(order, [(quadrant[c], c, 0.9) for c in frame]) for frame in video]
+                           for video in classes])
+  sampler = configs.DataConfig(shots_per_video=1, frames_per_shot=3, seed=5)
+  # The frames training's sampler takes from each video, without augmentation.
+  positions = [sorted(set(batch["frame_position"].numpy().ravel().tolist()))
+               for batch in pipeline.build_dataset(
+                   dataclasses.replace(sampler, path=str(tmp_path), image_size=8, batch_size=1),
+                   training=False)]
+  assert len(positions[0]) == 3 and positions[1] == [0]  # video 1's frame, drawn 3×, counts once
+  objects = [(v, c) for v, kept in enumerate(positions) for p in kept for c in classes[v][p]]
+  # Identity features: an object's nearest neighbour has its colour, so its class, whenever
+  # another object of its class is searched.
+  hits = sum(sum(c == d for _, d in objects) > 1 for _, c in objects)
+  other_shots = sum(any(c == d and w != v for w, d in objects) for v, c in objects)
+  n = len(objects)
+  figures = diagnose_records(lambda x: x, str(tmp_path), 8, videos_per_batch=2,
+                             sampler=sampler)
+  assert figures == {"all": (hits / n, hits, n), "other_shots": (other_shots / n, other_shots, n)}
+  every = diagnose_records(lambda x: x, str(tmp_path), 8, videos_per_batch=2,
+                           frames="every_stored_frame")
+  assert every["all"][2] == 11 and n < 11
+  with pytest.raises(ValueError, match=r"frames must be one of \('training_sampler', "
+                                       r"'every_stored_frame'\), got 'all'"):
+    diagnose_records(lambda x: x, str(tmp_path), 8, frames="all")

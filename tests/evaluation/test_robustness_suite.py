@@ -186,3 +186,45 @@ def test_paper_table5_deltas_are_anchor_minus_pmk():
     for anchor, pmk, delta in (("ImageNet-Vid", "ImageNet-Vid-pm-k", "Δ ImageNet-Vid ↓"),
                                ("YT-BB", "YT-BB-pm-k", "Δ YT-BB ↓")):
       assert abs(cells[anchor] - cells[pmk] - cells[delta]) <= 0.15, (row, delta)
+
+
+def test_video_set_class_without_imagenet_classes_is_skipped_for_that_class_only(tmp_path):
+  """YT-BB's real class list has classes without ImageNet classes: their pm-sets are left out
+  and counted, the set's other classes are scored and the later sets still run."""
+  rng = np.random.default_rng(5)
+  colours = folders.ColourClassifier()
+  root = tmp_path / "releases"
+  video = root / "imagenet_vid_ytbb_robust" / "ytbb-robust"
+  folders.write_video_set(str(video), colours, rng)
+  rev_map = json.loads((video / "misc" / "rev_wnid_map.json").read_text())
+  rev_map["n02131653"] = []  # set class 2, bear
+  (video / "misc" / "rev_wnid_map.json").write_text(json.dumps(rev_map))
+  expected_a = folders.write_imagenet_a(str(root / "imagenet-a"), colours, rng) / 6
+  output = tmp_path / "out"
+  results = robustness_suite.run_robustness(colours.as_classifier(), ["ytbb_robust", "imagenet_a"],
+                                            str(output), data_dir=str(tmp_path / "tfds"),
+                                            data_root=str(root), progress=False)
+
+  # Reference: the arg-max over the two classes left, by a loop over the frames' logits.
+  groups = {0: folders.VID_MEMBERS["n02691156"], 1: folders.VID_MEMBERS["n02419796"]}
+  pmsets = json.loads((video / "metadata" / "pmsets.json").read_text())
+  labels = json.loads((video / "metadata" / "labels.json").read_text())
+
+  def right(key):
+    image = tf.io.decode_image(tf.io.read_file(str(video / key)), 3)
+    row = colours(robustness_suite.preprocess(image, folders.SIZE)[None])[0]
+    return max(groups, key=lambda g: max(row[c] for c in groups[g])) in labels[key]
+
+  judged = {a: ns for a, ns in pmsets.items()
+            if all(any(c in groups for c in labels[f]) for f in [a, *ns])}
+  assert len(judged) == 2  # v2 is all bear; v1 (bear or antelope) stays
+  entry = results["datasets"]["ytbb_robust"]
+  assert entry["num_anchors"] == 2 and entry["skipped_class_anchors"] == 1
+  assert entry["skipped_classes"] == {"2": "n02131653 bear"}
+  assert entry["anchor_accuracy"] == pytest.approx(np.mean([right(a) for a in judged]))
+  assert entry["pmk_accuracy"] == pytest.approx(
+      np.mean([all(right(f) for f in [a, *ns]) for a, ns in judged.items()]))
+  assert results["datasets"]["imagenet_a"]["accuracy"] == pytest.approx(expected_a)
+  assert "ytbb_robust" not in results["missing"]
+  assert ("YT-BB: 1 set class(es) without ImageNet classes skipped (n02131653 bear): "
+          "1 pm-set(s) left out." in (output / "results.md").read_text())

@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 import os
 
@@ -194,7 +195,9 @@ def test_protocol_end_to_end_on_digits(small_export, tmp_path, monkeypatch):
   assert stored["config"]["sweep"][0] == {"learning_rate": 0.01, "steps": 200,
                                           "decay_every": 150}
   assert stored["config"]["image_size"] == 32 and stored["config"]["batch_size"] == 32
-  assert set(stored["tasks"]["digits"]) == {"group", "test_accuracy", "selected", "sweep"}
+  assert set(stored["tasks"]["digits"]) == {"group", "test_accuracy", "selected", "sweep", "seed"}
+  assert stored["tasks"]["digits"]["seed"] == 0
+  assert [p["seed"] for p in stored["tasks"]["digits"]["sweep"]] == [0, 0]
   assert stored["tasks"] == results["tasks"]
   with open(os.path.join(output, "results.csv")) as f:
     rows = {r["task"]: r for r in csv.DictReader(f)}
@@ -218,16 +221,35 @@ def test_protocol_end_to_end_on_digits(small_export, tmp_path, monkeypatch):
                   progress=False)
 
 
+@pytest.mark.slow
+def test_seeds_make_repetitions_differ_and_are_recorded(small_export, tmp_path):
+  """Two seeds give two different repetitions of the protocol (what vivi-compare needs); one
+  seed gives the same results again."""
+  config = vtab.VtabConfig(sweep=(SP(0.05, 30, 20),), batch_size=16, eval_batch_size=128,
+                           image_size=16)
+  runs = {}
+  for name, seed in (("s1", 1), ("s2", 2), ("s1_again", 1)):
+    results = vtab.run_vtab(small_export, ["digits"], str(tmp_path / name),
+                            dataclasses.replace(config, seed=seed), progress=False,
+                            tensorboard=False)
+    digits = results["tasks"]["digits"]
+    assert digits["seed"] == seed and [p["seed"] for p in digits["sweep"]] == [seed]
+    assert results["config"]["seed"] == seed
+    runs[name] = (digits["sweep"][0]["val_accuracy"], digits["test_accuracy"])
+  assert runs["s1"] != runs["s2"]
+  assert runs["s1_again"] == runs["s1"]
+
+
 def test_cli_reports_missing_task(small_export, tmp_path):
   output = tmp_path / "cli"
   proc = run_module("keras_vivi.cli.vtab", f"--hub={small_export}", "--tasks=dmlab",
-                    f"--output={output}", f"--data_dir={tmp_path / 'no_tfds'}")
+                    f"--output={output}", f"--data_dir={tmp_path / 'no_tfds'}", "--seed=7")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "Missing dmlab:" in proc.stdout
   assert f"tfds build dmlab:2.0.1 --data_dir={tmp_path / 'no_tfds'}" in proc.stdout
   results = json.loads((output / "results.json").read_text())
   assert results["tasks"] == {} and list(results["missing"]) == ["dmlab"]
-  assert results["config"] == vtab.config_to_dict(vtab.VtabConfig())
+  assert results["config"] == vtab.config_to_dict(vtab.VtabConfig(seed=7))
   assert sorted(os.listdir(output)) == ["results.csv", "results.json", "results.md",
                                         "results.png"]
 

@@ -234,6 +234,7 @@ def test_trains_on_real_prepared_records(prepared_records, tmp_path):
   assert 0 <= logs["object_nn_same_class_other_shots"][-1] <= 1
   diagnostic = [json.loads(line) for line in open(tmp_path / trainer.DIAGNOSTIC_FILE)]
   assert [d["step"] for d in diagnostic] == [0, 1, 2]
+  assert {d["frames"] for d in diagnostic} == {"training_sampler"}
   with open(tmp_path / trainer.HISTORY_FILE) as f:
     rows = list(csv.DictReader(f))
   np.testing.assert_allclose([float(r["total_loss"]) for r in rows], logs["total_loss"], rtol=1e-5)
