@@ -20,6 +20,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from keras_vivi.cli import errors
 import hub_export
 from hub_export import exporter
 from hub_export import publish as publish_lib
@@ -155,7 +156,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
-  app.run(main)
+  errors.run(main)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import os
 from absl import app
 from absl import flags
 
+from keras_vivi.cli import errors
 from keras_vivi.evaluation import comparison as comparison_lib
 from keras_vivi.evaluation import statistics
 
@@ -60,7 +61,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  errors.run(main)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import dataclasses
 from absl import app
 from absl import flags
 
+from keras_vivi.cli import errors
 from keras_vivi import demo as demo_lib
 
 _DEFAULTS = demo_lib.DemoConfig()
@@ -35,7 +36,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  errors.run(main)
 
 
 if __name__ == "__main__":

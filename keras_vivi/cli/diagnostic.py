@@ -20,6 +20,7 @@ import os
 from absl import app
 from absl import flags
 
+from keras_vivi.cli import errors
 from keras_vivi.evaluation import object_comparison
 
 _HUB = flags.DEFINE_list("hub", None, "Hub exports (vivi-export --export_dir, handles or zoo "
@@ -66,7 +67,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  errors.run(main)
 
 
 if __name__ == "__main__":

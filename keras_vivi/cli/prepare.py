@@ -10,6 +10,7 @@ import shlex
 from absl import app
 from absl import flags
 
+from keras_vivi.cli import errors
 from keras_vivi.data import prepare as prepare_lib
 from keras_vivi.detector import loader
 
@@ -84,7 +85,7 @@ def summary(manifest, output_dir):
 
 
 def run():
-  app.run(main)
+  errors.run(main)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ the same flags skips finished work.
 from absl import app
 from absl import flags
 
+from keras_vivi.cli import errors
 from keras_vivi.evaluation import robustness_classifier as classifier_lib
 from keras_vivi.evaluation import robustness_data
 from keras_vivi.evaluation import robustness_suite
@@ -100,7 +101,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  errors.run(main)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ finished tasks. Tasks whose tfds data is not prepared are listed with the comman
 from absl import app
 from absl import flags
 
+from keras_vivi.cli import errors
 from keras_vivi.evaluation import vtab
 
 _DEFAULT = vtab.VtabConfig()
@@ -58,7 +59,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  errors.run(main)
 
 
 if __name__ == "__main__":

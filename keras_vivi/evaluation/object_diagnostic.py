@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from keras_vivi import models
 from keras_vivi.data import pipeline
+from keras_vivi.data import records as records_lib
 from keras_vivi.data import schema
 
 
@@ -45,8 +46,12 @@ def nearest_neighbour_same_class(features, labels, mask=None, groups=None, block
   return tf.cast(hits, tf.float32) / tf.cast(tf.maximum(total, 1), tf.float32), hits, total
 
 
-def record_frames(records, image_size, min_score=0.05, max_objects=5, max_videos=None):
+def record_frames(records, image_size, min_score=0.05, max_objects=5, max_videos=None,
+                  reader=None):
   """Every stored frame of prepared records (of the first `max_videos` videos), once.
+
+  Damaged shards are skipped from their first bad record on and named (see
+  `records.ShardReader`; pass `reader` to see which afterwards).
 
   Args:
     records: a directory of `vivi-prepare` shards or a glob of them.
@@ -76,7 +81,8 @@ def record_frames(records, image_size, min_score=0.05, max_objects=5, max_videos
     frame["image"] = tf.image.resize(tf.cast(image, tf.float32) / 255.0, [image_size] * 2)
     return frame
 
-  videos = tf.data.TFRecordDataset(pipeline.shard_files(records)).enumerate()
+  reader = reader or records_lib.ShardReader(pipeline.shard_files(records))
+  videos = reader.dataset().enumerate()
   if max_videos is not None:
     videos = videos.take(max_videos)
   return (videos
@@ -106,7 +112,8 @@ def object_groups(feature_fn, records, image_size, min_score=0.05, max_objects=5
   max_videos = (videos_per_group * max_groups
                 if videos_per_group is not None and max_groups is not None else None)
   pending, current = [], None
-  frames = record_frames(records, image_size, min_score, max_objects, max_videos)
+  reader = records_lib.ShardReader(pipeline.shard_files(records))
+  frames = record_frames(records, image_size, min_score, max_objects, max_videos, reader)
   for batch in frames.batch(batch_size):
     grid = feature_fn(batch["image"])
     r = models.gather_box_features(grid, batch["boxes"], (image_size, image_size))
@@ -121,6 +128,7 @@ def object_groups(feature_fn, records, image_size, min_score=0.05, max_objects=5
         pending = []
       current = g
       pending.append(tuple(a[group == g] for a in objects))
+  reader.check()
   if pending:
     yield tuple(np.concatenate(parts) for parts in zip(*pending))
 
