@@ -170,7 +170,7 @@ class DirectoryLock:
     self._created = False
 
   def acquire(self) -> "DirectoryLock":
-    """Takes the lock; raises `DirectoryLockedError` naming the owner when another process has it."""
+    """Takes the lock; raises `DirectoryLockedError` naming the owner if another process has it."""
     if has_url_scheme(self.directory) or self._fd is not None:
       return self
     import fcntl  # pylint: disable=g-import-not-at-top  # POSIX only

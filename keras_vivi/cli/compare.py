@@ -26,7 +26,8 @@ _B = flags.DEFINE_list("b", None, "Compared runs: vivi-vtab output directories."
 _OUTPUT = flags.DEFINE_string("output", None, "Directory for the comparison files.",
                               required=True)
 _NAMES = flags.DEFINE_list("names", ["A", "B"], "Display names of the two models.")
-_ALPHA = flags.DEFINE_float("alpha", 0.05, "Two-sided significance level (the paper: 0.05).")
+_ALPHA = flags.DEFINE_float("alpha", 0.05, "Two-sided significance level (the paper: 0.05).",
+                            lower_bound=0.0, upper_bound=1.0)
 _CORRECTION = flags.DEFINE_enum("correction", "bh", statistics.CORRECTIONS,
                                 "Adjustment of the tasks' p-values for their number: "
                                 "Benjamini–Hochberg, or none (the paper's per-task stars).")

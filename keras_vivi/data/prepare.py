@@ -48,13 +48,14 @@ class PrepareConfig:
   videos_per_shard: int = 16
   workers: int = 1                     # processes decoding and detecting in parallel
   shot: shots_lib.ShotConfig = shots_lib.ShotConfig()
+  min_video_side: int = 16             # videos smaller than this (1×1 placeholders) are skipped
   # How the job runs, not what it writes (left out of the plan):
   threads: Optional[int] = None        # detector (TFLite, TF) threads per worker; None: cores / workers
   time_limit: Optional[float] = 1800.0  # seconds of decoding one video may take, then it is skipped
   detector_package: Optional[str] = None  # staged `npm pack` tarball of the default detector (gs://…)
 
   def __post_init__(self):
-    for name in ("videos_per_shard", "workers", "detector_batch", "max_objects"):
+    for name in ("videos_per_shard", "workers", "detector_batch", "max_objects", "min_video_side"):
       if int(getattr(self, name)) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}.")
     if not 0 < self.fps <= MAX_FPS:
@@ -165,6 +166,10 @@ def prepare_video(path, video_id, detector, config, decoders=None):
   flush()
   if len(samples.frame_indices) == 0:
     raise SkippedVideo(samples.problem or "no frame could be decoded")
+  width, height = samples.info.width, samples.info.height
+  if min(width, height) < config.min_video_side:
+    raise SkippedVideo(f"the video is {width}×{height} pixels, smaller than "
+                       f"min_video_side={config.min_video_side} (--min_video_side=1 accepts it)")
   order = samples.frame_indices.tolist()
   detections = {key: np.concatenate([detected[i][key] for i in order]) for key in detected[order[0]]}
   counts = detections["num_detections"]
@@ -271,6 +276,8 @@ def _load_or_write_plan(output_dir, paths, ids, config):
   settings = dataclasses.asdict(dataclasses.replace(config, workers=1, detector_batch=1))
   for name in RUNTIME_FIELDS:
     del settings[name]
+  if config.min_video_side == PrepareConfig.min_video_side:
+    del settings["min_video_side"]  # the default is left out: plans that do not name it resume
   plan = {"videos": [{"source": os.path.abspath(p), "id": i} for p, i in zip(paths, ids)],
           "videos_per_shard": config.videos_per_shard,
           "config": json.loads(json.dumps(settings))}
