@@ -21,6 +21,10 @@ EXIT_CODE = 2
 _DEBUG = flags.DEFINE_bool("debug", False, "Show the traceback of an error instead of the one "
                            "line that names the path or value and the fix.")
 
+# Errors of keras_vivi's own modules that a user's input causes (checked once those are loaded).
+_EXPECTED_IN = (("keras_vivi.detector.detector", "DetectorLoadError"),
+                ("keras_vivi.zoo.loader", "PresetNotAvailableError"),
+                ("keras_vivi.data.video", "VideoDecodeError"))
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _NOT_ALLOWED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
@@ -64,6 +68,9 @@ def message(error: BaseException) -> str | None:
   if isinstance(error, (app.UsageError, ValueError, files.DirectoryLockedError,
                         flags.Error)):
     return " ".join(str(error).split())
+  for module, name in _EXPECTED_IN:
+    if module in sys.modules and isinstance(error, getattr(sys.modules[module], name)):
+      return " ".join(str(error).split())
   yaml = sys.modules.get("yaml")
   if yaml is not None and isinstance(error, yaml.YAMLError):
     return f"not valid YAML: {' '.join(str(error).split())}"
