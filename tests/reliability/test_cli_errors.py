@@ -7,11 +7,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from keras_vivi.cli import errors
 from keras_vivi.data import prepare
 from tests.helpers.cli import REPO, run_module
+from tests.helpers.videos import write_video
 
 
 def refused(proc, *expected):
@@ -129,3 +131,13 @@ def test_os_errors_name_the_path_and_the_fix():
   denied = errors.message(PermissionError(errno.EACCES, "Permission denied", "/data/out"))
   assert denied.startswith("/data/out: Permission denied; choose a path this user may write")
   assert errors.message(KeyError("a bug")) is None
+
+
+def test_degenerate_videos_are_skipped_unless_allowed(tmp_path, mediapipe_detector):
+  tiny = write_video(tmp_path / "tiny.mp4", np.full([30, 2, 2, 3], 120, np.uint8))
+  with pytest.raises(prepare.SkippedVideo, match="2×2 pixels, smaller than min_video_side=16 "
+                     r"\(--min_video_side=1 accepts it\)"):
+    prepare.prepare_video(tiny, "tiny.mp4", mediapipe_detector, prepare.PrepareConfig())
+  serialized, stats = prepare.prepare_video(tiny, "tiny.mp4", mediapipe_detector,
+                                            prepare.PrepareConfig(min_video_side=1))
+  assert serialized and stats["num_frames"] >= 1
