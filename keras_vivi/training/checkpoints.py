@@ -46,7 +46,7 @@ def damage(prefix) -> str | None:
 
 def newest_intact(model_dir) -> tuple[str | None, list[tuple[str, str]]]:
   """`(prefix of the newest intact checkpoint or None, [(damaged newer prefix, what is wrong)])`."""
-  damaged = []
+  damaged: list[tuple[str, str]] = []
   for prefix in listed(model_dir):
     problem = damage(prefix)
     if problem is None:
