@@ -104,11 +104,11 @@ _MODEL_RULES = {
     "projection_hidden_dims": (lambda v: all(isinstance(d, int) and d >= 1 for d in v),
                                "a tuple of ints >= 1")}
 _LOSS_RULES = {k: _NON_NEGATIVE for k in ("omega", "beta", "gamma", "box_classifier_weight",
-                                          "distillation_weight", "margin")}
+                                          "distillation_weight", "margin", "max_crops")}
 _LOSS_TERMS = ("frame", "shot", "object", "box_classifier", "supervised", "distillation",
                "detector_crops")
 _TRAIN_RULES = {
-    "steps": _POSITIVE, "base_learning_rate": _range(0, math.inf, low_open=True),
+    "steps": _POSITIVE, "steps_per_execution": _POSITIVE, "base_learning_rate": _range(0, math.inf, low_open=True),
     "base_batch_size": _POSITIVE, "decay_factor": _range(0, 1, low_open=True),
     "momentum": _range(0, 1, high_open=True), "weight_decay": _NON_NEGATIVE,
     "decay_steps": (lambda v: all(isinstance(s, int) and s >= 0 for s in v) and
@@ -181,6 +181,10 @@ class LossConfig:
   distillation: bool = False     # soft frame labels from a teacher classifier
   teacher: str = ""              # teacher hub handle or SavedModel path (images in [0, 1] → logits)
   detector_crops: bool = False   # softmax classifier on object crops labelled by the detector
+  # Crops per replica and step for `detector_crops` (a static number, as XLA/TPUs need): the real
+  # boxes fill them in batch order, repeated when fewer, so batch norm sees real crops only;
+  # 0 = one per box slot (frames × data.max_objects), which never leaves a real box out.
+  max_crops: int = 0
   omega: float = 5.0
   beta: float = 0.04
   gamma: float = 1.0
@@ -213,8 +217,11 @@ class TrainConfig:
   # official TF ResNet and S4L do (the paper states none); "decoupled": SGD(weight_decay=…),
   # which multiplies by the learning rate and is about 10× weaker at momentum 0.9.
   weight_decay_type: typing.Literal["l2", "decoupled"] = "l2"
-  mixed_precision: typing.Optional[typing.Literal["mixed_float16", "mixed_bfloat16"]] = None
-  jit_compile: bool = False      # XLA is slower for ResNet training on CPU
+  # None: mixed_bfloat16 on a TPU strategy (as the paper's TPUs trained), float32 elsewhere.
+  mixed_precision: typing.Optional[typing.Literal["float32", "mixed_float16",
+                                                  "mixed_bfloat16"]] = None
+  jit_compile: bool = False      # XLA, as TPUs compile; slower for ResNet training on CPU
+  steps_per_execution: int = 1   # train steps per call of the compiled function (TPU host loop)
 
   def __post_init__(self):
     _validate(self, _TRAIN_RULES)

@@ -1,6 +1,13 @@
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# XLA reads its flags once, at its first compilation. Tests count the compilations of train
+# steps by the modules XLA dumps (`xla_compilations`).
+XLA_DUMP_DIR = tempfile.mkdtemp(prefix="vivi_xla_dump_")
+os.environ["XLA_FLAGS"] = " ".join([
+    os.environ.get("XLA_FLAGS", ""), f"--xla_dump_to={XLA_DUMP_DIR}",
+    "--xla_dump_hlo_module_re=.*run_step.*"]).strip()
 
 import tensorflow as tf  # noqa: E402
 
@@ -9,6 +16,18 @@ tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import pytest  # noqa: E402
+
+
+def pytest_sessionfinish(session, exitstatus):
+  del session, exitstatus
+  import shutil
+  shutil.rmtree(XLA_DUMP_DIR, ignore_errors=True)
+
+
+def xla_compilations():
+  """Train steps (`run_step`) that XLA has compiled in this process so far."""
+  return {name.split(".")[0] for name in os.listdir(XLA_DUMP_DIR)
+          if name.startswith("module_") and "run_step" in name}
 
 
 @pytest.fixture(scope="session")

@@ -92,7 +92,7 @@ def test_paper_defaults_of_the_named_experiments():
     ("data.min_score=-0.1", r"min_score must be a number in \[0, 1\], got -0.1"),
     ("loss.shot_negatives=same_positon", r"expects one of batch, same_position, got 'same_positon'"),
     ("loss.omega=inf", r"LossConfig.omega must be a finite number, got inf"),
-    ("train.mixed_precision=float16", r"expects one of mixed_float16, mixed_bfloat16"),
+    ("train.mixed_precision=float16", r"expects one of float32, mixed_float16, mixed_bfloat16"),
     ("model.prediction_steps=4", r"prediction_steps=4 shots ahead, so data.shots_per_video=4"),
 ])
 def test_out_of_range_values_are_refused_naming_field_value_and_allowed(override, match):

@@ -42,6 +42,10 @@ _EVERY = flags.DEFINE_integer("steps_per_epoch", 1000,
 _DIAGNOSTIC_EVERY = flags.DEFINE_integer(
     "diagnostic_every", None, "Run the object diagnostic (Table 2) every N epochs; 0 turns it "
     "off (default: the experiment's diagnostic.every_epochs, 1).", lower_bound=0)
+_STEPS_PER_EXECUTION = flags.DEFINE_integer(
+    "steps_per_execution", None, "Train steps per call of the compiled step function, as TPUs "
+    "run them in one host call (default: the experiment's train.steps_per_execution, 1).",
+    lower_bound=1)
 
 
 def main(argv):
@@ -50,6 +54,8 @@ def main(argv):
   overrides = list(_OVERRIDE.value)
   if _DIAGNOSTIC_EVERY.value is not None:
     overrides.append(f"diagnostic.every_epochs={_DIAGNOSTIC_EVERY.value}")
+  if _STEPS_PER_EXECUTION.value is not None:
+    overrides.append(f"train.steps_per_execution={_STEPS_PER_EXECUTION.value}")
   for path in _CONFIG_FILE.value:
     if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
       raise app.UsageError(f"--config_file={path} is not a file: give a YAML file of "

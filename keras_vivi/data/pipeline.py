@@ -11,7 +11,8 @@
   shot_mask       bool    [B, K]              true for real shots, a prefix
   shot_index      int32   [B, K]              the shot's index in its video; -1 when padded
   frame_position  int32   [B, K, F]           the frame's index in its record; -1 when padded
-  video_id        string  [B]
+  video_id        string  [B]                 only with `video_ids=True` (for inspection: strings
+                                              cannot enter an XLA/TPU step)
 With `inline_detection` the stored boxes are not read (boxes, class_ids, box_mask all zero) and:
   raw_frames      float32 [B, K, F, R, R, 3]  the un-augmented frame stretched to R×R
   crop            float32 [B, K, F, 4]        the crop window (yxyx of the original frame) and
@@ -214,7 +215,7 @@ def frame_objects(parsed, positions, max_objects, min_score):
   return boxes, ids, valid
 
 
-def _make_example(index, parsed, config, base_seed, training):
+def _make_example(index, parsed, config, base_seed, training, video_ids):
   k, f, m, s = (config.shots_per_video, config.frames_per_shot, config.max_objects,
                 config.image_size)
   seed = tf.random.experimental.stateless_fold_in(base_seed, index)
@@ -245,8 +246,9 @@ def _make_example(index, parsed, config, base_seed, training):
 
   example = {"frames": tf.reshape(frames, [k, f, s, s, 3]), "frame_mask": frame_mask,
              "shot_mask": shot_mask, "shot_index": shot_index,
-             "frame_position": tf.where(frame_mask, positions, -1),
-             "video_id": parsed["video_id"]}
+             "frame_position": tf.where(frame_mask, positions, -1)}
+  if video_ids:
+    example["video_id"] = parsed["video_id"]
   if config.inline_detection:
     r = config.raw_image_size
     raw = augment.crop_and_resize(images, tf.tile([[0.0, 0.0, 1.0, 1.0]], [n, 1]),
@@ -292,7 +294,7 @@ def _options(deterministic):
   return options
 
 
-def build_dataset(config, input_context=None, *, training=True):
+def build_dataset(config, input_context=None, *, training=True, video_ids=False):
   """The training input: batches of K shots × F frames × M objects per video.
 
   Args:
@@ -301,6 +303,8 @@ def build_dataset(config, input_context=None, *, training=True):
       are split per input pipeline and batches are per replica.
     training: random crop, flip and colour, shuffled and repeated forever; when False a central
       square crop, no flip or colour, one pass in file order.
+    video_ids: add each video's `video_id` string (never for `fit`: a step compiled with XLA, as
+      on TPUs, takes no strings).
 
   Returns:
     `tf.data.Dataset` of dicts (see the module docstring), batched with `drop_remainder=True`.
@@ -323,7 +327,8 @@ def build_dataset(config, input_context=None, *, training=True):
   dataset = dataset.map(lambda x: _parse(x, config), num_parallel_calls=AUTOTUNE)
   dataset = dataset.filter(_keep).map(_drop_flag)
   dataset = dataset.enumerate()
-  dataset = dataset.map(lambda i, parsed: _make_example(i, parsed, config, base_seed, training),
+  dataset = dataset.map(lambda i, parsed: _make_example(i, parsed, config, base_seed, training,
+                                                      video_ids),
                         num_parallel_calls=AUTOTUNE)
   # A record that cannot be decoded (corrupt JPEG, truncated shard) is skipped with a warning
   # rather than ending a long job.

@@ -15,7 +15,7 @@ def video_batch(data_config, seed=0, batch_size=None):
 
   Returns:
     A dict of numpy arrays: frames `[B, K, F, S, S, 3]` in [0, 1], boxes `[B, K, F, M, 4]`,
-    class_ids, box_mask, frame_mask, shot_mask (the last video has one shot fewer) and video_id;
+    class_ids, box_mask, frame_mask and shot_mask (the last video has one shot fewer);
     with inline detection also raw_frames, crop and flip (and no stored boxes).
   """
   d = data_config
@@ -33,7 +33,6 @@ def video_batch(data_config, seed=0, batch_size=None):
       "box_mask": (rng.random((b, k, f, m)) > 0.3) & shot_mask[:, :, None, None],
       "frame_mask": np.broadcast_to(shot_mask[:, :, None], (b, k, f)).copy(),
       "shot_mask": shot_mask,
-      "video_id": np.array([f"v{i}".encode() for i in range(b)]),
   }
   if d.inline_detection:
     batch["raw_frames"] = rng.random((b, k, f, d.raw_image_size, d.raw_image_size, 3)).astype(

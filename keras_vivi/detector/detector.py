@@ -118,6 +118,8 @@ class Detector:
   spec: str = ""
   name: str = ""
   label_space: str = "unknown"   # in words, for manifests and training logs
+  # Whether `tf_call` is TensorFlow ops (compiles into a step: XLA, TPUs) rather than a host call.
+  runs_in_graph: bool = False
 
   def __init__(self, *, score_threshold: float = 0.05, max_detections: int = 5):
     if not 0.0 <= float(score_threshold) <= 1.0:
@@ -152,10 +154,12 @@ class Detector:
         "max_detections": self.max_detections,
     }
 
-  def tf_call(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
-    """Runs the detector from graph code (`tf.function`, `tf.data`) through `tf.numpy_function`.
+  def tf_call(self, images: tf.Tensor, numbers_only: bool = False) -> Dict[str, tf.Tensor]:
+    """Runs the detector from graph code (`tf.function`, `tf.data`); here on the host, through
+    `tf.numpy_function`.
 
-    Same outputs as `__call__`, as tensors with static shape `[B, M, ...]`.
+    Same outputs as `__call__`, as tensors with static shape `[B, M, ...]`; with `numbers_only`
+    without the two string outputs (a step compiled with XLA takes no strings).
     """
     keys = DETECTION_KEYS + (NUM_DETECTIONS,)
 
@@ -173,6 +177,9 @@ class Detector:
         shape.append(4)
       tensor.set_shape(shape)
       out[key] = tensor
+    if numbers_only:
+      for key in ("detection_class_entities", "detection_class_names"):
+        del out[key]
     return out
 
   def __repr__(self) -> str:

@@ -8,7 +8,8 @@ import tensorflow as tf
 import tensorflow_hub as hub
 
 from keras_vivi import files
-from keras_vivi.detector.detector import DETECTION_KEYS, Detector, DetectorLoadError, pack_detections
+from keras_vivi.detector.detector import (DETECTION_KEYS, NUM_DETECTIONS, PAD_LABEL, PAD_STRING,
+                                         Detector, DetectorLoadError, pack_detections)
 
 
 def resolve_handle(handle: str) -> str:
@@ -44,7 +45,9 @@ class SavedModelDetector(Detector):
   The signature takes one float32 image `[1, H, W, 3]` in [0, 1] and returns `detection_boxes`
   `[N, 4]`, `detection_scores` `[N]`, `detection_class_labels` int64 `[N]`,
   `detection_class_entities` and `detection_class_names` string `[N]`. Batches run one image at a time.
-  The module publishes no label map, so `label_map` collects `{label: entity}` from the detections seen.
+  The module publishes no label map, so `label_map` collects `{label: entity}` from the detections
+  seen on the host (`__call__`). `tf_call` runs in the graph, padded to static shapes: inside a
+  train step it compiles with XLA where the module's own ops do.
 
   Args:
     handle: a SavedModel directory, `file://` path, URL or TF-Hub handle (downloads are cached in
@@ -79,9 +82,56 @@ class SavedModelDetector(Detector):
                               f"{sorted(self._fn.structured_outputs)}")
     self._label_map = dict(label_map or {})
 
+  runs_in_graph = True
+
   @property
   def label_map(self) -> Dict[int, str]:
     return dict(self._label_map)
+
+  def tf_call(self, images: tf.Tensor, numbers_only: bool = False) -> Dict[str, tf.Tensor]:
+    """`__call__`'s outputs as tensors `[B, M, ...]`, computed in the graph image by image (see
+    `Detector.tf_call`)."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    m = self.max_detections
+
+    def top(out):
+      """The slots of the `M` highest scores >= threshold (ties in detection order)."""
+      scores = tf.reshape(out["detection_scores"], [-1])
+      # Padded below any real score, so there are always M entries to choose from.
+      keys = tf.pad(tf.where(scores >= self.score_threshold, scores, -1.0), [[0, m]],
+                    constant_values=-1.0)
+      best = tf.math.top_k(keys, m)
+      return best.indices, best.values >= 0.0, best.values
+
+    def pick(out, key, index, present, pad, width=()):
+      values = tf.pad(tf.reshape(out[key], [-1, *width]), [[0, m]] + [[0, 0]] * len(width),
+                      constant_values=pad)
+      return tf.where(tf.reshape(present, [m] + [1] * len(width)), tf.gather(values, index), pad)
+
+    def numbers(image):
+      out = self._fn(**{self._input_name: image[None]})
+      index, present, scores = top(out)
+      return {"detection_boxes": pick(out, "detection_boxes", index, present, 0.0, (4,)),
+              "detection_scores": tf.where(present, scores, 0.0),
+              "detection_class_labels": pick(out, "detection_class_labels", index, present,
+                                             tf.constant(PAD_LABEL, tf.int64)),
+              NUM_DETECTIONS: tf.reduce_sum(tf.cast(present, tf.int32))}
+
+    def strings(image):
+      out = self._fn(**{self._input_name: image[None]})
+      index, present, _ = top(out)
+      return {key: pick(out, key, index, present, PAD_STRING)
+              for key in ("detection_class_entities", "detection_class_names")}
+
+    slots = lambda dtype, *width: tf.TensorSpec([m, *width], dtype)
+    found = tf.map_fn(numbers, images, fn_output_signature={
+        "detection_boxes": slots(tf.float32, 4), "detection_scores": slots(tf.float32),
+        "detection_class_labels": slots(tf.int64), NUM_DETECTIONS: tf.TensorSpec([], tf.int32)})
+    if not numbers_only:
+      found.update(tf.map_fn(strings, images, fn_output_signature={
+          "detection_class_entities": slots(tf.string),
+          "detection_class_names": slots(tf.string)}))
+    return found
 
   def _detect(self, images: np.ndarray) -> Dict[str, np.ndarray]:
     per_image = []

@@ -27,63 +27,40 @@ def pairwise_squared_distances(embeddings) -> tf.Tensor:
 
 
 _EMPTY = tf.int64.max
+_POSITIVE_BIT = 1 << 31    # set in the keys of positives: at equal distance they sort after negatives
+_INDEX_BITS = _POSITIVE_BIT - 1
 
 
-def _keys(d):
-  """`[B, N]` int64 keys ordering (distance, candidate index) lexicographically.
+def _keys(d, positives):
+  """`[B, N]` int64 keys ordering (distance, negatives before positives, candidate index).
 
-  `d >= 0`, so its float32 bits order like the values as int32.
+  `d >= 0`, so its float32 bits order like the values as int32; candidate indices stay below
+  2³¹.
   """
   index = tf.cast(tf.range(tf.shape(d)[1]), tf.int64)
-  return tf.bitwise.left_shift(tf.cast(tf.bitcast(d, tf.int32), tf.int64), 32) + index[None, :]
+  bits = tf.bitwise.left_shift(tf.cast(tf.bitcast(d, tf.int32), tf.int64), 32)
+  return bits + tf.where(positives, tf.constant(_POSITIVE_BIT, tf.int64), 0) + index[None, :]
 
 
 def _decode(keys):
   """`_keys` back to (distance, candidate index)."""
   d = tf.bitcast(tf.cast(tf.bitwise.right_shift(keys, 32), tf.int32), tf.float32)
-  return d, tf.cast(tf.bitwise.bitwise_and(keys, 0xFFFFFFFF), tf.int32)
-
-
-def _suffix_min(x):
-  """`[B, K] -> [B, K]`: entry `k` is the minimum of entries `k..K-1` (log K doublings)."""
-  k = tf.shape(x)[1]
-
-  def body(step, x):
-    tail = tf.fill([tf.shape(x)[0], tf.minimum(step, k)], tf.constant(_EMPTY))
-    return 2 * step, tf.minimum(x, tf.concat([x[:, step:], tail], 1))
-
-  return tf.while_loop(lambda step, _: step < k, body, (tf.constant(1), x),
-                       shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None])))[1]
-
-
-def _count_below(sorted_rows, values):
-  """`[B, K]` ascending, `[B, N]` -> `[B, N]` int32: how many of the row's entries are `< value`."""
-  k = tf.shape(sorted_rows)[1]
-
-  def by_comparison():  # K elementwise passes beat the binary search for a few positives
-    def body(r, count):
-      return r + 1, count + tf.cast(sorted_rows[:, r:r + 1] < values, tf.int32)
-
-    return tf.while_loop(lambda r, _: r < k, body,
-                         (tf.constant(0), tf.zeros_like(values, tf.int32)))[1]
-
-  return tf.cond(k <= 32, by_comparison,
-                 lambda: tf.searchsorted(sorted_rows, values, side="left"))
+  return d, tf.cast(tf.bitwise.bitwise_and(keys, _INDEX_BITS), tf.int32)
 
 
 def _select(anchors, anchor_labels, anchor_valid, anchor_positions, candidates,
             candidate_labels, candidate_valid, margin):
-  """Semi-hard selection for a block of `B` anchors against all `N` candidates.
+  """Semi-hard selection for a block of `B` anchors against all `N` candidates, static shapes.
 
-  Each anchor's `K` positives (`K` = the most of any anchor in the block) are sorted by
-  distance; every negative falls in the bucket of how many positives are strictly nearer; the
-  semi-hard negative of the positive of rank `r` is the nearest negative of buckets `> r`, or
-  without one the farthest negative. Ties between negatives resolve to the lower index for the
-  nearest and the higher for the farthest, as a stable sort of the negatives would.
+  Each anchor's positives and negatives are sorted together by distance, a negative before a
+  positive at equal distance. The semi-hard negative of a positive is then the first negative
+  after it, found by counting the negatives up to the positive's place; without one it is the
+  farthest negative. Ties between negatives resolve to the lower index for the nearest and the
+  higher for the farthest, as a stable sort of the negatives would.
 
-  Returns the `[B, N]` unclamped distances and `[B, K]` tensors: the candidate index of each
-  positive and of its `n*`, the pair mask (a real positive of an anchor that has a negative)
-  and `d(a,p) − d(a,n*) + α`.
+  Returns the `[B, N]` unclamped distances and `[B, N]` tensors, one entry per sorted place: the
+  candidate index of the positive there and of its `n*`, the pair mask (a real positive of an
+  anchor that has a negative) and `d(a,p) − d(a,n*) + α`.
   """
   b, n = tf.shape(anchor_labels)[0], tf.shape(candidate_labels)[0]
   raw = _unclamped_squared_distances(anchors, candidates)
@@ -94,23 +71,24 @@ def _select(anchors, anchor_labels, anchor_valid, anchor_positions, candidates,
   positives = same & both_valid & ~tf.one_hot(anchor_positions, n, on_value=True,
                                               off_value=False)
   negatives = ~same & both_valid
-  num_pos = tf.reduce_sum(tf.cast(positives, tf.int32), 1)
-  num_neg = tf.reduce_sum(tf.cast(negatives, tf.int32), 1)
-  k = tf.maximum(tf.reduce_max(num_pos), 1)
-
-  nearest_pos = tf.math.top_k(tf.where(positives, -d, -float("inf")), k)
-  d_ap = -nearest_pos.values  # ascending; +inf past the anchor's positives
-  pairs = (tf.range(k)[None, :] < num_pos[:, None]) & (num_neg > 0)[:, None]
-  keys = _keys(d)
-  bucket = _count_below(d_ap, d)  # positives strictly nearer, [B, N] in [0, K]
-  nearest_in_bucket = tf.reshape(tf.math.unsorted_segment_min(
-      keys, tf.where(negatives, tf.range(b)[:, None] * (k + 1) + bucket, -1), b * (k + 1)),
-                                 [b, k + 1])
-  beyond = _suffix_min(nearest_in_bucket)[:, 1:]  # nearest negative farther than rank r
-  farthest = tf.reduce_max(tf.where(negatives, keys, -1), 1)
+  ordered = tf.sort(tf.where(positives | negatives, _keys(d, positives), _EMPTY), axis=1)
+  real = ordered != _EMPTY
+  is_positive = real & (tf.bitwise.bitwise_and(ordered, _POSITIVE_BIT) != 0)
+  is_negative = real & ~is_positive
+  # Negatives at or before each place, i.e. nearer than (or tied with) the positive there.
+  nearer = tf.cumsum(tf.cast(is_negative, tf.int32), axis=1)
+  # The negatives in order, compacted to the front of each row (one EMPTY column past the end).
+  row = tf.range(b)[:, None] * (n + 1)
+  compact = tf.reshape(tf.math.unsorted_segment_min(
+      tf.reshape(tf.where(is_negative, ordered, _EMPTY), [-1]),
+      tf.reshape(row + tf.where(is_negative, nearer - 1, n), [-1]), b * (n + 1)), [b, n + 1])
+  beyond = tf.gather(compact, nearer, batch_dims=1)  # nearest negative strictly farther
+  farthest = tf.reduce_max(tf.where(is_negative, ordered, -1), 1)
+  pairs = is_positive & (farthest >= 0)[:, None]
+  d_ap, positive = _decode(ordered)
   d_an, hardest = _decode(tf.where(beyond == _EMPTY, farthest[:, None], beyond))
   excess = tf.where(pairs, d_ap - d_an + margin, 0.0)
-  return raw, nearest_pos.indices, tf.where(pairs, hardest, 0), pairs, excess
+  return raw, tf.where(pairs, positive, 0), tf.where(pairs, hardest, 0), pairs, excess
 
 
 def semi_hard_triplet_terms(anchors, anchor_labels, candidates, candidate_labels, margin=0.2,
@@ -153,25 +131,39 @@ def semi_hard_triplet_terms(anchors, anchor_labels, candidates, candidate_labels
                      else tf.cast(candidate_mask, tf.bool))
   positions = (tf.fill([a], -1) if anchor_positions is None
                else tf.cast(anchor_positions, tf.int32))
-  return TripletTerms(*_blockwise_terms(
+  run = _blockwise_terms_in_graph if tf.executing_eagerly() else _blockwise_terms
+  return TripletTerms(*run(
       anchors, candidates, anchor_labels, anchor_valid, positions, candidate_labels,
       candidate_valid, tf.cast(margin, tf.float32), block_size))
 
 
 def _blockwise_terms(anchors, candidates, anchor_labels, anchor_valid, positions,
                      candidate_labels, candidate_valid, margin, block_size):
-  """`(sum, count, active)` accumulated over blocks of anchors, with a blockwise gradient of sum."""
-  a, n = tf.shape(anchor_labels)[0], tf.shape(candidate_labels)[0]
+  """`(sum, count, active)` accumulated over blocks of anchors, with a blockwise gradient of sum.
+
+  Every block has one static size (the last one padded with invalid anchors), so the loop
+  compiles under XLA.
+  """
+  if anchors.shape[0] is not None:  # no block larger than the anchors
+    block_size = max(1, min(block_size, anchors.shape[0]))
+  a, dim = tf.shape(anchors)[0], anchors.shape[1]
   num_blocks = (a + block_size - 1) // block_size
 
-  def rows(i, x):
-    return x[i * block_size:tf.minimum((i + 1) * block_size, a)]
+  def blocks(x, padding):
+    x = tf.pad(x, [[0, num_blocks * block_size - a]] + [[0, 0]] * (x.shape.rank - 1),
+               constant_values=padding)
+    return tf.reshape(x, tf.concat([[num_blocks, block_size], tf.shape(x)[1:]], 0))
+
+  anchor_labels, anchor_valid, positions = (blocks(anchor_labels, 0), blocks(anchor_valid, False),
+                                            blocks(positions, -1))
 
   @tf.custom_gradient
   def terms(anchors, candidates):
+    anchor_blocks = blocks(anchors, 0.0)
+
     def select(i):
-      return _select(rows(i, anchors), rows(i, anchor_labels), rows(i, anchor_valid),
-                     rows(i, positions), candidates, candidate_labels, candidate_valid, margin)
+      return _select(anchor_blocks[i], anchor_labels[i], anchor_valid[i], positions[i],
+                     candidates, candidate_labels, candidate_valid, margin)
 
     def body(i, total, count, active):
       _, _, _, pairs, excess = select(i)
@@ -186,19 +178,21 @@ def _blockwise_terms(anchors, candidates, anchor_labels, anchor_valid, positions
                                             parallel_iterations=1)
 
     def grad(upstream, *_):
+      n = tf.shape(candidates)[0]
+
       def body(i, anchor_grads, candidate_grad):
         raw, positive, hardest, pairs, excess = select(i)
-        b = tf.shape(raw)[0]
         # Each pair on the hinge (tf.maximum passes the gradient at 0 too) weighs d(a,p) with +1
         # and d(a,n*) with −1, where the clamp of d at 0 passes it (raw >= 0).
         on_hinge = pairs & (excess >= 0)
         sign = lambda index, s: s * tf.cast(
             on_hinge & (tf.gather(raw, index, batch_dims=1) >= 0), tf.float32)
-        row = tf.range(b)[:, None] * n
+        row = tf.range(block_size)[:, None] * n
         weight = upstream * tf.reshape(tf.math.unsorted_segment_sum(
             tf.reshape(tf.stack([sign(positive, 1.0), sign(hardest, -1.0)]), [-1]),
-            tf.reshape(tf.stack([row + positive, row + hardest]), [-1]), b * n), [b, n])
-        block = rows(i, anchors)
+            tf.reshape(tf.stack([row + positive, row + hardest]), [-1]), block_size * n),
+                                       [block_size, n])
+        block = anchor_blocks[i]
         # d = |a|² + |c|² − 2 a·c, so ∂/∂a = 2 Σ_c w (a − c) and ∂/∂c = 2 Σ_a w (c − a).
         anchor_grads = anchor_grads.write(i, 2.0 * (
             tf.reduce_sum(weight, 1)[:, None] * block - tf.matmul(weight, candidates)))
@@ -208,17 +202,19 @@ def _blockwise_terms(anchors, candidates, anchor_labels, anchor_valid, positions
 
       _, anchor_grads, candidate_grad = tf.while_loop(
           lambda i, *_: i < num_blocks, body,
-          (tf.constant(0),
-           tf.TensorArray(tf.float32, size=num_blocks, infer_shape=False,
-                          element_shape=tf.TensorShape([None, anchors.shape[1]])),
+          (tf.constant(0), tf.TensorArray(tf.float32, size=num_blocks,
+                                          element_shape=tf.TensorShape([block_size, dim])),
            tf.zeros_like(candidates)), parallel_iterations=1)
-      # (An empty TensorArray has nothing to concatenate: no anchors, zero gradient.)
-      return (tf.cond(num_blocks > 0, anchor_grads.concat, lambda: tf.zeros_like(anchors)),
-              candidate_grad)
+      return tf.reshape(anchor_grads.stack(), [-1, tf.shape(anchors)[1]])[:a], candidate_grad
 
     return (total, count, active), grad
 
   return terms(anchors, candidates)
+
+
+# Called eagerly, the blocks run in a graph: eager ops under a tape would keep every block's
+# [block, N] intermediates until the gradient, O(A × N) in all.
+_blockwise_terms_in_graph = tf.function(_blockwise_terms, reduce_retracing=True, autograph=False)
 
 
 def semi_hard_triplet_loss(embeddings, labels, margin=0.2, mask=None,

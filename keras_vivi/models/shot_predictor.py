@@ -37,7 +37,9 @@ class ShotPredictor(tf_keras.layers.Layer):
       raise ValueError(f"prediction_steps must be >= 1, got {prediction_steps!r}.")
     self.prediction_steps = int(prediction_steps)
     self.lstm_units = int(lstm_units)
-    self.lstm = tf_keras.layers.LSTM(self.lstm_units, return_sequences=True, name="lstm")
+    # Unrolled over the few shots: a symbolic loop makes XLA recompile the step every time.
+    self.lstm = tf_keras.layers.LSTM(self.lstm_units, return_sequences=True, unroll=True,
+                                     name="lstm")
 
   def build(self, input_shape) -> None:
     dim = int(input_shape[-1])

@@ -174,8 +174,7 @@ def train(config, model_dir, strategy=None, steps_per_epoch=1000, dataset_fn=Non
   """
   strategy = strategy or tf.distribute.get_strategy()
   previous_policy = tf_keras.mixed_precision.global_policy()
-  if config.train.mixed_precision:
-    tf_keras.mixed_precision.set_global_policy(config.train.mixed_precision)
+  tf_keras.mixed_precision.set_global_policy(precision_policy(config.train, strategy))
   # One process at a time writes a run: its checkpoints, logs and config.
   chief = strategy.extended.should_checkpoint
   lock = (files.DirectoryLock(model_dir, "vivi-train") if chief else contextlib.nullcontext())
@@ -227,6 +226,14 @@ def keep_history_until(path, epochs) -> None:
     files.write_atomically(path, out.getvalue())
 
 
+def precision_policy(train, strategy) -> str:
+  """`train.mixed_precision`, or when unset mixed_bfloat16 on TPUs (as the paper trained) and
+  float32 elsewhere."""
+  if train.mixed_precision:
+    return train.mixed_precision
+  return "mixed_bfloat16" if isinstance(strategy, tf.distribute.TPUStrategy) else "float32"
+
+
 def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, teacher,
            callbacks, verbose):
   # The task that writes checkpoints and summaries (the chief, or worker 0 without one).
@@ -239,7 +246,8 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
   with strategy.scope():
     model = build_model(config, detector, teacher)
     model.compile(optimizer=build_optimizer(config.train, config.data.batch_size),
-                  jit_compile=config.train.jit_compile)
+                  jit_compile=config.train.jit_compile,
+                  steps_per_execution=config.train.steps_per_execution)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=3)
     # Every worker resumes from the chief's checkpoints.

@@ -25,6 +25,19 @@ def _global_mean(local_sum, local_count):
   return share, losses.sum_across_replicas(tf.stop_gradient(share))
 
 
+def _check_detector_compiles(detector, config):
+  """Refuses a host-side detector (TFLite) where the step is compiled: XLA or a TPU."""
+  on_tpu = isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy)
+  if getattr(detector, "runs_in_graph", False) or not (config.train.jit_compile or on_tpu):
+    return
+  where = "a TPU strategy" if on_tpu else "train.jit_compile=true"
+  raise ValueError(
+      f"The inline detector {detector.name!r} runs on the host (TFLite), which {where} cannot "
+      f"compile into the step. Pre-compute the detections with vivi-prepare and train on those "
+      f"records (data.inline_detection=false), or detect inline with a SavedModel / TF-Hub "
+      f"detector (data.detector=<handle or directory>), which runs in the graph.")
+
+
 class VIVIModel(tf_keras.Model):
   """ResNet backbone trained with `ω·L_object + L_frame + β·L_shot (+ γ·L_supervised)`.
 
@@ -50,6 +63,8 @@ class VIVIModel(tf_keras.Model):
       raise ValueError("config.data.inline_detection is set but no detector was given.")
     if l.distillation and teacher is None:
       raise ValueError(f"Experiment {config.name!r} distils from a teacher; pass teacher=…")
+    if detector is not None and config.data.inline_detection:
+      _check_detector_compiles(detector, config)
     self.backbone = models.build_backbone(m)
     dense = tf_keras.layers.Dense
     self.frame_head = (models.ProjectionHead(m.embedding_dim, m.projection_hidden_dims,
@@ -91,7 +106,8 @@ class VIVIModel(tf_keras.Model):
     d = self.config.data
     raw = videos["raw_frames"]
     lead = tf.shape(raw)[:3]
-    found = self.detector.tf_call(tf.reshape(raw, tf.concat([[-1], tf.shape(raw)[-3:]], 0)))
+    found = self.detector.tf_call(tf.reshape(raw, tf.concat([[-1], tf.shape(raw)[-3:]], 0)),
+                                  numbers_only=True)
     m = d.max_objects
     boxes = tf.reshape(found["detection_boxes"][:, :m], tf.concat([lead, [m, 4]], 0))
     boxes, inside = augment.transform_boxes(boxes, videos["crop"], videos["flip"])
@@ -140,7 +156,8 @@ class VIVIModel(tf_keras.Model):
     l = self.config.loss
     shape = tf.shape(videos["frames"])
     inputs = {"videos": videos, "labelled": labelled, "training": training,
-              "num_videos": shape[0], "size": (shape[3], shape[4]),
+              # Static: the frame size is fixed by the pipeline, and crops are sized from it.
+              "num_videos": shape[0], "size": tuple(videos["frames"].shape[3:5]),
               "images": tf.reshape(videos["frames"], tf.concat([[-1], shape[3:]], 0)),
               "frame_mask": tf.reshape(videos["frame_mask"], [-1])}
     if l.frame or l.shot or l.object or l.box_classifier or l.distillation:
@@ -208,9 +225,9 @@ class VIVIModel(tf_keras.Model):
 
   def _detector_crops(self, inputs):
     """Detector distillation: the backbone classifies the object crops."""
-    return self._mean_term(self._crop_loss(
+    return self._mean_term(*self._crop_loss(
         inputs["images"], inputs["size"], inputs["boxes"], inputs["class_ids"],
-        inputs["box_mask"], inputs["training"]), inputs["box_mask"])
+        inputs["box_mask"], inputs["training"]))
 
   def _distillation(self, inputs):
     """Soft frame labels from the teacher classifier."""
@@ -232,26 +249,37 @@ class VIVIModel(tf_keras.Model):
                            tf.ones(tf.shape(logits)[:1], tf.bool))
 
   def _crop_loss(self, images, size, boxes, class_ids, box_mask, training):
-    """Mean cross-entropy of the crop classifier over the real boxes only.
+    """Cross-entropy of the crop classifier, averaged over the real boxes it classified.
 
-    Padded boxes are never cropped: they would cost a backbone pass each and feed constant
-    crops to batch norm. With no real box the backbone is not run and the loss is 0.
+    A static number `C` of crops (`loss.max_crops`, default one per box slot), as XLA needs:
+    crop `s` is real box `s mod V` of the `V` real boxes in batch order, so batch norm sees real
+    crops only, and the loss counts each of the first `min(V, C)` boxes once. With no real box
+    the backbone does not run and the loss is 0.
 
     Args:
       images: `[N, H, W, 3]`; size: `(H, W)`; boxes: `[N, M, 4]`; class_ids, box_mask: `[N·M]`.
       training: batch-norm mode of the backbone.
+
+    Returns:
+      `(mean loss, [C] bool mask of the boxes it counts)`.
     """
-    valid = tf.where(box_mask)[:, 0]                                  # [V] flat box index
-    m = tf.shape(boxes, out_type=tf.int64)[1]
+    m = boxes.shape[1]
+    flat = tf.reshape(boxes, [-1, 4])
+    slots = flat.shape[0]
+    crops = min(self.config.loss.max_crops or slots, slots)
+    valid = tf.cast(box_mask, tf.float32)
+    # top_k keeps equal values in index order: the real boxes first, in batch order.
+    order = tf.math.top_k(valid, crops).indices
+    real = tf.cast(tf.reduce_sum(valid), tf.int32)
+    chosen = tf.gather(order, tf.range(crops) % tf.maximum(real, 1))
+    counted = tf.range(crops) < real
 
     def classify():
-      crops = tf.image.crop_and_resize(
-          images, tf.gather(tf.reshape(boxes, [-1, 4]), valid), tf.cast(valid // m, tf.int32),
-          size)
-      logits = self.crop_classifier(self.backbone(crops, training=training)["pre_logits"])
-      return losses.supervised_loss(logits, tf.gather(class_ids, valid))
+      pixels = models.crop_boxes(images, tf.gather(flat, chosen), chosen // m, size)
+      logits = self.crop_classifier(self.backbone(pixels, training=training)["pre_logits"])
+      return losses.supervised_loss(logits, tf.gather(class_ids, chosen), counted)
 
-    return tf.cond(tf.size(valid) > 0, classify, lambda: tf.constant(0.0))
+    return tf.cond(real > 0, classify, lambda: tf.constant(0.0)), counted
 
   def _triplet(self, embeddings, labels, mask):
     """This replica's triplet share, the global loss and the fraction of active pairs."""

@@ -94,6 +94,11 @@ def read_records(directory):
   return videos
 
 
+def build_dataset(config, *args, **kwargs):
+  """The training input with each video's id, to check elements against their records."""
+  return pipeline.build_dataset(config, *args, video_ids=True, **kwargs)
+
+
 def elements(dataset, batches):
   """The first `batches` batches, unbatched: a list of dicts of NumPy values."""
   out = []
@@ -160,8 +165,8 @@ def check_against_records(element, inline, video, config, training=True):
 
 def build_pair(config, batches, training=True):
   """Same-seed elements without and with inline detection (the latter reports crop and flip)."""
-  plain = elements(pipeline.build_dataset(config, training=training), batches)
-  inline = elements(pipeline.build_dataset(dataclasses.replace(config, inline_detection=True),
+  plain = elements(build_dataset(config, training=training), batches)
+  inline = elements(build_dataset(dataclasses.replace(config, inline_detection=True),
                                            training=training), batches)
   return plain, inline
 
@@ -173,10 +178,13 @@ def test_element_spec(synthetic_dir):
       "frames": ([b, k, f, s, s, 3], tf.float32), "boxes": ([b, k, f, m, 4], tf.float32),
       "class_ids": ([b, k, f, m], tf.int32), "box_mask": ([b, k, f, m], tf.bool),
       "frame_mask": ([b, k, f], tf.bool), "shot_mask": ([b, k], tf.bool),
-      "shot_index": ([b, k], tf.int32), "frame_position": ([b, k, f], tf.int32),
-      "video_id": ([b], tf.string)}
+      "shot_index": ([b, k], tf.int32), "frame_position": ([b, k, f], tf.int32)}
+  # No strings by default: an XLA (TPU) step takes none.
   spec = pipeline.build_dataset(config).element_spec
   assert {key: (v.shape.as_list(), v.dtype) for key, v in spec.items()} == expected
+  with_ids = build_dataset(config).element_spec
+  assert {key: (v.shape.as_list(), v.dtype) for key, v in with_ids.items()} == {
+      **expected, "video_id": ([b], tf.string)}
   inline = pipeline.build_dataset(dataclasses.replace(config, inline_detection=True)).element_spec
   assert {key: (v.shape.as_list(), v.dtype) for key, v in inline.items()} == {
       **expected, "raw_frames": ([b, k, f, SIZE, SIZE, 3], tf.float32),
@@ -209,7 +217,7 @@ def test_synthetic_elements_match_numpy_crops_flips_boxes_and_masks(synthetic_di
 def test_the_drawn_box_is_where_the_boxes_say(synthetic_dir):
   config = dataclasses.replace(BASE, path=synthetic_dir, image_size=48, crop_area=(0.3, 1.0))
   found = 0
-  for element in elements(pipeline.build_dataset(config), 6):
+  for element in elements(build_dataset(config), 6):
     for s, j in zip(*np.nonzero(element["box_mask"][..., 0])):
       # Only the first detection of a frame is drawn; other boxes may cover part of it.
       bright = element["frames"][s, j].min(-1) > 0.6
@@ -232,19 +240,19 @@ def test_eval_mode_is_the_whole_square_frame_without_flip(synthetic_dir):
                           training=False)
   # One pass: every usable video once, then the end.
   ids = [e["video_id"].decode() for e in elements(
-      pipeline.build_dataset(dataclasses.replace(config, batch_size=1), training=False), 100)]
+      build_dataset(dataclasses.replace(config, batch_size=1), training=False), 100)]
   assert sorted(ids) == ["gap", "long", "objects", "short", "single"]
 
 
 def test_short_videos_are_padded_or_dropped(synthetic_dir):
   config = dataclasses.replace(BASE, path=synthetic_dir, batch_size=1)
   padded = {e["video_id"].decode(): e for e in elements(
-      pipeline.build_dataset(config, training=False), 100)}
+      build_dataset(config, training=False), 100)}
   assert padded["short"]["shot_mask"].tolist() == [True, True, False, False]
   assert padded["single"]["shot_mask"].tolist() == [True, False, False, False]
   assert padded["gap"]["shot_mask"].tolist() == [True, True, True, False]
   assert padded["gap"]["shot_index"].tolist() == [0, 2, 3, -1]  # shot 1 has no frame
-  dropped = [e["video_id"].decode() for e in elements(pipeline.build_dataset(
+  dropped = [e["video_id"].decode() for e in elements(build_dataset(
       dataclasses.replace(config, short_videos="drop"), training=False), 100)]
   assert sorted(dropped) == ["long", "objects"]
   for element in padded.values():
@@ -254,8 +262,8 @@ def test_short_videos_are_padded_or_dropped(synthetic_dir):
 
 def test_colour_distortion_changes_pixels_only(synthetic_dir):
   config = dataclasses.replace(BASE, path=synthetic_dir)
-  plain = elements(pipeline.build_dataset(config), 3)
-  coloured = elements(pipeline.build_dataset(dataclasses.replace(config, color_distortion=0.5)), 3)
+  plain = elements(build_dataset(config), 3)
+  coloured = elements(build_dataset(dataclasses.replace(config, color_distortion=0.5)), 3)
   for a, b in zip(plain, coloured):
     for key in a:
       if key != "frames":
@@ -269,8 +277,8 @@ def test_colour_distortion_changes_pixels_only(synthetic_dir):
 @pytest.mark.parametrize("mode", ["random_boxes", "random_boxes_and_labels"])
 def test_ablations_change_what_they_should_and_nothing_else(synthetic_dir, mode):
   config = dataclasses.replace(BASE, path=synthetic_dir, num_classes=50)
-  plain = elements(pipeline.build_dataset(config), 4)
-  ablated = elements(pipeline.build_dataset(dataclasses.replace(config, box_ablation=mode)), 4)
+  plain = elements(build_dataset(config), 4)
+  ablated = elements(build_dataset(dataclasses.replace(config, box_ablation=mode)), 4)
   changed_labels = []
   for a, b in zip(plain, ablated):
     for key in a:
@@ -288,7 +296,7 @@ def test_ablations_change_what_they_should_and_nothing_else(synthetic_dir, mode)
   if mode == "random_boxes_and_labels":
     assert np.mean(changed_labels) > 0.8
   # Seeded: the same ablation again.
-  again = elements(pipeline.build_dataset(dataclasses.replace(config, box_ablation=mode)), 4)
+  again = elements(build_dataset(dataclasses.replace(config, box_ablation=mode)), 4)
   for a, b in zip(ablated, again):
     np.testing.assert_array_equal(a["boxes"], b["boxes"])
     np.testing.assert_array_equal(a["class_ids"], b["class_ids"])
@@ -296,10 +304,10 @@ def test_ablations_change_what_they_should_and_nothing_else(synthetic_dir, mode)
 
 def test_a_seed_makes_iterations_identical(synthetic_dir):
   config = dataclasses.replace(BASE, path=synthetic_dir, color_distortion=0.5)
-  dataset = pipeline.build_dataset(config)
+  dataset = build_dataset(config)
   first, second = elements(dataset, 5), elements(dataset, 5)
-  rebuilt = elements(pipeline.build_dataset(config), 5)
-  other = elements(pipeline.build_dataset(dataclasses.replace(config, seed=4)), 5)
+  rebuilt = elements(build_dataset(config), 5)
+  other = elements(build_dataset(dataclasses.replace(config, seed=4)), 5)
   for a, b, c in zip(first, second, rebuilt):
     for key in a:
       np.testing.assert_array_equal(a[key], b[key], err_msg=key)
@@ -320,12 +328,12 @@ def test_shards_split_per_input_pipeline(synthetic_dir):
   for pipeline_id in range(3):
     context = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=pipeline_id,
                                          num_replicas_in_sync=2)
-    dataset = pipeline.build_dataset(config, context, training=False)
+    dataset = build_dataset(config, context, training=False)
     assert dataset.element_spec["frames"].shape[0] == 1  # per-replica batch
     seen.append({e["video_id"].decode() for e in elements(dataset, 100)})
   assert seen == [{"long", "objects"}, {"gap", "short"}, {"single"}]
   with pytest.raises(ValueError, match="3 shard.*4 input pipelines"):
-    pipeline.build_dataset(dataclasses.replace(config, batch_size=4),
+    build_dataset(dataclasses.replace(config, batch_size=4),
                            tf.distribute.InputContext(4, 0, 4))
 
 
@@ -333,7 +341,7 @@ def test_distribute_datasets_from_function_on_two_replicas(synthetic_dir, mirror
   config = dataclasses.replace(BASE, path=synthetic_dir, batch_size=4)
   strategy = mirrored_strategy
   dataset = strategy.distribute_datasets_from_function(
-      lambda context: pipeline.build_dataset(config, context))
+      lambda context: build_dataset(config, context))
   batch = next(iter(dataset))
   parts = strategy.experimental_local_results(batch["frames"])
   assert len(parts) == 2 and all(p.shape == (2, 4, 4, 24, 24, 3) for p in parts)
@@ -359,7 +367,7 @@ def test_bad_records_are_skipped_and_odd_ones_kept(tmp_path):
     writer.write(video("fine", [grey]))
   config = dataclasses.replace(BASE, path=str(tmp_path), batch_size=1, frames_per_shot=8)
   found = {e["video_id"].decode(): e for e in elements(
-      pipeline.build_dataset(config, training=False), 10)}
+      build_dataset(config, training=False), 10)}
   assert set(found) == {"mixed", "fine"}
   frames = found["mixed"]["frames"][0]
   positions = found["mixed"]["frame_position"][0]
@@ -378,7 +386,7 @@ def test_bad_records_are_skipped_and_odd_ones_kept(tmp_path):
 ])
 def test_bad_configs_name_the_value(synthetic_dir, field, value, message):
   with pytest.raises((ValueError, FileNotFoundError), match=message):
-    pipeline.build_dataset(dataclasses.replace(BASE, **{"path": synthetic_dir, field: value}))
+    build_dataset(dataclasses.replace(BASE, **{"path": synthetic_dir, field: value}))
 
 
 def test_real_prepared_records(real_dir):
@@ -393,13 +401,13 @@ def test_real_prepared_records(real_dir):
     boxes_checked += check_against_records(element, other, video, config)
     assert other["raw_frames"].shape == (4, 8, 64, 64, 3)
   assert boxes_checked > 0
-  one_pass = elements(pipeline.build_dataset(dataclasses.replace(config, batch_size=1),
+  one_pass = elements(build_dataset(dataclasses.replace(config, batch_size=1),
                                              training=False), 100)
   assert {e["video_id"].decode(): e["shot_mask"].sum() for e in one_pass} == {
       "bikes.mp4": 4, "bigbuckbunny.mp4": 1, "carphone_pristine.mp4": 1,
       "carphone_distorted.mp4": 1}
   # Real colour distortion stays finite and in range.
-  coloured = next(iter(pipeline.build_dataset(dataclasses.replace(config, color_distortion=1.0))))
+  coloured = next(iter(build_dataset(dataclasses.replace(config, color_distortion=1.0))))
   assert np.all(np.isfinite(coloured["frames"])) and coloured["frames"].numpy().max() <= 1
 
 
@@ -485,5 +493,5 @@ def test_feeds_the_backbone_and_losses_for_a_few_steps(real_dir):
     optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
     return loss
 
-  for batch in pipeline.build_dataset(config).take(3):
+  for batch in build_dataset(config).take(3):
     assert np.isfinite(step(batch).numpy())

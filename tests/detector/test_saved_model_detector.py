@@ -81,6 +81,20 @@ def test_tf_call_inside_tf_function(detector):
     np.testing.assert_array_equal(out[key].numpy(), ref[key])
 
 
+@pytest.mark.parametrize("max_detections", [5, 12])  # fewer and more slots than detections
+def test_tf_call_runs_in_the_graph_and_compiles_with_xla(fake_saved_model_dir, max_detections):
+  # XLA takes no host call (numpy_function): compiling shows the detector is TensorFlow ops.
+  det = load_detector(str(fake_saved_model_dir), max_detections=max_detections)
+  assert det.runs_in_graph
+  numeric = ("detection_boxes", "detection_scores", "detection_class_labels", NUM_DETECTIONS)
+  out = tf.function(lambda x: det.tf_call(x, numbers_only=True), jit_compile=True)(
+      tf.constant(_images()))
+  assert sorted(out) == sorted(numeric)
+  ref = det(_images())
+  for key in numeric:
+    np.testing.assert_allclose(out[key].numpy(), ref[key], rtol=1e-6, err_msg=key)
+
+
 def test_missing_signature(tmp_path):
   module = tf.Module()
   module.f = tf.function(lambda x: {"y": x}, input_signature=[tf.TensorSpec([None], tf.float32)])
