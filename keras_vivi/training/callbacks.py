@@ -88,7 +88,7 @@ class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
 
   def on_train_begin(self, logs=None) -> None:
     step = int(self.model.optimizer.iterations.numpy())
-    kept = [entry for entry in self.history if entry["step"] <= step]
+    kept = [entry for entry in self.history if entry.get("step", 0) <= step]
     if self.log_file and tf.io.gfile.exists(self.log_file) and (
         kept != self.history or not _ends_cleanly(self.log_file)):
       files.write_atomically(self.log_file, "".join(json.dumps(e) + "\n" for e in kept))
@@ -125,9 +125,8 @@ def read_log(path) -> list[dict]:
       if number == len(lines):  # no newline after it: its writer was stopped mid-line
         logging.warning("%s: its last line is cut short (%s) and is dropped.", path, e)
         break
-      raise ValueError(f"{path}, line {number}, is damaged ({e}); repair or delete that line "
-                       "(the diagnostic is computed again for missing steps only if the file "
-                       "is removed).") from None
+      raise ValueError(f"{path}, line {number}, is damaged ({e}); repair or delete that "
+                       "line, or move the file away to start the log afresh.") from None
   return entries
 
 
