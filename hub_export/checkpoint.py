@@ -13,19 +13,31 @@ import tensorflow as tf
 
 from keras_vivi import configs
 from keras_vivi import models
+from keras_vivi.training import checkpoints as checkpoints_lib
 
 
 
 def find_checkpoint(path) -> str:
-  """Checkpoint prefix for `path`: a run's model_dir (its latest checkpoint) or a prefix."""
+  """Checkpoint prefix for `path`: a run's model_dir (its latest checkpoint) or a prefix.
+
+  A damaged latest checkpoint is an error naming its files and the newest intact one.
+  """
   if tf.io.gfile.isdir(path):
-    latest = tf.train.latest_checkpoint(path)
-    if latest is None:
+    intact, damaged = checkpoints_lib.newest_intact(path)
+    if damaged:
+      way_out = (f"export the newest intact one with --checkpoint={intact}" if intact else
+                 "no intact checkpoint is left: restore the files from a copy")
+      raise ValueError(f"The latest checkpoint of {path!r} is damaged "
+                       f"({checkpoints_lib.describe(damaged)}); {way_out}.")
+    if intact is None:
       raise FileNotFoundError(
           f"No checkpoint in model_dir {path!r}: expected the 'checkpoint' index and "
           "ckpt-N.index files written by tf.train.CheckpointManager.")
-    return latest
+    return intact
   if tf.io.gfile.exists(path + ".index"):
+    problem = checkpoints_lib.damage(path)
+    if problem:
+      raise ValueError(f"Checkpoint {path!r} is damaged: {problem}.")
     return path
   raise FileNotFoundError(
       f"{path!r} is neither a model_dir holding checkpoints nor a checkpoint prefix "

@@ -12,6 +12,7 @@ the zoo preset entry is printed; --export_dir is optional then:
               [--results=vtab/results.json]
 """
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -20,10 +21,12 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from keras_vivi.cli import errors
 import hub_export
 from hub_export import exporter
 from hub_export import publish as publish_lib
 from keras_vivi import configs
+from keras_vivi import files
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None,
                                  "A keras_vivi training run: its latest checkpoint is exported.")
@@ -117,6 +120,15 @@ def main(argv) -> None:
   publish_dir = _PUBLISH.value
   check_outputs(_EXPORT_DIR.value, publish_dir, name=_NAME.value, results=_RESULTS.value,
                 version_given=flags.FLAGS["version"].present)
+  # One publication at a time in a zoo directory; what killed ones left is swept.
+  with (files.DirectoryLock(publish_dir, "vivi-export --publish") if publish_dir else
+        contextlib.nullcontext()):
+    if publish_dir:
+      publish_lib.sweep_leftovers(publish_dir)
+    _export_and_publish(publish_dir)
+
+
+def _export_and_publish(publish_dir) -> None:
   if publish_dir:
     # Fail before the export, not after it.
     try:
@@ -131,7 +143,7 @@ def main(argv) -> None:
   if not export_dir:
     assert publish_dir  # check_outputs: one of the two is given
     os.makedirs(publish_dir, exist_ok=True)
-    export_dir = tempfile.mkdtemp(prefix=".export-", dir=publish_dir)
+    export_dir = tempfile.mkdtemp(prefix=publish_lib.EXPORT_PREFIX, dir=publish_dir)
   try:
     info = export(_MODEL_DIR.value, _CHECKPOINT.value, _EXPERIMENT.value, _INIT.value,
                   _SEED.value, export_dir, _OVERWRITE.value, _OVERRIDE.value)
@@ -155,7 +167,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
-  app.run(main)
+  errors.run(main)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import dataclasses
 import gzip
 import json
 import os
+import re
 import shutil
 import tarfile
 import uuid
@@ -328,6 +329,33 @@ def _evaluation(results):
   if local:
     evaluation["local_tasks"] = local
   return evaluation
+
+
+# Temporaries of a publication killed before its end, recognised by their names: exports made
+# for it (`tempfile.mkdtemp(prefix=EXPORT_PREFIX)` in PUBLISH_DIR) and versions being written
+# (NAME/.VERSION.<uuid>.tmp).
+EXPORT_PREFIX = ".export-"
+_EXPORT_TEMPORARY = re.compile(rf"^{re.escape(EXPORT_PREFIX)}[a-z0-9_]{{8}}$")
+_VERSION_TEMPORARY = re.compile(r"^\.\d+\.[0-9a-f]{32}\.tmp$")
+
+
+def sweep_leftovers(publish_dir) -> list[str]:
+  """Removes what killed publications left in `publish_dir` (see above); returns the paths.
+  Only while holding `publish_dir`'s lock: a running publication's temporaries look the same."""
+  if not os.path.isdir(publish_dir):
+    return []
+  found = []
+  for entry in os.scandir(publish_dir):
+    if not entry.is_dir(follow_symlinks=False):
+      continue
+    if _EXPORT_TEMPORARY.match(entry.name):
+      found.append(entry.path)
+    else:
+      found += [inner.path for inner in os.scandir(entry.path)
+                if _VERSION_TEMPORARY.match(inner.name) and inner.is_dir(follow_symlinks=False)]
+  for path in found:
+    shutil.rmtree(path)
+  return found
 
 
 def _is_export(path):

@@ -8,13 +8,18 @@
   check_same_settings(...)      a resumable output made with other settings is refused, naming them
   is_remote(handle)             http(s):// and gs:// handles
   cache_root()                  where downloads are cached
+  DirectoryLock(path, what)     one process at a time writes a run or output directory
 """
 
 import hashlib
+import errno
 import io
 import json
 import os
 import re
+import socket
+import sys
+import time
 import uuid
 from typing import Any, Dict, Mapping, Optional, Tuple
 
@@ -138,3 +143,92 @@ def check_same_settings(recorded: Mapping, wanted: Mapping, where: str, what: st
   if differences:
     fields = ", ".join(f"{key}: {_short(a)} → {_short(b)}" for key, (a, b) in differences.items())
     raise ValueError(f"{where!r} holds {what} ({fields}); {remedy}")
+
+
+LOCK_FILE = ".vivi.lock"
+
+
+class DirectoryLockedError(RuntimeError):
+  """Another live process holds the directory's lock; the message names it."""
+
+
+class DirectoryLock:
+  """An exclusive lock of a directory that one process writes (a run's model_dir, a prepare
+  output), held from `acquire` to `release` (or as a context manager).
+
+  Local directories: `DIR/.vivi.lock` holds the owner's pid, host and command, under an
+  `fcntl.flock` that the kernel drops when the owner dies, so a lock left by a killed process is
+  taken over. The file is removed on release, and a directory the lock created is removed again
+  if nothing else was written to it: a failed start changes nothing. Remote directories (gs://)
+  have no such lock; they are written without one.
+  """
+
+  def __init__(self, directory: str, what: str):
+    self.directory, self.what = os.fspath(directory), what
+    self.path = os.path.join(self.directory, LOCK_FILE)
+    self._fd: Optional[int] = None
+    self._created = False
+
+  def acquire(self) -> "DirectoryLock":
+    """Takes the lock; raises `DirectoryLockedError` naming the owner if another process has it."""
+    if has_url_scheme(self.directory) or self._fd is not None:
+      return self
+    import fcntl  # pylint: disable=g-import-not-at-top  # POSIX only
+    if not os.path.isdir(self.directory):
+      os.makedirs(self.directory)
+      self._created = True
+    try:
+      while True:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+          fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+          owner = os.read(fd, 4096).decode("utf-8", "replace").strip()
+          os.close(fd)
+          if e.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+          raise DirectoryLockedError(
+              f"{self.directory} is in use by another {self.what} ({owner or 'owner unknown'}); "
+              f"wait for it to end (or stop it), or use another directory.") from None
+        # The owner before us may have removed the file between our open and our lock.
+        try:
+          same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+        except FileNotFoundError:
+          same = False
+        if same:
+          break
+        os.close(fd)
+      os.ftruncate(fd, 0)
+      os.write(fd, (f"pid {os.getpid()} on {socket.gethostname()} since "
+                    f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(sys.argv)[:500]}\n"
+                    ).encode("utf-8"))
+    except BaseException:
+      self._remove_created()
+      raise
+    self._fd = fd
+    return self
+
+  def release(self) -> None:
+    if self._fd is None:
+      return
+    try:
+      os.remove(self.path)
+    except FileNotFoundError:
+      pass
+    os.close(self._fd)
+    self._fd = None
+    self._remove_created()
+
+  def _remove_created(self) -> None:
+    if self._created:
+      self._created = False
+      try:
+        os.rmdir(self.directory)  # only if nothing else was written to it
+      except OSError:
+        pass
+
+  def __enter__(self) -> "DirectoryLock":
+    return self.acquire()
+
+  def __exit__(self, *exc) -> None:
+    self.release()

@@ -20,6 +20,7 @@ import os
 from absl import app
 from absl import flags
 
+from keras_vivi.cli import errors
 from keras_vivi.evaluation import comparison as comparison_lib
 from keras_vivi.evaluation import statistics
 
@@ -28,7 +29,8 @@ _B = flags.DEFINE_list("b", None, "Compared runs: vivi-vtab output directories."
 _OUTPUT = flags.DEFINE_string("output", None, "Directory for the comparison files.",
                               required=True)
 _NAMES = flags.DEFINE_list("names", ["A", "B"], "Display names of the two models.")
-_ALPHA = flags.DEFINE_float("alpha", 0.05, "Two-sided significance level (the paper: 0.05).")
+_ALPHA = flags.DEFINE_float("alpha", 0.05, "Two-sided significance level (the paper: 0.05).",
+                            lower_bound=0.0, upper_bound=1.0)
 _CORRECTION = flags.DEFINE_enum("correction", "none", statistics.CORRECTIONS,
                                 "Adjustment of the tasks' p-values for their number: none "
                                 "(the paper's per-task Welch p), or bh (Benjamini–Hochberg).")
@@ -66,7 +68,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  errors.run(main)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from absl import app
 from absl import flags
 
 from keras_vivi import configs
+from keras_vivi.cli import errors
 from keras_vivi.evaluation import object_comparison
 from keras_vivi.evaluation import object_diagnostic
 
@@ -38,11 +39,15 @@ _DATA = flags.DEFINE_string("data", None, "Directory (or glob) of prepared recor
 _OUTPUT = flags.DEFINE_string("output", None, "Directory for the diagnostic files.",
                               required=True)
 _NAMES = flags.DEFINE_list("names", None, "Display names, one per export (default: basenames).")
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "Frames are resized to this square size.")
-_MIN_SCORE = flags.DEFINE_float("min_score", 0.05, "Detections below this score are ignored.")
-_MAX_OBJECTS = flags.DEFINE_integer("max_objects", 5, "Objects kept per frame (highest scores).")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Frames per feature batch.")
-_ALPHA = flags.DEFINE_float("alpha", 0.001, "Significance level of Fisher's test (the paper's).")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "Frames are resized to this square size.",
+                                   lower_bound=16)
+_MIN_SCORE = flags.DEFINE_float("min_score", 0.05, "Detections below this score are ignored.",
+                                lower_bound=0.0, upper_bound=1.0)
+_MAX_OBJECTS = flags.DEFINE_integer("max_objects", 5, "Objects kept per frame (highest scores).",
+                                    lower_bound=1)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Frames per feature batch.", lower_bound=1)
+_ALPHA = flags.DEFINE_float("alpha", 0.001, "Significance level of Fisher's test (the paper's).",
+                            lower_bound=0.0, upper_bound=1.0)
 _VIDEOS_PER_BATCH = flags.DEFINE_integer("videos_per_batch", 8, "Neighbours are sought among the "
                                          "objects of this many consecutive videos (the paper's).",
                                          lower_bound=1)
@@ -85,7 +90,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  errors.run(main)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import shlex
 from absl import app
 from absl import flags
 
+from keras_vivi.cli import errors
 from keras_vivi.data import prepare as prepare_lib
 from keras_vivi.detector import loader
 
@@ -22,17 +23,27 @@ _DETECTOR = flags.DEFINE_string(
     "TF-Hub handle with the openimages_v4/ssd/mobilenet_v2 signature.")
 _FPS = flags.DEFINE_float("fps", 1.0, "Frames sampled per second inside each shot.")
 _SHORT_SIDE = flags.DEFINE_integer("frame_short_side", 256,
-                                   "Stored frames are resized to this shorter side (0: keep).")
-_SCORE = flags.DEFINE_float("score_threshold", 0.05, "Detections below this score are dropped.")
-_MAX_OBJECTS = flags.DEFINE_integer("max_objects", 5, "At most this many objects per frame.")
-_PER_SHARD = flags.DEFINE_integer("videos_per_shard", 16, "Videos per TFRecord shard.")
+                                   "Stored frames are resized to this shorter side (0: keep).",
+                                   lower_bound=0)
+_SCORE = flags.DEFINE_float("score_threshold", 0.05, "Detections below this score are dropped.",
+                            lower_bound=0.0, upper_bound=1.0)
+_MAX_OBJECTS = flags.DEFINE_integer("max_objects", 5, "At most this many objects per frame.",
+                                    lower_bound=1)
+_MIN_SIDE = flags.DEFINE_integer(
+    "min_video_side", prepare_lib.PrepareConfig.min_video_side, "Videos whose shorter side has "
+    "fewer pixels are skipped and listed (1×1 placeholders); 1 accepts every size.",
+    lower_bound=1)
+_PER_SHARD = flags.DEFINE_integer("videos_per_shard", 16, "Videos per TFRecord shard.",
+                                  lower_bound=1)
 _WORKERS = flags.DEFINE_integer(
-    "workers", 1, "Parallel processes (local runs); the cores are divided among them.")
+    "workers", 1, "Parallel processes (local runs); the cores are divided among them.",
+                                lower_bound=1)
 _THREADS = flags.DEFINE_integer(
-    "threads", None, "Detector threads per worker (TFLite, TF); default: cores / workers.")
+    "threads", None, "Detector threads per worker (TFLite, TF); default: cores / workers.",
+                                lower_bound=1)
 _TIME_LIMIT = flags.DEFINE_float(
     "time_limit", 1800.0, "Seconds decoding one video may take (waits for the detector not "
-    "counted); a video past it is skipped and listed. 0: no limit.")
+    "counted); a video past it is skipped and listed. 0: no limit.", lower_bound=0.0)
 _DETECTOR_PACKAGE = flags.DEFINE_string(
     "detector_package", None, "A staged copy of `npm pack @mediapipe/objectron@0.4.1675468480` "
     "(any tf.io.gfile path, e.g. gs://) for the default detector, sha256-checked; default: npm, "
@@ -43,6 +54,7 @@ _RUNNER = flags.DEFINE_string(
 _BEAM_OPTIONS = flags.DEFINE_string("beam_options", "",
                                     "Further Beam pipeline options, as one quoted string.")
 
+errors.positive_finite(_FPS)
 
 def main(argv):
   if len(argv) > 1:
@@ -50,7 +62,8 @@ def main(argv):
   config = prepare_lib.PrepareConfig(
       fps=_FPS.value, frame_short_side=_SHORT_SIDE.value or None, detector=_DETECTOR.value,
       score_threshold=_SCORE.value, max_objects=_MAX_OBJECTS.value,
-      videos_per_shard=_PER_SHARD.value, workers=_WORKERS.value, threads=_THREADS.value,
+      videos_per_shard=_PER_SHARD.value, workers=_WORKERS.value,
+      min_video_side=_MIN_SIDE.value, threads=_THREADS.value,
       time_limit=_TIME_LIMIT.value or None, detector_package=_DETECTOR_PACKAGE.value)
   if _RUNNER.value:
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -84,7 +97,7 @@ def summary(manifest, output_dir):
 
 
 def run():
-  app.run(main)
+  errors.run(main)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ the same flags skips finished work.
 from absl import app
 from absl import flags
 
+from keras_vivi.cli import errors
 from keras_vivi.evaluation import robustness_classifier as classifier_lib
 from keras_vivi.evaluation import robustness_data
 from keras_vivi.evaluation import robustness_suite
@@ -39,21 +40,26 @@ _DATA_ROOT = flags.DEFINE_string("data_root", None, "Directory holding release f
 _FOLDERS = flags.DEFINE_list("folders", [], "NAME=DIR,...: a dataset's release folder.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", _RECIPE.image_size, "Input resolution of the "
                                    "classifier made from --hub or --cotrain_run (evaluation "
-                                   "uses the classifier's own).")
-_EVAL_BATCH = flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.")
+                                   "uses the classifier's own).", lower_bound=16)
+_EVAL_BATCH = flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.", lower_bound=1)
 _MODE = flags.DEFINE_enum("mode", _RECIPE.mode, ["finetune", "linear"], "With --hub: fine-tune "
                           "the module and head, or train a linear probe.")
-_STEPS = flags.DEFINE_integer("steps", _RECIPE.steps, "With --hub: SGD steps on ImageNet.")
-_BATCH = flags.DEFINE_integer("batch_size", _RECIPE.batch_size, "With --hub: training batch.")
+_STEPS = flags.DEFINE_integer("steps", _RECIPE.steps, "With --hub: SGD steps on ImageNet.",
+                              lower_bound=1)
+_BATCH = flags.DEFINE_integer("batch_size", _RECIPE.batch_size, "With --hub: training batch.",
+                              lower_bound=1)
 _LR = flags.DEFINE_float("learning_rate", _RECIPE.learning_rate, "With --hub: initial rate.")
 _DECAY = flags.DEFINE_integer("decay_every", _RECIPE.decay_every, "With --hub: ×0.1 every N "
-                              "steps.")
-_WARMUP = flags.DEFINE_integer("warmup_steps", _RECIPE.warmup_steps, "With --hub: warm-up.")
-_VERBOSE = flags.DEFINE_integer("keras_verbose", 1, "Keras progress of the fine-tuning.")
+                              "steps.", lower_bound=1)
+_WARMUP = flags.DEFINE_integer("warmup_steps", _RECIPE.warmup_steps, "With --hub: warm-up.",
+                               lower_bound=0)
+_VERBOSE = flags.DEFINE_integer("keras_verbose", 1, "Keras progress of the fine-tuning.",
+                                lower_bound=0, upper_bound=2)
 _STRATEGY = flags.DEFINE_enum("strategy", "default", trainer.STRATEGIES, "With --hub: "
                               "tf.distribute strategy of the fine-tuning.")
 _TPU = flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
 
+errors.positive_finite(_LR)
 
 def _folders(items):
   folders = {}
@@ -105,7 +111,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  errors.run(main)
 
 
 if __name__ == "__main__":

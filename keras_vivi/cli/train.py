@@ -16,7 +16,9 @@ from absl import flags
 import tensorflow as tf
 import yaml
 
+from keras_vivi.cli import errors
 from keras_vivi import configs
+from keras_vivi.data import pipeline
 from keras_vivi.training import trainer
 
 _EXPERIMENT = flags.DEFINE_enum("experiment", None, configs.list_experiments(),
@@ -36,7 +38,7 @@ _PARAMS_OVERRIDE = flags.DEFINE_string(
     "(train.steps=300,train.decay_steps=200,250), or a YAML mapping, inline or a file "
     "(Model Garden's --params_override).")
 _EVERY = flags.DEFINE_integer("steps_per_epoch", 1000,
-                              "Steps between checkpoints (one Keras epoch).")
+                              "Steps between checkpoints (one Keras epoch).", lower_bound=1)
 _DIAGNOSTIC_EVERY = flags.DEFINE_integer(
     "diagnostic_every", None, "Run the object diagnostic (Table 2) every N epochs; 0 turns it "
     "off (default: the experiment's diagnostic.every_epochs, 1).", lower_bound=0)
@@ -54,11 +56,17 @@ def main(argv):
     overrides.append(f"diagnostic.every_epochs={_DIAGNOSTIC_EVERY.value}")
   if _STEPS_PER_EXECUTION.value is not None:
     overrides.append(f"train.steps_per_execution={_STEPS_PER_EXECUTION.value}")
+  for path in _CONFIG_FILE.value:
+    if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
+      raise app.UsageError(f"--config_file={path} is not a file: give a YAML file of "
+                           "{section: {field: value}}.")
   try:
     config = configs.build_config(_EXPERIMENT.value, _DATA.value, _CONFIG_FILE.value, overrides,
                           _PARAMS_OVERRIDE.value)
     if not config.data.path:
       raise app.UsageError("Give --data=DIR (or --override=data.path=DIR).")
+    if not config.data.inline_detection:
+      pipeline.shard_files(config.data.path)
     trainer.check_restart(config, _MODEL_DIR.value)
   except (ValueError, TypeError, yaml.YAMLError, tf.errors.NotFoundError) as e:
     # Before any model is built or file written.
@@ -71,7 +79,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  errors.run(main)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ Repetitions of the protocol (for vivi-compare) each take their own --seed and --
 from absl import app
 from absl import flags
 
+from keras_vivi.cli import errors
 from keras_vivi.evaluation import vtab
 
 _DEFAULT = vtab.VtabConfig()
@@ -26,19 +27,22 @@ _TASKS = flags.DEFINE_string("tasks", "all", "all | natural | specialized | stru
                              "NAME,NAME (e.g. cifar100,dtd or digits).")
 _OUTPUT = flags.DEFINE_string("output", None, "Results directory.", required=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "tfds data directory (default: tfds's).")
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", _DEFAULT.image_size, "Input resolution.")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", _DEFAULT.image_size, "Input resolution.",
+                                   lower_bound=16)
 _SWEEP = flags.DEFINE_string("sweep", None, "LR:STEPS:DECAY_EVERY,... (default: the VTAB-1k "
                              "sweep 0.1 and 0.01 × 10000:3000 and 2500:750).")
 _STEPS_SCALE = flags.DEFINE_float("steps_scale", 1.0, "Multiplies the sweep's steps and decay "
                                   "intervals (smoke runs).")
-_BATCH = flags.DEFINE_integer("batch_size", _DEFAULT.batch_size, "Training batch size.")
+_BATCH = flags.DEFINE_integer("batch_size", _DEFAULT.batch_size, "Training batch size.",
+                              lower_bound=1)
 _EVAL_BATCH = flags.DEFINE_integer("eval_batch_size", _DEFAULT.eval_batch_size,
-                                   "Evaluation batch size.")
+                                   "Evaluation batch size.", lower_bound=1)
 _SEED = flags.DEFINE_integer("seed", _DEFAULT.seed, "Seed of every fine-tuning run (shuffling, "
                              "initialisation); give each repetition of the protocol its own.",
                              lower_bound=0)
 _VERBOSE = flags.DEFINE_integer("keras_verbose", 1, "Keras progress of each fine-tuning run "
-                                "(0 silent, 1 bar, 2 one line).")
+                                "(0 silent, 1 bar, 2 one line).", lower_bound=0, upper_bound=2)
+errors.positive_finite(_STEPS_SCALE)
 
 
 def main(argv):
@@ -64,7 +68,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  errors.run(main)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ class _Child:
     # The parent's import path comes first, as multiprocessing's spawn passes it: the child imports
     # this very keras_vivi, installed or from a checkout.
     bootstrap = (f"import pickle, sys; sys.path[:] = pickle.load(sys.stdin.buffer); "
-                 f"import {__name__} as m; m.main()")
+                 f"import {__name__} as m; m.main({os.getpid()})")
     self.process = subprocess.Popen([sys.executable, "-c", bootstrap], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE)
     self.send(list(sys.path))
@@ -231,9 +231,24 @@ def _serve(requests, replies) -> None:
     send(("done", samples))
 
 
-def main() -> None:
-  # Ctrl-C is the parent's to handle; the child ends when its input does.
+PARENT_POLL_SECONDS = 1.0
+
+
+def _die_with(parent: int) -> None:
+  """Ends this process once `parent` is gone, even while it decodes and reads no input: an orphan
+  is adopted by another process, so its parent pid changes. (Linux's PR_SET_PDEATHSIG would fire
+  when the parent's *thread* that started it ends, and decoders are started from worker threads.)"""
+  def watch():
+    while os.getppid() == parent:
+      time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
+  threading.Thread(target=watch, daemon=True, name="parent watch").start()
+
+
+def main(parent: Optional[int] = None) -> None:
+  # Ctrl-C is the parent's to handle; the child ends when its input does, or with its parent.
   signal.signal(signal.SIGINT, signal.SIG_IGN)
+  _die_with(parent or os.getppid())
   replies = os.fdopen(os.dup(1), "wb")
   os.dup2(2, 1)  # whatever else writes to stdout must not enter the message stream
   sys.stdout = sys.stderr

@@ -63,6 +63,10 @@ def shard_files(path):
     raise ValueError("DataConfig.path is empty: expected a directory of prepared shards or a glob.")
   pattern = os.path.join(path, schema.SHARD_GLOB) if tf.io.gfile.isdir(path) else path
   files = sorted(tf.io.gfile.glob(pattern))
+  if files == [path] and ".tfrecord" not in os.path.basename(path):
+    raise ValueError(f"{path!r} is a file, not prepared records: expected the --output "
+                     f"directory of `vivi-prepare` (or a glob of its {schema.SHARD_GLOB!r} "
+                     "shards); prepare the videos first.")
   if not files:
     raise FileNotFoundError(f"No shards match {pattern!r}: expected files named like "
                             f"{schema.SHARD_GLOB!r} written by `vivi-prepare`.")

@@ -32,6 +32,7 @@ from keras_vivi.detector import mediapipe_assets
 from keras_vivi.detector.loader import MEDIAPIPE_OIDV4, mediapipe_oidv4_detector
 
 PLAN_FILE = "plan.json"
+MAX_FPS = 240.0  # no video has more frames per second to sample
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,22 +48,24 @@ class PrepareConfig:
   videos_per_shard: int = 16
   workers: int = 1                     # processes decoding and detecting in parallel
   shot: shots_lib.ShotConfig = shots_lib.ShotConfig()
+  min_video_side: int = 16             # videos smaller than this (1×1 placeholders) are skipped
   # How the job runs, not what it writes (left out of the plan):
   threads: Optional[int] = None        # detector (TFLite, TF) threads per worker; None: cores / workers
   time_limit: Optional[float] = 1800.0  # seconds of decoding one video may take, then it is skipped
   detector_package: Optional[str] = None  # staged `npm pack` tarball of the default detector (gs://…)
 
   def __post_init__(self):
-    for name in ("videos_per_shard", "workers", "detector_batch", "max_objects"):
+    for name in ("videos_per_shard", "workers", "detector_batch", "max_objects", "min_video_side"):
       if int(getattr(self, name)) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}.")
-    if not self.fps > 0:
-      raise ValueError(f"fps must be > 0, got {self.fps!r}.")
+    if not 0 < self.fps <= MAX_FPS:
+      raise ValueError(f"fps must be > 0 and at most {MAX_FPS} (frames sampled per second), got "
+                       f"{self.fps!r}.")
     if self.frame_short_side is not None and self.frame_short_side < 16:
       raise ValueError(f"frame_short_side must be >= 16 or None, got {self.frame_short_side!r}.")
     if self.threads is not None and (isinstance(self.threads, bool) or int(self.threads) < 1):
       raise ValueError(f"threads must be None or an int >= 1, got {self.threads!r}.")
-    if self.time_limit is not None and not self.time_limit > 0:
+    if self.time_limit is not None and not 0 < self.time_limit < math.inf:
       raise ValueError(f"time_limit must be None (no limit) or > 0 seconds, got {self.time_limit!r}.")
 
 
@@ -163,6 +166,10 @@ def prepare_video(path, video_id, detector, config, decoders=None):
   flush()
   if len(samples.frame_indices) == 0:
     raise SkippedVideo(samples.problem or "no frame could be decoded")
+  width, height = samples.info.width, samples.info.height
+  if min(width, height) < config.min_video_side:
+    raise SkippedVideo(f"the video is {width}×{height} pixels, smaller than "
+                       f"min_video_side={config.min_video_side} (--min_video_side=1 accepts it)")
   order = samples.frame_indices.tolist()
   detections = {key: np.concatenate([detected[i][key] for i in order]) for key in detected[order[0]]}
   counts = detections["num_detections"]
@@ -269,18 +276,24 @@ def _load_or_write_plan(output_dir, paths, ids, config):
   settings = dataclasses.asdict(dataclasses.replace(config, workers=1, detector_batch=1))
   for name in RUNTIME_FIELDS:
     del settings[name]
+  if config.min_video_side == PrepareConfig.min_video_side:
+    del settings["min_video_side"]  # the default is left out: plans that do not name it resume
   plan = {"videos": [{"source": os.path.abspath(p), "id": i} for p, i in zip(paths, ids)],
           "videos_per_shard": config.videos_per_shard,
           "config": json.loads(json.dumps(settings))}
   path = os.path.join(output_dir, PLAN_FILE)
+  old = None
   if tf.io.gfile.exists(path):
     old = files.read_json(path, f"it records which videos and settings the shards of "
                           f"{output_dir!r} were made with. Restore it from a copy, or prepare "
                           "into a new --output.")
+  # A plan without a finished shard holds no work (its start was refused or stopped early):
+  # the corrected command replaces it.
+  if old is not None and tf.io.gfile.glob(os.path.join(output_dir, schema.SHARD_GLOB)):
     files.check_same_settings(old, plan, output_dir, "a preparation of other videos or settings",
                               f"see {path}; resume with the same --videos and options, or "
                               "choose a new --output.")
-  else:
+  elif old != plan:
     files.write_json(path, plan)
   return plan
 
@@ -316,6 +329,12 @@ def prepare(videos, output_dir, config=PrepareConfig(), progress=True):
   paths = find_videos(videos) if isinstance(videos, (str, os.PathLike)) else sorted(
       os.fspath(p) for p in videos)
   ids = video_ids(paths)
+  # One job at a time in `output_dir`: the start-up sweep below removes only its own leftovers.
+  with files.DirectoryLock(output_dir, "vivi-prepare"):
+    return _prepare(paths, ids, output_dir, config, progress)
+
+
+def _prepare(paths, ids, output_dir, config, progress):
   tf.io.gfile.makedirs(output_dir)
   _load_or_write_plan(output_dir, paths, ids, config)
 

@@ -1,7 +1,9 @@
-"""Encoding one prepared video as a `tf.train.SequenceExample` (keys in `schema`)."""
+"""Encoding one prepared video as a `tf.train.SequenceExample` (keys in `schema`), and reading
+shards that may be damaged."""
 
 import io
 
+from absl import logging
 import numpy as np
 import PIL.Image
 import tensorflow as tf
@@ -75,3 +77,43 @@ def video_example(video_id, source, duration, fps, truncated, shot_starts, shot_
       context=tf.train.Features(feature=context),
       feature_lists=tf.train.FeatureLists(feature_list={
           k: tf.train.FeatureList(feature=v) for k, v in lists.items()}))
+
+
+class ShardReader:
+  """The serialized records of `paths` in order, read in Python: a shard that cannot be read
+  (truncated, corrupted, unreadable) is skipped from its first bad record on, with a warning
+  naming it, and listed in `damaged` ({path: what went wrong}).
+
+  `dataset()` is the same as a `tf.data.Dataset` of scalar strings; `check()` after reading
+  raises ValueError, naming the shards, when none of them yielded a record.
+  """
+
+  def __init__(self, paths):
+    self.paths = list(paths)
+    self.damaged: dict[str, str] = {}
+    self.records = 0
+
+  def __iter__(self):
+    for path in self.paths:
+      read = 0
+      try:
+        for record in tf.data.TFRecordDataset(path):
+          read += 1
+          self.records += 1
+          yield record.numpy()
+      except tf.errors.OpError as e:
+        detail = " ".join(str(e.message).split())[:200]
+        self.damaged[path] = f"record {read + 1} cannot be read ({detail})"
+        logging.warning("Skipped the shard %s from record %d on (%d damaged shard(s) so far): "
+                        "it cannot be read (%s).", path, read + 1, len(self.damaged), detail)
+
+  def dataset(self) -> tf.data.Dataset:
+    return tf.data.Dataset.from_generator(self.__iter__,
+                                          output_signature=tf.TensorSpec([], tf.string))
+
+  def check(self) -> None:
+    if self.records == 0 and self.damaged:
+      listed = "; ".join(f"{path}: {why}" for path, why in self.damaged.items())
+      raise ValueError(f"None of the {len(self.paths)} shard(s) can be read ({listed}); "
+                       "prepare the videos again (vivi-prepare into a new --output) or restore "
+                       "the shards from a copy.")

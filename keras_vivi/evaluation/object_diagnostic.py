@@ -17,6 +17,7 @@ import tensorflow as tf
 from keras_vivi import configs
 from keras_vivi import models
 from keras_vivi.data import pipeline
+from keras_vivi.data import records as records_lib
 from keras_vivi.data import schema
 
 FRAME_SOURCES = typing.get_args(configs.DiagnosticConfig.__dataclass_fields__["frames"].type)
@@ -60,8 +61,12 @@ def nearest_neighbour_same_class(features, labels, mask=None, groups=None, block
   return tf.cast(hits, tf.float32) / tf.cast(tf.maximum(total, 1), tf.float32), hits, total
 
 
-def record_frames(records, image_size, min_score=0.05, max_objects=5, max_videos=None):
+def record_frames(records, image_size, min_score=0.05, max_objects=5, max_videos=None,
+                  reader=None):
   """Every stored frame of prepared records (of the first `max_videos` videos), once.
+
+  Damaged shards are skipped from their first bad record on and named (see
+  `records.ShardReader`; pass `reader` to see which afterwards).
 
   Args:
     records: a directory of `vivi-prepare` shards or a glob of them.
@@ -91,7 +96,8 @@ def record_frames(records, image_size, min_score=0.05, max_objects=5, max_videos
     frame["image"] = tf.image.resize(tf.cast(image, tf.float32) / 255.0, [image_size] * 2)
     return frame
 
-  videos = tf.data.TFRecordDataset(pipeline.shard_files(records)).enumerate()
+  reader = reader or records_lib.ShardReader(pipeline.shard_files(records))
+  videos = reader.dataset().enumerate()
   if max_videos is not None:
     videos = videos.take(max_videos)
   return (videos
@@ -174,11 +180,13 @@ def object_groups(feature_fn, records, image_size, min_score=0.05, max_objects=5
   max_videos = (videos_per_group * max_groups
                 if videos_per_group is not None and max_groups is not None else None)
   pending, current = [], None
+  reader = None
   if frames == TRAINING_SAMPLER:
     source = sampled_frames(records, sampler or configs.DataConfig(), image_size, min_score,
                             max_objects, max_videos)
   else:
-    source = record_frames(records, image_size, min_score, max_objects, max_videos)
+    reader = records_lib.ShardReader(pipeline.shard_files(records))
+    source = record_frames(records, image_size, min_score, max_objects, max_videos, reader)
   for batch in source.batch(batch_size):
     grid = feature_fn(batch["image"])
     r = models.gather_box_features(grid, batch["boxes"], (image_size, image_size))
@@ -193,6 +201,8 @@ def object_groups(feature_fn, records, image_size, min_score=0.05, max_objects=5
         pending = []
       current = g
       pending.append(tuple(a[group == g] for a in objects))
+  if reader is not None:
+    reader.check()
   if pending:
     yield tuple(np.concatenate(parts) for parts in zip(*pending))
 

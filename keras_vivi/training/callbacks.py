@@ -8,6 +8,7 @@ import tensorflow as tf
 import tf_keras
 
 from keras_vivi import evaluation
+from keras_vivi import files
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -57,7 +58,9 @@ class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
   frames are `diagnostic_config.frames` (by default the K × F frames `data_config`'s sampler
   takes). Computed before training and every `every_epochs` epochs. `history` holds `{"step":
   int, "frames": which frames, name: fraction}` entries, also appended to `log_file` (JSON
-  lines) when given, which a resumed run continues.
+  lines) when given, which a resumed run continues: a last line cut short by a kill, and entries
+  past the step the run resumes from (written before a checkpoint that a kill never wrote), are
+  dropped from it.
   """
 
   def __init__(self, data_config, diagnostic_config, log_file=None):
@@ -65,10 +68,7 @@ class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
     self.data_config = data_config
     self.diagnostic_config = diagnostic_config
     self.log_file = log_file
-    self.history = []
-    if log_file and tf.io.gfile.exists(log_file):
-      with tf.io.gfile.GFile(log_file) as f:
-        self.history = [json.loads(line) for line in f if line.strip()]
+    self.history = read_log(log_file) if log_file and tf.io.gfile.exists(log_file) else []
 
   def compute(self) -> dict[str, float]:
     config, protocol = self.data_config, self.diagnostic_config
@@ -91,6 +91,12 @@ class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
     return values
 
   def on_train_begin(self, logs=None) -> None:
+    step = int(self.model.optimizer.iterations.numpy())
+    kept = [entry for entry in self.history if entry.get("step", 0) <= step]
+    if self.log_file and tf.io.gfile.exists(self.log_file) and (
+        kept != self.history or not _ends_cleanly(self.log_file)):
+      files.write_atomically(self.log_file, "".join(json.dumps(e) + "\n" for e in kept))
+    self.history = kept
     if not self.history:
       logging.info("Object diagnostic before training (frames: %s): %s",
                    self.diagnostic_config.frames, self._record())
@@ -101,6 +107,32 @@ class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
     values = self._record()
     if logs is not None:
       logs.update(values)
+
+
+def _ends_cleanly(path) -> bool:
+  with tf.io.gfile.GFile(path) as f:
+    text = f.read()
+  return not text or text.endswith("\n")
+
+
+def read_log(path) -> list[dict]:
+  """The entries of a JSON-lines log; a last line cut short (a killed writer) is left out.
+  Raises ValueError naming the file and line when an earlier line is damaged."""
+  with tf.io.gfile.GFile(path) as f:
+    lines = f.read().split("\n")
+  entries = []
+  for number, line in enumerate(lines, 1):
+    if not line.strip():
+      continue
+    try:
+      entries.append(json.loads(line))
+    except json.JSONDecodeError as e:
+      if number == len(lines):  # no newline after it: its writer was stopped mid-line
+        logging.warning("%s: its last line is cut short (%s) and is dropped.", path, e)
+        break
+      raise ValueError(f"{path}, line {number}, is damaged ({e}); repair or delete that "
+                       "line, or move the file away to start the log afresh.") from None
+  return entries
 
 
 class FrameSummaryCallback(tf_keras.callbacks.Callback):

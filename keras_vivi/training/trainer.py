@@ -1,6 +1,9 @@
 """`train`: `model.fit` of a named experiment on a `tf.distribute` strategy, resumable."""
 
+import contextlib
+import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -13,7 +16,9 @@ import tensorflow as tf
 import tf_keras
 
 from keras_vivi import configs
+from keras_vivi import files
 from keras_vivi.training import callbacks as callbacks_lib
+from keras_vivi.training import checkpoints as checkpoints_lib
 from keras_vivi.training.optimization import build_optimizer
 from keras_vivi.training.vivi_model import VIVIModel
 
@@ -164,8 +169,18 @@ def summary_batch(config) -> dict[str, tf.Tensor]:
   """The first video of the prepared records, un-augmented, for the frames shown in TensorBoard
   (a training batch would hold `data.batch_size` videos: gigabytes at the paper's sizes)."""
   from keras_vivi.data import pipeline
+  from keras_vivi.data import records
   one_video = dataclasses.replace(config.data, batch_size=1)
-  return next(iter(pipeline.build_dataset(one_video, training=False)))
+  batch = next(iter(pipeline.build_dataset(one_video, training=False)), None)
+  if batch is None:
+    reader = records.ShardReader(pipeline.shard_files(config.data.path))
+    for _ in reader:
+      pass
+    reader.check()
+    raise ValueError(f"No video of {config.data.path!r} can be trained on: each has fewer than "
+                     f"{config.data.shots_per_video} shots (data.short_videos=drop) or frames "
+                     "that cannot be decoded.")
+  return batch
 
 
 def train(config, model_dir, strategy=None, steps_per_epoch=1000, dataset_fn=None,
@@ -190,11 +205,55 @@ def train(config, model_dir, strategy=None, steps_per_epoch=1000, dataset_fn=Non
   strategy = strategy or tf.distribute.get_strategy()
   previous_policy = tf_keras.mixed_precision.global_policy()
   tf_keras.mixed_precision.set_global_policy(precision_policy(config.train, strategy))
+  # One process at a time writes a run: its checkpoints, logs and config.
+  chief = strategy.extended.should_checkpoint
+  lock = (files.DirectoryLock(model_dir, "vivi-train") if chief else contextlib.nullcontext())
   try:
-    return _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, teacher,
-                  callbacks, verbose)
+    with lock:
+      if chief:
+        checkpoints_lib.sweep_temporaries(model_dir)
+      return _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, teacher,
+                    callbacks, verbose)
   finally:
     tf_keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def resume_checkpoint(model_dir) -> str | None:
+  """The checkpoint a restart resumes from: the newest intact one (damaged newer ones are
+  named in a warning); None for a new run. Raises ValueError, naming the files, when every
+  checkpoint is damaged: a run is never restarted from step 0 over its checkpoints."""
+  intact, damaged = checkpoints_lib.newest_intact(model_dir)
+  if damaged and intact is None:
+    raise ValueError(
+        f"Every checkpoint of {model_dir} is damaged ({checkpoints_lib.describe(damaged)}); "
+        f"restore them from a copy, or move them away to train from step 0.")
+  if damaged:
+    logging.warning("Resuming from %s, the newest intact checkpoint: the newer %s.", intact,
+                    checkpoints_lib.describe(damaged))
+  return intact
+
+
+def keep_history_until(path, epochs) -> None:
+  """Rewrites the `CSVLogger` file `path` without the rows of epoch `epochs` on (a run killed
+  between its logs and its checkpoint trains those epochs again) or a row cut short."""
+  if not tf.io.gfile.exists(path):
+    return
+  with tf.io.gfile.GFile(path) as f:
+    text = f.read()
+  rows = list(csv.reader(io.StringIO(text)))
+  if not rows:
+    return
+  header, kept = rows[0], [rows[0]]
+  for row in rows[1:]:
+    try:
+      if len(row) == len(header) and int(row[0]) < epochs:
+        kept.append(row)
+    except ValueError:
+      pass
+  out = io.StringIO()
+  csv.writer(out, lineterminator="\n").writerows(kept)
+  if out.getvalue() != text:
+    files.write_atomically(path, out.getvalue())
 
 
 def precision_policy(train, strategy) -> str:
@@ -222,14 +281,14 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=3)
     # Every worker resumes from the chief's checkpoints.
-    latest = tf.train.latest_checkpoint(model_dir)
+    latest = resume_checkpoint(model_dir)
     if latest:
       checkpoint.restore(latest)
   step = int(model.optimizer.iterations.numpy())
   initial_epoch = step // steps_per_epoch
   epochs = math.ceil(config.train.steps / steps_per_epoch)
   data = tf_keras.utils.experimental.DatasetCreator(dataset_fn or make_dataset_fn(config, step))
-  all_callbacks = [callbacks_lib.CheckpointCallback(manager), *callbacks]
+  all_callbacks = list(callbacks)
   if chief:
     log_dir = os.path.join(model_dir, "logs")
     if config.data.path and not config.data.inline_detection:
@@ -241,6 +300,10 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
                       # Appends across restarts: one row per epoch, for plots and reports.
                       tf_keras.callbacks.CSVLogger(os.path.join(model_dir, HISTORY_FILE),
                                                    append=True)]
+    keep_history_until(os.path.join(model_dir, HISTORY_FILE), initial_epoch)
+  # Last: an epoch's logs are written before its checkpoint, so a kill between them never
+  # loses its rows (the epoch is trained again, its rows replaced).
+  all_callbacks.append(callbacks_lib.CheckpointCallback(manager))
   if chief:
     # Only once everything is set up: a failed or refused start leaves model_dir as it was.
     tf.io.gfile.makedirs(model_dir)

@@ -6,9 +6,10 @@ compressed-module layout), so a cache filled by either is used by both. On top o
   - the cache is looked at first, so a cached module loads without any network access;
   - archives (local or remote `.tar.gz`) are checked against the preset's sha256 before they
     are unpacked, and the digest of what was unpacked is kept in `<sha1(handle)>.sha256`
-    (written before the module appears); a cached remote module whose digest is not the
-    expected one, or unknown, is fetched again (offline it is an error naming the directory
-    to delete);
+    (written before the module appears), with the sha256 of every unpacked file; a cached
+    module whose digest is not the expected one, or unknown, or one of whose files no longer
+    matches its record, is fetched (or unpacked) again (offline it is an error naming the
+    file and the directory to delete);
   - several threads or processes may fill the cache at once: each unpacks into its own
     temporary sibling and renames it into place only if no verified copy is there; a copy in
     place is never deleted (a stale one is renamed aside), and leftovers (of killed
@@ -113,6 +114,34 @@ def _read_digest(module_dir):
     return None
 
 
+def _recorded_files(module_dir) -> dict[str, str]:
+  """{path relative to `module_dir`: sha256} recorded when its archive was unpacked ({} for a
+  copy cached without a record of its files)."""
+  try:
+    with open(module_dir + DIGEST_SUFFIX, encoding="utf-8") as f:
+      lines = f.read().splitlines()[1:]
+  except OSError:
+    return {}
+  return {name: digest for digest, _, name in (line.partition("  ") for line in lines) if name}
+
+
+def _file_digests(directory) -> dict[str, str]:
+  return {os.path.relpath(os.path.join(root, name), directory):
+          files.file_sha256(os.path.join(root, name))
+          for root, _, names in os.walk(directory) for name in names}
+
+
+def _damaged_file(module_dir) -> str | None:
+  """The first file of the cached `module_dir` that is missing or differs from its record."""
+  for name, digest in sorted(_recorded_files(module_dir).items()):
+    path = os.path.join(module_dir, name)
+    if not os.path.isfile(path):
+      return f"{path} is missing"
+    if files.file_sha256(path) != digest:
+      return f"{path} differs from the file unpacked (sha256 {digest})"
+  return None
+
+
 def _populate_hint(handle, module_dir):
   return (f"To pre-populate the cache, fetch the module's archive on a machine with network "
           f"access and run keras_vivi.zoo.cache_archive({handle!r}, 'ARCHIVE.tar.gz') with "
@@ -162,6 +191,7 @@ def cache_archive(handle, archive, sha256=None) -> str:
     try:
       with tf.io.gfile.GFile(archive, "rb") as f, tarfile.open(fileobj=f, mode="r:*") as tar:
         tar.extractall(tmp_dir, filter="data")
+      unpacked = _file_digests(tmp_dir)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
       raise CorruptArchiveError(
           f"Archive {archive!r} of handle {handle!r} cannot be unpacked ({type(e).__name__}: "
@@ -172,28 +202,29 @@ def cache_archive(handle, archive, sha256=None) -> str:
       raise CorruptArchiveError(
           f"Archive {archive!r} of handle {handle!r} has no {SAVED_MODEL_FILE} at its top level "
           f"(found {found[:10]}); expected the contents of a SavedModel directory.")
-    _move_into_cache(tmp_dir, module_dir, actual, archive)
+    _move_into_cache(tmp_dir, module_dir, actual, archive, unpacked)
   finally:
     shutil.rmtree(tmp_dir, ignore_errors=True)
   return module_dir
 
 
-def _move_into_cache(tmp_dir, module_dir, digest, archive):
-  """Renames `tmp_dir` to `module_dir` unless a copy with `digest` is already there.
+def _move_into_cache(tmp_dir, module_dir, digest, archive, unpacked):
+  """Renames `tmp_dir` to `module_dir` unless an intact copy with `digest` is already there.
 
-  A copy with another digest (or none) is renamed aside, never deleted: a loader may be
-  reading it. The digest record is written while `module_dir` is absent, before the rename.
+  A copy with another digest (or none), or a damaged one, is renamed aside, never deleted: a
+  loader may be reading it. The digest record (with `unpacked`, {file: sha256}) is written
+  while `module_dir` is absent, before the rename.
   """
   for _ in range(100):
     if _is_cached(module_dir):
-      if _read_digest(module_dir) == digest:
+      if _read_digest(module_dir) == digest and not _damaged_file(module_dir):
         return  # Another loader put the same module there.
       try:
         os.rename(module_dir, f"{module_dir}.{uuid.uuid4().hex}.old")
       except FileNotFoundError:
         pass
       continue
-    _write_digest(module_dir, digest, archive)
+    _write_digest(module_dir, digest, archive, unpacked)
     try:
       os.rename(tmp_dir, module_dir)
       return
@@ -204,8 +235,9 @@ def _move_into_cache(tmp_dir, module_dir, digest, archive):
                      "replacing it with other archives of the same handle.")
 
 
-def _write_digest(module_dir, digest, archive):
-  files.write_atomically(module_dir + DIGEST_SUFFIX, f"{digest}  {archive}\n")
+def _write_digest(module_dir, digest, archive, unpacked):
+  files.write_atomically(module_dir + DIGEST_SUFFIX, "".join(
+      [f"{digest}  {archive}\n"] + [f"{d}  {name}\n" for name, d in sorted(unpacked.items())]))
 
 
 def _sweep_leftovers(module_dir):
@@ -295,7 +327,11 @@ def _resolve_local(handle, path, sha256):
     actual = files.file_sha256(path)
     _check_digest(actual, sha256, f"Archive {path!r}", handle)
     if _is_cached(module_dir) and _read_digest(module_dir) == actual:
-      return module_dir
+      damaged = _damaged_file(module_dir)
+      if not damaged:
+        return module_dir
+      logging.warning("Cached module %s of %s is damaged (%s); unpacking %s again.",
+                      module_dir, handle, damaged, path)
     return cache_archive(handle, path, sha256=actual)
   if _is_cached(module_dir):
     # The archive is gone but its unpacked copy is still cached.
@@ -318,15 +354,22 @@ def _stale_cache(module_dir, cached, sha256, handle, reason):
 
 
 def _cache_matches(module_dir, sha256, handle):
-  """Whether the cached `module_dir` may be used: no `sha256` is expected, or it is recorded."""
+  """Whether the cached `module_dir` may be used: no `sha256` is expected, or it is recorded;
+  and its files are those recorded when it was unpacked."""
   del handle
-  return sha256 is None or _read_digest(module_dir) == sha256
+  return (sha256 is None or _read_digest(module_dir) == sha256) and not _damaged_file(module_dir)
 
 
 def _verified_cache(module_dir, sha256, handle, reason):
-  """`module_dir` after checking the digest recorded when its archive was unpacked."""
-  if not _cache_matches(module_dir, sha256, handle):
+  """`module_dir` after checking the digests recorded when its archive was unpacked."""
+  if sha256 is not None and _read_digest(module_dir) != sha256:
     raise _stale_cache(module_dir, _read_digest(module_dir), sha256, handle, reason)
+  damaged = _damaged_file(module_dir)
+  if damaged:
+    raise ChecksumMismatchError(
+        f"Cached module {module_dir!r} of handle {handle!r} is damaged ({damaged}), and "
+        f"{reason}. Delete it (`rm -rf {module_dir} {module_dir}{DIGEST_SUFFIX}`) and load the "
+        f"handle once online. {_populate_hint(handle, module_dir)}")
   return module_dir
 
 
@@ -339,8 +382,12 @@ def _resolve_remote(handle, sha256, offline):
     if _cache_matches(module_dir, sha256, handle):
       return module_dir
     # Replaced (set aside, not deleted) once the new archive is verified and unpacked.
-    logging.warning("Cached module %s of %s has sha256 %s, expected %s; fetching it again.",
-                    module_dir, handle, _read_digest(module_dir), sha256)
+    damaged = _damaged_file(module_dir)
+    logging.warning("Cached module %s of %s %s; fetching it again.", module_dir, handle,
+                    f"is damaged ({damaged})" if damaged else
+                    f"has sha256 {_read_digest(module_dir)}, expected {sha256}")
+    if sha256 is None:  # tensorflow_hub's fetch would take the damaged copy as cached
+      os.rename(module_dir, f"{module_dir}.{uuid.uuid4().hex}.old")
   elif offline:
     raise _not_cached(handle, module_dir, f"offline (${OFFLINE_ENV} is set)")
   try:

@@ -9,6 +9,7 @@ import tensorflow as tf
 import hub_export
 from hub_export import publish as publish_lib
 from keras_vivi import configs
+from tests.helpers.cli import run_module
 
 TINY = configs.apply_overrides(configs.get_experiment("vivi"),
                                ["model.depth=14", "data.image_size=32"])
@@ -54,3 +55,20 @@ def test_overwrite_replaces_only_its_own_exports_and_only_once_complete(tmp_path
   with pytest.raises(ValueError, match=r"symbolic link .*notes.txt' -> .*thesis.txt"):
     publish_lib.publish(export, str(zoo), "tiny", 1)
   assert not os.path.exists(zoo / "tiny" / "1")
+
+
+def test_leftovers_of_killed_publications_are_swept_by_the_next_one(tmp_path):
+  zoo = tmp_path / "zoo"
+  # What a kill during `vivi-export --publish` leaves: its export, its version being written.
+  leftovers = [zoo / ".export-k1ll3d_x", zoo / "tiny" / f".1.{'ab' * 16}.tmp"]
+  # Look-alikes that vivi-export did not write, kept.
+  kept = [zoo / ".export-notes", zoo / "tiny" / ".1.draft.tmp", zoo / "mine.tmp"]
+  for path in leftovers + kept:
+    (path / "variables").mkdir(parents=True)
+    (path / "variables" / "variables.data-00000-of-00001").write_bytes(b"x" * 1000)
+  proc = run_module("hub_export.cli", "--experiment=vivi", "--init=random",
+                    "--override=model.depth=14", f"--publish={zoo}", "--name=tiny")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert [p for p in leftovers if p.exists()] == [] and all(p.is_dir() for p in kept)
+  assert publish_lib.is_published(str(zoo / "tiny" / "1"))
+  assert sorted(os.listdir(zoo)) == [".export-notes", "mine.tmp", "tiny"]

@@ -195,3 +195,29 @@ def test_teacher_is_loaded_through_the_cache_offline(tmp_path, cache, monkeypatc
     trainer.load_teacher("http://127.0.0.1:9/teacher.tar.gz")
   with pytest.raises(loader.ModuleNotCachedError, match="does not exist"):
     trainer.load_teacher(str(tmp_path / "no_teacher"))
+
+
+def test_a_damaged_unpacked_module_is_fetched_again_or_explained(tiny, cache, tmp_path):
+  archive, digest = tiny
+  with _Server(archive) as server:
+    url = f"http://127.0.0.1:{server.port}/tiny.tar.gz"
+    module_dir = loader.resolve_handle(url, sha256=digest)
+    assert server.requests == 1
+    variables = os.path.join(module_dir, "variables", "variables.index")
+    original = open(variables, "rb").read()
+    with open(variables, "r+b") as f:
+      f.write(b"\0" * 8)  # bit rot, or a copy cut short
+    with pytest.raises(loader.ChecksumMismatchError,
+                       match=rf"{module_dir}' of handle .* is damaged \({variables} differs "
+                             "from the file unpacked.*cannot be fetched again offline"):
+      loader.resolve_handle(url, sha256=digest, offline=True)
+    # Online it is fetched again and the damaged copy is set aside, not used.
+    assert loader.resolve_handle(url, sha256=digest) == module_dir
+    assert server.requests == 2 and open(variables, "rb").read() == original
+    os.remove(os.path.join(module_dir, loader.SAVED_MODEL_FILE))
+    with pytest.raises(loader.ChecksumMismatchError, match="saved_model.pb is missing"):
+      loader.resolve_handle(url, sha256=digest, offline=True)
+  # A local archive is unpacked again.
+  local = loader.resolve_handle(archive)
+  os.remove(os.path.join(local, "variables", "variables.index"))
+  assert loader.resolve_handle(archive) == local and complete(local)
