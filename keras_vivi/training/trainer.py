@@ -273,6 +273,9 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
   # Non-chief workers of a multi-worker run write to scratch space.
   write_dir = model_dir if chief else tempfile.mkdtemp(prefix="vivi_worker_")
 
+  if config.data.seed is not None:
+    # The initial weights follow the run's seed too: two runs with one seed start alike.
+    tf_keras.utils.set_random_seed(config.data.seed)
   with strategy.scope():
     model = build_model(config, detector, teacher)
     model.compile(optimizer=build_optimizer(config.train, config.data.batch_size),
