@@ -187,7 +187,9 @@ def object_groups(feature_fn, records, image_size, min_score=0.05, max_objects=5
   else:
     reader = records_lib.ShardReader(pipeline.shard_files(records))
     source = record_frames(records, image_size, min_score, max_objects, max_videos, reader)
+  read_any = False
   for batch in source.batch(batch_size):
+    read_any = True
     grid = feature_fn(batch["image"])
     r = models.gather_box_features(grid, batch["boxes"], (image_size, image_size))
     mask = batch["mask"].numpy()
@@ -201,6 +203,11 @@ def object_groups(feature_fn, records, image_size, min_score=0.05, max_objects=5
         pending = []
       current = g
       pending.append(tuple(a[group == g] for a in objects))
+  if reader is None and not read_any:
+    # The sampler's input passes over unreadable records silently: name them when nothing came.
+    reader = records_lib.ShardReader(pipeline.shard_files(records))
+    for _ in reader:
+      pass
   if reader is not None:
     reader.check()
   if pending:

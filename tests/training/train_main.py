@@ -31,8 +31,11 @@ class HangAt(tf_keras.callbacks.Callback):
 def main(model_dir, steps, strategy_name, hang_at=None):
   tf_keras.utils.set_random_seed(0)
   tf.config.experimental.enable_op_determinism()
+  # One data.seed for every run: the initial weights follow it, so runs in other directories
+  # start alike.
   config = small_config("vivi_objects", "model.normalization=group", f"train.steps={steps}",
-                        f"train.decay_steps={steps}", "train.base_learning_rate=10.0")
+                        f"train.decay_steps={steps}", "train.base_learning_rate=10.0",
+                        "data.seed=5")
   strategy = trainer.build_strategy(strategy_name)
   model, history = trainer.train(config, model_dir, strategy, steps_per_epoch=1,
                                  dataset_fn=dataset_fn_for(config, seed=7), verbose=2,
