@@ -28,7 +28,8 @@ def vivi_step(image_size, videos=1, experiment="vivi_objects", jit_compile=False
       f"data.frames_per_shot={F}", f"data.shots_per_video={K}"])
   model = VIVIModel(config)
   model.compile(optimizer=tf_keras.optimizers.SGD(0.01, momentum=0.9))
-  batch = {k: tf.constant(v) for k, v in synthetic.video_batch(config.data).items()}
+  batch = {k: tf.constant(v) for k, v in synthetic.video_batch(
+      config.data, raw_frames=config.loss.detector_crops).items()}
   step = tf.function(model.train_step, jit_compile=jit_compile)
   return (lambda: step(batch)["total_loss"].numpy()), videos * K * F
 

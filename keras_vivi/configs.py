@@ -125,11 +125,17 @@ class DataConfig:
   image_size: int = 224
   batch_size: int = 512          # videos per global batch
   min_score: float = 0.05        # detections below are dropped
-  short_videos: typing.Literal["pad", "drop"] = "pad"  # videos with fewer than K shots (pad: masked)
+  # Videos with fewer than K shots (the paper samples "a sequence of four shots" per video and
+  # does not say): "pad" keeps them, the padding masked out of batch norm and every loss.
+  short_videos: typing.Literal["pad", "drop"] = "pad"
   crop_area: tuple = (0.08, 1.0)           # inception crop: fraction of the frame area
   crop_aspect_ratio: tuple = (0.75, 1.333)  # inception crop: width / height
   flip: bool = True
-  color_distortion: float = 0.5  # strength of brightness/contrast/saturation/hue jitter; 0 is off
+  # Colour distortion: "inception" (the paper's policy, via its [66]: TF-slim's ranges) or
+  # "simclr" (multiplicative brightness, larger ranges); the strength scales the ranges, 1 = the
+  # policy's own, 0 = off (`keras_vivi.data.augment.color_distortion`).
+  color_policy: typing.Literal["inception", "simclr"] = "inception"
+  color_distortion: float = 1.0
   # "random_boxes" keeps the detector's labels.
   box_ablation: typing.Literal["none", "random_boxes", "random_boxes_and_labels"] = "none"
   num_classes: int = 602         # random labels are drawn from 1..num_classes-1 (OIDv4 ids 1..601)
@@ -271,7 +277,8 @@ def save_run_config(config, model_dir):
 # What runs saved before a field existed trained with: a restart then keeps their objective
 # (or is refused naming the field) instead of silently taking today's default.
 _BEFORE_FIELD_EXISTED = {("loss", "shot_normalization"): "per_query",
-                         ("train", "weight_decay_type"): "decoupled"}
+                         ("train", "weight_decay_type"): "decoupled",
+                         ("data", "color_policy"): "simclr"}
 
 
 def load_run_config(model_dir):

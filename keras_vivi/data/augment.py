@@ -12,6 +12,7 @@ falls on whole pixels and is resized to its own size is exact slicing.
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
 ABLATIONS = ("none", "random_boxes", "random_boxes_and_labels")
@@ -197,33 +198,64 @@ def transform_boxes(boxes, crop, flip):
 _LUMA = (0.299, 0.587, 0.114)  # also the Y row of YIQ
 _RGB_TO_YIQ = ((0.299, 0.587, 0.114), (0.595716, -0.274453, -0.321263),
                (0.211456, -0.522591, 0.311135))
+_YIQ_TO_RGB = np.linalg.inv(np.array(_RGB_TO_YIQ)).astype(np.float32)
 
 
-def color_distortion(image, strength, seed):
-  """Random brightness, contrast, saturation and hue, drawn independently per image.
+COLOR_POLICIES = ("inception", "simclr")
+# The four orders of TF-slim's Inception colour distortion, by operation (0 brightness,
+# 1 saturation, 2 hue, 3 contrast); see `apply_color_ops` for why none is drawn here.
+INCEPTION_ORDERS = ((0, 1, 2, 3), (1, 0, 3, 2), (3, 2, 0, 1), (2, 1, 3, 0))
 
-  SimCLR-style magnitudes at `strength` s: brightness, contrast and saturation factors uniform in
-  [1 - 0.8s, 1 + 0.8s], hue rotation uniform in [-0.2s, 0.2s] of a turn (see `adjust_color`).
+
+def color_distortion(image, strength, seed, policy="inception"):
+  """Random colour distortion, drawn independently per image.
+
+  `policy="inception"` (the paper's, via [66]): brightness, saturation, hue and contrast with
+  TF-slim's ranges at `strength` 1 (see `sample_inception_color` and `apply_color_ops`).
+  `policy="simclr"`: brightness, contrast and saturation factors uniform in [1 - 0.8s, 1 + 0.8s]
+  and a hue rotation in [-0.2s, 0.2s] turns, in that order. Saturation and hue act in YIQ.
   `strength == 0` returns the images unchanged.
 
   Args:
     image: float `[..., H, W, 3]` in [0, 1]; every leading index is one image.
-    strength: python float >= 0.
+    strength: python float >= 0, scaling the ranges.
     seed: `[2]` int seed.
+    policy: one of `COLOR_POLICIES`.
 
   Returns:
     float32 `[..., H, W, 3]` in [0, 1].
   """
   if strength < 0:
     raise ValueError(f"color distortion strength must be >= 0, got {strength!r}.")
+  if policy not in COLOR_POLICIES:
+    raise ValueError(f"color policy must be one of {COLOR_POLICIES}, got {policy!r}.")
   image = tf.cast(image, tf.float32)
   if strength == 0:
     return image
+  if policy == "inception":
+    return apply_color_ops(image, **sample_inception_color(tf.shape(image)[:-3], strength, seed))
   return adjust_color(image, **sample_color(tf.shape(image)[:-3], strength, seed))
 
 
+def sample_inception_color(batch_shape, strength, seed):
+  """The parameters of the Inception policy: slim's ranges scaled by `strength` s.
+
+  brightness: a delta added, uniform in ±32/255·s; saturation and contrast: factors uniform in
+  [1 - 0.5s, 1 + 0.5s]; hue: uniform in ±0.2s turns; order: index into `INCEPTION_ORDERS`.
+  """
+  seeds = split_seed(tf.convert_to_tensor(seed), 5)
+
+  def uniform(s, spread, centre=0.0):
+    return tf.random.stateless_uniform(batch_shape, s, centre - spread, centre + spread)
+
+  return {"brightness": uniform(seeds[0], 32 / 255 * strength),
+          "saturation": uniform(seeds[1], 0.5 * strength, 1.0),
+          "hue": uniform(seeds[2], 0.2 * strength),
+          "contrast": uniform(seeds[3], 0.5 * strength, 1.0)}
+
+
 def sample_color(batch_shape, strength, seed):
-  """The parameters of `color_distortion`: a dict of float32 `batch_shape` tensors."""
+  """The parameters of the SimCLR policy: a dict of float32 `batch_shape` tensors."""
   seeds = split_seed(tf.convert_to_tensor(seed), 4)
   spread = 0.8 * strength
 
@@ -236,14 +268,64 @@ def sample_color(batch_shape, strength, seed):
           "hue": uniform(seeds[3], -0.2 * strength, 0.2 * strength)}
 
 
+def _colour_matrices(saturation, hue):
+  """`[..., 3, 3]` saturation (blend with the luma grey) and hue (rotation of YIQ's chroma plane
+  by `hue` turns) matrices, from `[...]` parameters."""
+  luma = tf.constant([_LUMA] * 3)  # every output channel takes the grey value
+  saturate = saturation[..., None, None] * tf.eye(3) + (1.0 - saturation[..., None, None]) * luma
+  angle = 2 * math.pi * hue
+  cos, sin = tf.cos(angle), tf.sin(angle)
+  zero, one = tf.zeros_like(cos), tf.ones_like(cos)
+  rotate = tf.stack([tf.stack([one, zero, zero], -1), tf.stack([zero, cos, -sin], -1),
+                     tf.stack([zero, sin, cos], -1)], -2)
+  return saturate, tf.constant(_YIQ_TO_RGB) @ rotate @ tf.constant(_RGB_TO_YIQ)
+
+
+def _apply_affine(image, matrix, offset):
+  out = tf.einsum("...hwc,...dc->...hwd", image, matrix) + offset[..., None, None, :]
+  return tf.clip_by_value(out, 0.0, 1.0)
+
+
+def apply_color_ops(image, brightness, saturation, hue, contrast):
+  """The Inception policy's four operations with given per-image parameters, clipped once.
+
+  brightness adds a delta; saturation blends with the luma grey (1 keeps, 0 greys out); hue
+  rotates YIQ's chroma plane by `hue` turns (keeping luma and chroma magnitude: a linear stand-in
+  for slim's HSV shift); contrast scales about each channel's mean, as `tf.image.adjust_contrast`.
+  Slim applies them in one of four orders per image (`INCEPTION_ORDERS`); these linear versions
+  commute (a grey shift passes through the other three, and contrast commutes with any linear
+  colour map), so every order gives this one affine map and no order is drawn.
+
+  Args:
+    image: float `[..., H, W, 3]`.
+    brightness, saturation, hue, contrast: float `[...]` (or broadcastable).
+
+  Returns:
+    float32 `[..., H, W, 3]` in [0, 1].
+  """
+  image = tf.cast(image, tf.float32)
+  batch = tf.shape(image)[:-3]
+
+  def param(value):
+    return tf.broadcast_to(tf.cast(value, tf.float32), batch)
+
+  brightness, saturation, hue, contrast = map(param, (brightness, saturation, hue, contrast))
+  saturate, rotate = _colour_matrices(saturation, hue)
+  colour = rotate @ saturate  # [..., 3, 3]
+  mean = tf.reduce_mean(image, axis=[-3, -2])  # [..., 3]
+  c = contrast[..., None]
+  # c·(colour·x - colour·μ) + colour·μ + brightness, μ the per-channel mean of x.
+  offset = (1.0 - c) * tf.linalg.matvec(colour, mean) + brightness[..., None]
+  return _apply_affine(image, c[..., None] * colour, offset)
+
+
 def adjust_color(image, brightness, contrast, saturation, hue):
-  """Brightness, contrast, saturation and hue with given per-image parameters, in that order.
+  """The SimCLR policy's operations with given per-image parameters, in that order.
 
   brightness scales the pixels; contrast scales them about each channel's mean (as
-  `tf.image.adjust_contrast`); saturation blends with the luma grey (1 keeps, 0 greys out); hue
-  rotates the chroma plane of YIQ by `hue` turns, keeping luma and chroma magnitude. All four
-  are linear, so they compose into one affine colour map per image, much cheaper than going
-  through HSV; the result is clipped to [0, 1] once.
+  `tf.image.adjust_contrast`); saturation and hue as in `apply_color_ops`. All four are linear,
+  so they compose into one affine colour map per image, much cheaper than going through HSV; the
+  result is clipped to [0, 1] once.
 
   Args:
     image: float `[..., H, W, 3]`.
@@ -258,22 +340,14 @@ def adjust_color(image, brightness, contrast, saturation, hue):
   def param(value):
     return tf.broadcast_to(tf.cast(value, tf.float32), batch)[..., None, None]
 
-  brightness, contrast, saturation = param(brightness), param(contrast), param(saturation)
-  angle = 2 * math.pi * param(hue)[..., 0, 0]
-  luma = tf.constant([_LUMA] * 3)  # every output channel takes the grey value
-  saturate = saturation * tf.eye(3) + (1.0 - saturation) * luma  # [..., 3, 3]
-  cos, sin = tf.cos(angle), tf.sin(angle)
-  zero, one = tf.zeros_like(cos), tf.ones_like(cos)
-  rotate = tf.stack([tf.stack([one, zero, zero], -1), tf.stack([zero, cos, -sin], -1),
-                     tf.stack([zero, sin, cos], -1)], -2)
-  to_yiq = tf.constant(_RGB_TO_YIQ)
-  colour = tf.linalg.inv(to_yiq) @ rotate @ to_yiq @ saturate  # [..., 3, 3]
+  brightness, contrast = param(brightness), param(contrast)
+  saturate, rotate = _colour_matrices(param(saturation)[..., 0, 0], param(hue)[..., 0, 0])
+  colour = rotate @ saturate  # [..., 3, 3]
   # colour · ((x·b - μ·b)·c + μ·b) with μ the per-channel mean of x.
   mean = tf.reduce_mean(image, axis=[-3, -2])  # [..., 3]
   matrix = contrast * brightness * colour
   offset = tf.linalg.matvec(colour, (1.0 - contrast[..., 0]) * brightness[..., 0] * mean)
-  out = tf.einsum("...hwc,...dc->...hwd", image, matrix) + offset[..., None, None, :]
-  return tf.clip_by_value(out, 0.0, 1.0)
+  return _apply_affine(image, matrix, offset)
 
 
 def random_boxes(boxes, box_mask, seed, size_range=(0.05, 1.0)):

@@ -13,8 +13,13 @@
   frame_position  int32   [B, K, F]           the frame's index in its record; -1 when padded
   video_id        string  [B]                 only with `video_ids=True` (for inspection: strings
                                               cannot enter an XLA/TPU step)
-With `inline_detection` the stored boxes are not read (boxes, class_ids, box_mask all zero) and:
+With `raw_frames=True` (for detector crops):
   raw_frames      float32 [B, K, F, R, R, 3]  the un-augmented frame stretched to R×R
+  raw_boxes       float32 [B, K, F, M, 4]     the stored boxes in it (normalised yxyx)
+  raw_class_ids   int32   [B, K, F, M]        their classes; 0 where masked
+  raw_box_mask    bool    [B, K, F, M]        stored box with score >= min_score, real frame
+With `inline_detection` the stored boxes are not read (boxes, class_ids, box_mask all zero) and:
+  raw_frames      as above
   crop            float32 [B, K, F, 4]        the crop window (yxyx of the original frame) and
   flip            bool    [B, K, F]           flip that made `frames`: feed them with the
                                               detector's boxes to `augment.transform_boxes`.
@@ -216,7 +221,7 @@ def frame_objects(parsed, positions, max_objects, min_score):
   return boxes, ids, valid
 
 
-def _make_example(index, parsed, config, base_seed, training, video_ids):
+def _make_example(index, parsed, config, base_seed, training, video_ids, raw_frames):
   k, f, m, s = (config.shots_per_video, config.frames_per_shot, config.max_objects,
                 config.image_size)
   seed = tf.random.experimental.stateless_fold_in(base_seed, index)
@@ -242,7 +247,8 @@ def _make_example(index, parsed, config, base_seed, training, video_ids):
   flip = flip & real
   frames = augment.crop_and_resize(images, crop, flip, s, image_index=which)
   if training and config.color_distortion > 0:
-    frames = augment.color_distortion(frames, config.color_distortion, color_seed)
+    frames = augment.color_distortion(frames, config.color_distortion, color_seed,
+                                      config.color_policy)
   frames = frames * tf.cast(real, tf.float32)[:, None, None, None]
 
   example = {"frames": tf.reshape(frames, [k, f, s, s, 3]), "frame_mask": frame_mask,
@@ -250,17 +256,24 @@ def _make_example(index, parsed, config, base_seed, training, video_ids):
              "frame_position": tf.where(frame_mask, positions, -1)}
   if video_ids:
     example["video_id"] = parsed["video_id"]
-  if config.inline_detection:
+  if config.inline_detection or raw_frames:
     r = config.raw_image_size
     raw = augment.crop_and_resize(images, tf.tile([[0.0, 0.0, 1.0, 1.0]], [n, 1]),
                                   tf.zeros([n], tf.bool), r, image_index=which)
     raw = raw * tf.cast(real, tf.float32)[:, None, None, None]
-    example.update(raw_frames=tf.reshape(raw, [k, f, r, r, 3]), crop=tf.reshape(crop, [k, f, 4]),
+    example["raw_frames"] = tf.reshape(raw, [k, f, r, r, 3])
+  if config.inline_detection:
+    example.update(crop=tf.reshape(crop, [k, f, 4]),
                    flip=tf.reshape(flip, [k, f]), boxes=tf.zeros([k, f, m, 4]),
                    class_ids=tf.zeros([k, f, m], tf.int32), box_mask=tf.zeros([k, f, m], tf.bool))
     return example
 
   boxes, ids, valid = frame_objects(parsed, flat, m, config.min_score)
+  if raw_frames:
+    stored = valid & real[:, None]
+    example.update(raw_boxes=tf.reshape(tf.where(stored[..., None], boxes, 0.0), [k, f, m, 4]),
+                   raw_class_ids=tf.reshape(tf.where(stored, ids, 0), [k, f, m]),
+                   raw_box_mask=tf.reshape(stored, [k, f, m]))
   boxes, inside = augment.transform_boxes(boxes, crop, flip)
   valid = valid & inside & real[:, None]
   boxes, ids = augment.ablate(boxes, ids, valid, config.box_ablation, config.num_classes,
@@ -300,7 +313,8 @@ def _options(deterministic):
   return options
 
 
-def build_dataset(config, input_context=None, *, training=True, video_ids=False, start=0):
+def build_dataset(config, input_context=None, *, training=True, video_ids=False, start=0,
+                  raw_frames=False):
   """The training input: batches of K shots × F frames × M objects per video.
 
   Args:
@@ -314,6 +328,8 @@ def build_dataset(config, input_context=None, *, training=True, video_ids=False,
     start: how many videos of this input pipeline's stream to pass over (those a resumed run
       has trained on): read and parsed, never decoded. With `config.seed` set the result is
       the stream's continuation, the same videos with the same augmentation.
+    raw_frames: add the un-augmented frames and their stored detections (`raw_frames`,
+      `raw_boxes`, `raw_class_ids`, `raw_box_mask`), which detector crops are cut from.
 
   Returns:
     `tf.data.Dataset` of dicts (see the module docstring), batched with `drop_remainder=True`.
@@ -343,7 +359,7 @@ def build_dataset(config, input_context=None, *, training=True, video_ids=False,
   # Each video's randomness is keyed on its index in this stream, so skipping keeps it.
   dataset = dataset.enumerate().skip(start)
   dataset = dataset.map(lambda i, parsed: _make_example(i, parsed, config, base_seed, training,
-                                                      video_ids),
+                                                      video_ids, raw_frames),
                         num_parallel_calls=AUTOTUNE)
   dataset = dataset.ignore_errors(log_warning=True)
   dataset = dataset.batch(batch, drop_remainder=True)

@@ -4,7 +4,7 @@ runs (no records needed)."""
 import numpy as np
 
 
-def video_batch(data_config, seed=0, batch_size=None):
+def video_batch(data_config, seed=0, batch_size=None, raw_frames=False):
   """Random frames, boxes and masks shaped like `pipeline.build_dataset` batches.
 
   Args:
@@ -12,11 +12,14 @@ def video_batch(data_config, seed=0, batch_size=None):
       detector runs inline).
     seed: of the random content.
     batch_size: videos (default `data_config.batch_size`).
+    raw_frames: add raw_frames and the raw_* boxes (the stored boxes), as
+      `pipeline.build_dataset(..., raw_frames=True)` does.
 
   Returns:
     A dict of numpy arrays: frames `[B, K, F, S, S, 3]` in [0, 1], boxes `[B, K, F, M, 4]`,
     class_ids, box_mask, frame_mask and shot_mask (the last video has one shot fewer);
     with inline detection also raw_frames, crop and flip (and no stored boxes).
+    Padded frames hold random pixels: whatever they hold must not count.
   """
   d = data_config
   b = batch_size or d.batch_size
@@ -34,9 +37,13 @@ def video_batch(data_config, seed=0, batch_size=None):
       "frame_mask": np.broadcast_to(shot_mask[:, :, None], (b, k, f)).copy(),
       "shot_mask": shot_mask,
   }
-  if d.inline_detection:
+  if d.inline_detection or raw_frames:
     batch["raw_frames"] = rng.random((b, k, f, d.raw_image_size, d.raw_image_size, 3)).astype(
         np.float32)
+  if raw_frames and not d.inline_detection:
+    batch.update(raw_boxes=batch["boxes"], raw_class_ids=batch["class_ids"],
+                 raw_box_mask=batch["box_mask"])
+  if d.inline_detection:
     batch["crop"] = np.tile(np.array([0.0, 0.0, 1.0, 1.0], np.float32), (b, k, f, 1))
     batch["flip"] = rng.random((b, k, f)) > 0.5
     batch["boxes"] = np.zeros_like(batch["boxes"])

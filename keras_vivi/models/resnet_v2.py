@@ -1,6 +1,8 @@
 """ResNet v2 (pre-activation) backbone with endpoints at strides 4..32."""
 
+import contextlib
 import dataclasses
+import threading
 import typing
 
 import tensorflow as tf
@@ -13,6 +15,46 @@ BLOCKS_BY_DEPTH = {14: (1, 1, 1, 1), 26: (2, 2, 2, 2), 50: (3, 4, 6, 3), 101: (3
                    152: (3, 8, 36, 3)}
 NORMALIZATIONS = ("batch", "group")
 ENDPOINT_LEVELS = (2, 3, 4, 5)
+
+
+class _StatisticsMask(threading.local):
+  value = None  # [B] bool tensor while a `ResNetV2` call with `sample_mask` is traced
+
+
+_STATISTICS_MASK = _StatisticsMask()
+
+
+@contextlib.contextmanager
+def _statistics_over(sample_mask):
+  """Within the block, `MaskedBatchNormalization` takes its moments over `sample_mask` only.
+
+  Thread-local, because `tf.distribute` traces each replica's step in its own thread.
+  """
+  previous, _STATISTICS_MASK.value = _STATISTICS_MASK.value, sample_mask
+  try:
+    yield
+  finally:
+    _STATISTICS_MASK.value = previous
+
+
+class MaskedBatchNormalization(tf_keras.layers.BatchNormalization):
+  """Batch norm whose training-mode moments (and moving averages) skip masked-out examples.
+
+  The mask comes from `ResNetV2(images, sample_mask=…)`: padding frames then change neither the
+  normalisation of the real ones nor the moving statistics. Without a mask it is plain batch norm.
+  """
+
+  def call(self, inputs, training=None, mask=None):
+    sample_mask = _STATISTICS_MASK.value
+    if sample_mask is None or mask is not None:
+      return super().call(inputs, training=training, mask=mask)
+    mask = tf.cast(sample_mask, self.compute_dtype)[:, None, None]   # [B, 1, 1]
+    # The fused kernel ignores masks: take the composite path for this call.
+    fused, self.fused = self.fused, False
+    try:
+      return super().call(inputs, training=training, mask=mask)
+    finally:
+      self.fused = fused
 
 
 def _check_choice(name, value, choices):
@@ -42,8 +84,8 @@ class LayerSettings:
 
   def norm_relu(self, x, name) -> tf.Tensor:
     if self.normalization == "batch":
-      x = tf_keras.layers.BatchNormalization(momentum=self.norm_momentum,
-                                             epsilon=self.norm_epsilon, name=name + "_bn")(x)
+      x = MaskedBatchNormalization(momentum=self.norm_momentum, epsilon=self.norm_epsilon,
+                                   name=name + "_bn")(x)
     else:
       x = tf_keras.layers.GroupNormalization(groups=self.groups, epsilon=self.norm_epsilon,
                                              name=name + "_gn")(x)
@@ -88,7 +130,9 @@ def preactivation_unit(x, filters, strides, project, name, settings=LayerSetting
 class ResNetV2(tf_keras.Model):
   """Pre-activation ResNet (He et al., 2016, "Identity mappings") as a functional model.
 
-  Input: float images `[B, H, W, 3]` in [0, 1] (mapped to [-1, 1] inside).
+  Input: float images `[B, H, W, 3]` in [0, 1] (mapped to [-1, 1] inside); optionally
+  `sample_mask` `[B]` bool: in training, batch-norm statistics come from those images only
+  (padding stays out of them; at least one must be true).
   Output: a dict with endpoints `'2'..'5'` (`[B, H/2^l, W/2^l, C_l]`, C_l = 256·2^(l-2)·width)
   and `'pre_logits'` (`[B, 2048·width]`, the global average of the normalised endpoint '5').
 
@@ -143,6 +187,10 @@ class ResNetV2(tf_keras.Model):
                for k, v in endpoints.items()}
     super().__init__(inputs=inputs, outputs=outputs, **kwargs)
     self._output_specs = {k: v.get_shape() for k, v in outputs.items() if k != "pre_logits"}
+
+  def call(self, inputs, training=None, mask=None, sample_mask=None):
+    with _statistics_over(sample_mask):
+      return super().call(inputs, training=training, mask=mask)
 
   @property
   def output_specs(self) -> dict[str, tf.TensorShape]:

@@ -107,7 +107,8 @@ def make_dataset_fn(config, step=0) -> typing.Callable[..., tf.data.Dataset]:
     batches = step * (context.num_replicas_in_sync // context.num_input_pipelines)
     videos = pipeline.build_dataset(
         config.data, input_context,
-        start=batches * context.get_per_replica_batch_size(config.data.batch_size)).repeat()
+        start=batches * context.get_per_replica_batch_size(config.data.batch_size),
+        raw_frames=config.loss.detector_crops).repeat()
     if not config.loss.supervised:
       return videos
     images = pipeline.build_labelled_dataset(

@@ -97,11 +97,17 @@ class VIVIModel(tf_keras.Model):
 
   # -- losses ---------------------------------------------------------------------------------
 
-  def _detect_inline(self, videos):
-    """Boxes from the detector on the raw frames, mapped into the augmented frames.
+  def _step_seed(self):
+    """`[2]` seed of this step's in-graph randomness: (data.seed, optimizer step)."""
+    step = self.optimizer.iterations if self.optimizer else 0
+    return tf.stack([tf.constant(self.config.data.seed or 0, tf.int64), tf.cast(step, tf.int64)])
 
-    Returns `(boxes [B, K, F, M, 4], class_ids [B, K, F, M], box_mask [B, K, F, M])` as the
-    pipeline would have given them, ablations included.
+  def _detect_inline(self, videos):
+    """Boxes from the detector on the raw frames.
+
+    Returns `((boxes [B, K, F, M, 4], class_ids [B, K, F, M], box_mask [B, K, F, M]) mapped into
+    the augmented frames as the pipeline would have given them, ablations included; the same
+    three in the raw frames, as the pipeline's raw_* would have given them)`.
     """
     d = self.config.data
     raw = videos["raw_frames"]
@@ -109,17 +115,17 @@ class VIVIModel(tf_keras.Model):
     found = self.detector.tf_call(tf.reshape(raw, tf.concat([[-1], tf.shape(raw)[-3:]], 0)),
                                   numbers_only=True)
     m = d.max_objects
-    boxes = tf.reshape(found["detection_boxes"][:, :m], tf.concat([lead, [m, 4]], 0))
-    boxes, inside = augment.transform_boxes(boxes, videos["crop"], videos["flip"])
+    raw_boxes = tf.reshape(found["detection_boxes"][:, :m], tf.concat([lead, [m, 4]], 0))
+    boxes, inside = augment.transform_boxes(raw_boxes, videos["crop"], videos["flip"])
     present = tf.range(m) < tf.reshape(found["num_detections"], tf.concat([lead, [1]], 0))
-    box_mask = inside & present & tf.cast(videos["frame_mask"], tf.bool)[..., None]
-    labels = tf.reshape(found["detection_class_labels"][:, :m], tf.concat([lead, [m]], 0))
-    seed = tf.stack([tf.constant(d.seed or 0, tf.int64), tf.cast(self.optimizer.iterations
-                                                                  if self.optimizer else 0,
-                                                                  tf.int64)])
-    boxes, labels = augment.ablate(boxes, tf.maximum(labels, 0), box_mask, d.box_ablation,
-                                   d.num_classes, seed)
-    return boxes, labels, box_mask
+    present &= tf.cast(videos["frame_mask"], tf.bool)[..., None]
+    box_mask = inside & present
+    labels = tf.maximum(tf.reshape(found["detection_class_labels"][:, :m],
+                                   tf.concat([lead, [m]], 0)), 0)
+    raw = (raw_boxes, tf.where(present, labels, 0), present)
+    boxes, labels = augment.ablate(boxes, labels, box_mask, d.box_ablation, d.num_classes,
+                                   self._step_seed())
+    return (boxes, labels, box_mask), raw
 
   def compute_losses(self, videos, labelled=None,
                      training=False) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
@@ -161,15 +167,25 @@ class VIVIModel(tf_keras.Model):
               "images": tf.reshape(videos["frames"], tf.concat([[-1], shape[3:]], 0)),
               "frame_mask": tf.reshape(videos["frame_mask"], [-1])}
     if l.frame or l.shot or l.object or l.box_classifier or l.distillation:
-      inputs["features"] = self.backbone(inputs["images"], training=training)
+      # Padded shots' frames stay out of the batch-norm statistics, as out of every loss.
+      inputs["features"] = self.backbone(inputs["images"], training=training,
+                                         sample_mask=inputs["frame_mask"])
     if l.object or l.box_classifier or l.detector_crops:
       if self.config.data.inline_detection:
-        boxes, class_ids, box_mask = self._detect_inline(videos)
+        (boxes, class_ids, box_mask), raw = self._detect_inline(videos)
       else:
         boxes, class_ids, box_mask = videos["boxes"], videos["class_ids"], videos["box_mask"]
-      m = tf.shape(boxes)[-2]
+        raw = tuple(videos.get(key) for key in ("raw_boxes", "raw_class_ids", "raw_box_mask"))
+      m = boxes.shape[-2]
       inputs.update(boxes=tf.reshape(boxes, [-1, m, 4]), class_ids=tf.reshape(class_ids, [-1]),
                     box_mask=tf.reshape(box_mask, [-1]))
+      if l.detector_crops:
+        if raw[0] is None:
+          raise ValueError(f"Experiment {self.config.name!r} cuts detector crops from the "
+                           "un-augmented frames: build its input with "
+                           "pipeline.build_dataset(..., raw_frames=True).")
+        inputs["raw_detections"] = (tf.reshape(raw[0], [-1, m, 4]), tf.reshape(raw[1], [-1]),
+                                    tf.reshape(raw[2], [-1]))
     if l.object or l.box_classifier:
       r = models.gather_box_features(inputs["features"]["5"], inputs["boxes"], inputs["size"])
       inputs["box_features"] = tf.reshape(r, [-1, tf.shape(r)[-1]])   # [N·M, C]
@@ -224,10 +240,11 @@ class VIVIModel(tf_keras.Model):
         inputs["box_mask"])
 
   def _detector_crops(self, inputs):
-    """Detector distillation: the backbone classifies the object crops."""
+    """Detector distillation: the backbone classifies the object crops of the raw frames."""
+    raw = inputs["videos"]["raw_frames"]
     return self._mean_term(*self._crop_loss(
-        inputs["images"], inputs["size"], inputs["boxes"], inputs["class_ids"],
-        inputs["box_mask"], inputs["training"]))
+        tf.reshape(raw, [-1, *raw.shape[3:]]), inputs["size"], *inputs["raw_detections"],
+        inputs["training"]))
 
   def _distillation(self, inputs):
     """Soft frame labels from the teacher classifier."""
@@ -251,13 +268,18 @@ class VIVIModel(tf_keras.Model):
   def _crop_loss(self, images, size, boxes, class_ids, box_mask, training):
     """Cross-entropy of the crop classifier, averaged over the real boxes it classified.
 
+    Crops are cut from the un-augmented frames at the detector's box and resized to the
+    training frame size; in training they are then flipped and colour-distorted as frames are
+    (the box is the crop: no further random crop).
+
     A static number `C` of crops (`loss.max_crops`, default one per box slot), as XLA needs:
     crop `s` is real box `s mod V` of the `V` real boxes in batch order, so batch norm sees real
     crops only, and the loss counts each of the first `min(V, C)` boxes once. With no real box
     the backbone does not run and the loss is 0.
 
     Args:
-      images: `[N, H, W, 3]`; size: `(H, W)`; boxes: `[N, M, 4]`; class_ids, box_mask: `[N·M]`.
+      images: `[N, R, R, 3]` raw frames; size: `(S, S)` of a crop; boxes: `[N, M, 4]` in the raw
+        frames; class_ids, box_mask: `[N·M]`.
       training: batch-norm mode of the backbone.
 
     Returns:
@@ -276,6 +298,13 @@ class VIVIModel(tf_keras.Model):
 
     def classify():
       pixels = models.crop_boxes(images, tf.gather(flat, chosen), chosen // m, size)
+      if training:
+        d = self.config.data
+        flip_seed, color_seed = augment.split_seed(self._step_seed(), 2)
+        if d.flip:
+          flip = augment.sample_flip([crops], flip_seed)
+          pixels = tf.where(flip[:, None, None, None], tf.reverse(pixels, [2]), pixels)
+        pixels = augment.color_distortion(pixels, d.color_distortion, color_seed, d.color_policy)
       logits = self.crop_classifier(self.backbone(pixels, training=training)["pre_logits"])
       return losses.supervised_loss(logits, tf.gather(class_ids, chosen), counted)
 

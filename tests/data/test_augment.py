@@ -222,3 +222,55 @@ def test_inception_crop_returns_its_parameters():
   out, crop, flip = augment.inception_crop(image, 12, seed(0))
   np.testing.assert_allclose(out, np_crop_resize(image, crop.numpy(), bool(flip), 12) / 255.0,
                              atol=1e-4)
+
+
+def np_inception_color(image, brightness, saturation, hue, contrast, order):
+  """One image, the four operations one after the other (unclipped), then clipped."""
+  yiq = np.array([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263],
+                  [0.211456, -0.522591, 0.311135]])
+  angle = 2 * np.pi * hue
+  rotate = np.linalg.inv(yiq) @ np.array([[1, 0, 0], [0, np.cos(angle), -np.sin(angle)],
+                                          [0, np.sin(angle), np.cos(angle)]]) @ yiq
+  x = image.astype(np.float64)
+  for op in augment.INCEPTION_ORDERS[order]:
+    if op == 0:
+      x = x + brightness
+    elif op == 1:
+      grey = (x @ np.array([0.299, 0.587, 0.114]))[..., None]
+      x = grey + saturation * (x - grey)
+    elif op == 2:
+      x = x @ rotate.T
+    else:
+      mean = x.mean(axis=(0, 1))
+      x = (x - mean) * contrast + mean
+  return np.clip(x, 0, 1)
+
+
+def test_inception_color_equals_the_operations_one_after_the_other_in_every_slim_order():
+  rng = np.random.default_rng(1)
+  image = rng.uniform(0.0, 1.0, (4, 6, 5, 3)).astype(np.float32)
+  params = dict(brightness=[0.1, -0.12, 0.05, 0.0], saturation=[1.4, 0.6, 0.9, 1.2],
+                hue=[0.15, -0.2, 0.05, 0.1], contrast=[0.7, 1.3, 1.5, 0.5])
+  out = augment.apply_color_ops(image, **params).numpy()
+  for i in range(4):
+    for order in range(len(augment.INCEPTION_ORDERS)):
+      want = np_inception_color(image[i], *(params[k][i] for k in (
+          "brightness", "saturation", "hue", "contrast")), order)
+      np.testing.assert_allclose(out[i], want, atol=2e-5, err_msg=f"image {i}, order {order}")
+  assert np.abs(out - image).max() > 0.1
+
+
+def test_inception_color_samples_slims_ranges_and_every_order():
+  p = {k: v.numpy() for k, v in augment.sample_inception_color([4000], 1.0, seed(3)).items()}
+  assert np.abs(p["brightness"]).max() <= 32 / 255 and np.abs(p["brightness"]).max() > 0.12
+  for key in ("saturation", "contrast"):
+    assert 0.5 <= p[key].min() < 0.52 and 1.48 < p[key].max() <= 1.5
+  assert np.abs(p["hue"]).max() <= 0.2 and np.abs(p["hue"]).max() > 0.19
+  half = augment.sample_inception_color([4000], 0.5, seed(3))
+  assert np.abs(half["hue"].numpy()).max() <= 0.1
+  image = np.random.default_rng(2).random((2, 4, 4, 3)).astype(np.float32)
+  simclr = augment.color_distortion(image, 1.0, seed(0), policy="simclr").numpy()
+  np.testing.assert_array_equal(
+      simclr, augment.adjust_color(image, **augment.sample_color([2], 1.0, seed(0))))
+  with pytest.raises(ValueError, match="color policy"):
+    augment.color_distortion(image, 1.0, seed(0), policy="autoaugment")

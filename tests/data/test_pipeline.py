@@ -475,3 +475,30 @@ def test_feeds_the_backbone_and_losses_for_a_few_steps(real_dir):
 
   for batch in build_dataset(config).take(3):
     assert np.isfinite(step(batch).numpy())
+
+
+def test_raw_frames_carry_the_stored_frames_and_their_stored_boxes(synthetic_dir):
+  config = dataclasses.replace(BASE, path=synthetic_dir, min_score=0.3)
+  videos = read_records(synthetic_dir)
+  plain = elements(build_dataset(config), 6)
+  raw = elements(build_dataset(config, raw_frames=True), 6)
+  for element, other in zip(plain, raw):
+    video = videos[element["video_id"].decode()]
+    for key in element:  # the training example itself is unchanged
+      np.testing.assert_array_equal(other[key], element[key], err_msg=key)
+    for s, j in np.ndindex(*other["frame_mask"].shape):
+      if not other["frame_mask"][s, j]:
+        assert not other["raw_box_mask"][s, j].any() and not other["raw_frames"][s, j].any()
+        continue
+      position = other["frame_position"][s, j]
+      np.testing.assert_allclose(other["raw_frames"][s, j], video["frames"][position] / 255.0,
+                                 atol=1e-5)
+      # Every stored box with score >= min_score, in stored coordinates, whatever the crop.
+      keep = np.flatnonzero(np.asarray(video["scores"][position]) >= 0.3)[:config.max_objects]
+      n = len(keep)
+      assert other["raw_box_mask"][s, j].tolist() == [i in keep for i in range(5)]
+      np.testing.assert_allclose(other["raw_boxes"][s, j][keep],
+                                 video["boxes"][position][keep], atol=1e-6)
+      np.testing.assert_array_equal(other["raw_class_ids"][s, j][keep],
+                                    np.asarray(video["class_ids"][position])[keep])
+      assert n == 0 or not other["raw_boxes"][s, j][~other["raw_box_mask"][s, j]].any()

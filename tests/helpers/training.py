@@ -36,7 +36,7 @@ def dataset_fn_for(config, seed=0):
   def fn(input_context=None):
     per_replica = (input_context.get_per_replica_batch_size(config.data.batch_size)
                    if input_context else config.data.batch_size)
-    batch = synthetic.video_batch(config.data, seed)
+    batch = synthetic.video_batch(config.data, seed, raw_frames=config.loss.detector_crops)
     videos = tf.data.Dataset.from_tensor_slices(batch)
     if input_context:
       videos = videos.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)

@@ -108,3 +108,25 @@ def test_preactivation_unit_on_its_own():
   last.set_weights([np.zeros_like(w) for w in last.get_weights()])
   images = np.random.default_rng(0).normal(size=(2, 8, 8, 16)).astype(np.float32)
   np.testing.assert_array_equal(identity(images).numpy(), images)
+
+
+def test_masked_out_images_change_neither_the_real_features_nor_the_moving_statistics():
+  net = ResNetV2(depth=14)
+  rng = np.random.default_rng(0)
+  real = rng.random((3, 32, 32, 3)).astype(np.float32)
+  initial = net.get_weights()
+  alone = net(real, training=True, sample_mask=tf.ones([3], tf.bool))
+  statistics_alone = net.get_weights()
+  net.set_weights(initial)
+  padding = rng.random((2, 32, 32, 3)).astype(np.float32)  # anything: it must not count
+  padded = net(np.concatenate([real, padding]), training=True,
+               sample_mask=tf.constant([True, True, True, False, False]))
+  for key in alone:
+    np.testing.assert_allclose(padded[key].numpy()[:3], alone[key].numpy(), rtol=1e-4,
+                               atol=1e-4, err_msg=key)
+  for a, b in zip(net.get_weights(), statistics_alone):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  # The same padding without the mask does move them.
+  net.set_weights(initial)
+  unmasked = net(np.concatenate([real, padding]), training=True)
+  assert np.abs(unmasked["pre_logits"].numpy()[:3] - alone["pre_logits"].numpy()).max() > 1e-2

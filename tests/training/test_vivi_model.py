@@ -4,7 +4,7 @@ import tensorflow as tf
 import tf_keras
 
 from keras_vivi import configs, losses, models
-from keras_vivi.data import synthetic
+from keras_vivi.data import augment, synthetic
 from keras_vivi.training import VIVIModel, build_optimizer, trainer
 from tests.helpers.references import np_shot_loss
 from tests.helpers.training import dataset_fn_for, small_config
@@ -137,10 +137,11 @@ def test_decoupled_weight_decay_stays_available_by_name():
 
 
 @pytest.mark.parametrize("max_crops", [0, 7])
-def test_detector_crops_are_real_boxes_only(max_crops):
-  config = small_config("detector_distill", f"loss.max_crops={max_crops}")
+def test_detector_crops_are_real_boxes_of_the_raw_frames_then_augmented(max_crops):
+  config = small_config("detector_distill", f"loss.max_crops={max_crops}",
+                        "data.raw_image_size=48")
   model = trainer.build_model(config)
-  batch = synthetic.video_batch(config.data, seed=6)
+  batch = synthetic.video_batch(config.data, seed=6, raw_frames=True)
   seen = []
   backbone_call = model.backbone.call
 
@@ -149,29 +150,39 @@ def test_detector_crops_are_real_boxes_only(max_crops):
     return backbone_call(images, *args, **kwargs)
 
   model.backbone.call = recording_call
-  _, values = model.compute_losses(batch, training=True)
+  _, values = model.compute_losses(batch, training=False)
   m = config.data.max_objects
-  flat = batch["frames"].reshape(-1, 32, 32, 3)
-  valid = np.flatnonzero(batch["box_mask"].reshape(-1))
-  slots = max_crops or batch["box_mask"].size
-  # A static number of crops, every one of them a real box (cycling through them): no padded
-  # crop reaches batch norm.
+  raw = batch["raw_frames"].reshape(-1, 48, 48, 3)
+  valid = np.flatnonzero(batch["raw_box_mask"].reshape(-1))
+  slots = max_crops or batch["raw_box_mask"].size
+  # A static number of crops, every one of them a real box (cycling through them), cut from
+  # the un-augmented frames: no padded crop reaches batch norm.
   chosen = valid[np.arange(slots) % len(valid)]
-  want = tf.image.crop_and_resize(flat, batch["boxes"].reshape(-1, 4)[chosen], chosen // m,
+  want = tf.image.crop_and_resize(raw, batch["raw_boxes"].reshape(-1, 4)[chosen], chosen // m,
                                   (32, 32)).numpy()
   assert len(seen) == 1
   np.testing.assert_allclose(seen[0].numpy(), want, atol=1e-5)
-  # The loss: cross-entropy of each real box once (the first `slots` of them), by hand on the
-  # same crops (batch norm in training mode sees all of them).
+  # The loss: cross-entropy of each real box once (the first `slots` of them), by hand.
   counted = valid[:slots]
   model.backbone.call = backbone_call
-  logits = model.crop_classifier(model.backbone(want, training=True)["pre_logits"]).numpy()
+  logits = model.crop_classifier(model.backbone(want, training=False)["pre_logits"]).numpy()
   logits = logits[:len(counted)]
-  labels = batch["class_ids"].reshape(-1)[counted]
+  labels = batch["raw_class_ids"].reshape(-1)[counted]
   logp = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
   np.testing.assert_allclose(values["crop_loss"].numpy(),
                              -np.mean(logp[np.arange(len(counted)), labels]), rtol=1e-4)
-  empty = dict(batch, box_mask=np.zeros_like(batch["box_mask"]))
+  # In training the crops are then flipped and colour-distorted with the step's seeds.
+  seen.clear()
+  model.backbone.call = recording_call
+  model.compute_losses(batch, training=True)
+  flip_seed, color_seed = tf.unstack(tf.random.experimental.stateless_split(
+      tf.constant([0, 0], tf.int64), 2))
+  flip = tf.random.stateless_uniform([slots], flip_seed).numpy() < 0.5
+  assert 0 < flip.sum() < slots
+  flipped = np.where(flip[:, None, None, None], want[:, :, ::-1], want)
+  np.testing.assert_allclose(seen[0].numpy(), augment.color_distortion(
+      flipped, config.data.color_distortion, color_seed, "inception"), atol=1e-5)
+  empty = dict(batch, raw_box_mask=np.zeros_like(batch["raw_box_mask"]))
   seen.clear()
   model.backbone.call = recording_call
   _, values = model.compute_losses(empty, training=True)
@@ -207,3 +218,29 @@ def test_missing_detector_or_teacher_is_a_clear_error():
     VIVIModel(small_config("vivi_objects", "data.inline_detection=true"))
   with pytest.raises(ValueError, match="teacher"):
     VIVIModel(small_config("distill_imagenet"))
+
+
+def test_padded_shots_change_no_loss_and_no_batch_norm_statistic():
+  # Videos of 2 shots, once as K=2 and once padded to K=3 (the pipeline's padding: zero frames,
+  # masked); the padded run must train exactly as if the padding were not there.
+  short = small_config("vivi_objects", "data.shots_per_video=2")
+  batch = synthetic.video_batch(short.data, seed=5)
+  batch["shot_mask"][:] = True
+  batch["frame_mask"][:] = True
+  pad = {key: np.zeros_like(value[:, :1]) for key, value in batch.items()}
+  padded = {key: np.concatenate([value, pad[key]], axis=1) for key, value in batch.items()}
+  model = VIVIModel(small_config("vivi_objects"))
+  model.compute_losses(padded, training=False)  # builds the variables
+  initial = model.get_weights()
+  results = []
+  for videos in (batch, padded):
+    model.set_weights(initial)
+    _, values = model.compute_losses(videos, training=True)
+    results.append(({k: float(v) for k, v in values.items()},
+                    [v.numpy() for v in model.backbone.non_trainable_variables]))
+  (want, want_statistics), (got, got_statistics) = results
+  assert want.keys() == got.keys()
+  for key in want:
+    np.testing.assert_allclose(got[key], want[key], rtol=1e-4, err_msg=key)
+  for a, b in zip(got_statistics, want_statistics):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
