@@ -194,6 +194,13 @@ class LossConfig:
   omega: float = 5.0
   beta: float = 0.04
   gamma: float = 1.0
+  # The scale of every cross-entropy term (box classifier, crops, distillation, co-training).
+  # The paper gives no value for γ, and "a binary cross-entropy loss" over 600 classes may be a
+  # sum or a mean over them. "chance": each term divided by its value at chance (C·log 2 for
+  # the summed sigmoid CE, log C for a softmax CE), so 1 means chance and a weight of 1 puts it
+  # beside the triplet and shot terms; "none": nats (the sigmoid CE summed over classes, about
+  # 400 at the start with 602 classes, dwarfs every other term).
+  cross_entropy_normalization: typing.Literal["chance", "none"] = "chance"
   box_classifier_weight: float = 1.0
   distillation_weight: float = 1.0
   margin: float = 0.2
@@ -278,7 +285,8 @@ def save_run_config(config, model_dir):
 # (or is refused naming the field) instead of silently taking today's default.
 _BEFORE_FIELD_EXISTED = {("loss", "shot_normalization"): "per_query",
                          ("train", "weight_decay_type"): "decoupled",
-                         ("data", "color_policy"): "simclr"}
+                         ("data", "color_policy"): "simclr",
+                         ("loss", "cross_entropy_normalization"): "none"}
 
 
 def load_run_config(model_dir):

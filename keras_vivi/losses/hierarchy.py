@@ -1,5 +1,7 @@
 """Frame-, object- and supervised-level losses and their weighted total (eq. 3)."""
 
+import math
+
 import tensorflow as tf
 
 from keras_vivi import configs
@@ -52,47 +54,72 @@ def _masked_mean(values, mask):
   return tf.reduce_sum(tf.where(mask, values, 0.0)) / tf.maximum(num, 1.0)
 
 
-def box_classifier_loss(logits, class_ids, box_mask=None) -> tf.Tensor:
+CROSS_ENTROPY_NORMALIZATIONS = ("chance", "none")
+
+
+def _check_normalization(normalization):
+  if normalization not in CROSS_ENTROPY_NORMALIZATIONS:
+    raise ValueError(f"cross-entropy normalization must be one of "
+                     f"{CROSS_ENTROPY_NORMALIZATIONS}, got {normalization!r}.")
+
+
+def _chance_scaled(per_example, chance, normalization):
+  """`per_example` in units of its value at chance ("chance"), or in nats ("none")."""
+  _check_normalization(normalization)
+  return per_example / chance if normalization == "chance" else per_example
+
+
+def box_classifier_loss(logits, class_ids, box_mask=None, normalization="chance") -> tf.Tensor:
   """Sigmoid cross-entropy of a C-way (600 in the paper) box classifier on one-hot targets.
 
-  Summed over classes, averaged over valid boxes.
+  Summed over the C classes, averaged over valid boxes; with `normalization="chance"` divided by
+  `C·log 2`, its value for all-zero logits (so 1 at chance whatever C), with `"none"` in nats.
 
   Args:
     logits: `[..., C]` per-box logits.
     class_ids: `[...]` int target class.
     box_mask: optional `[...]` bool.
+    normalization: "chance" or "none".
 
   Returns:
     Scalar float32.
   """
   logits = tf.cast(logits, tf.float32)
-  targets = tf.one_hot(class_ids, tf.shape(logits)[-1], dtype=tf.float32)
+  classes = logits.shape[-1]
+  targets = tf.one_hot(class_ids, classes, dtype=tf.float32)
   per_box = tf.reduce_sum(
       tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits), axis=-1)
-  return _masked_mean(per_box, box_mask)
+  return _masked_mean(_chance_scaled(per_box, classes * math.log(2.0), normalization), box_mask)
 
 
-def supervised_loss(logits, labels, mask=None) -> tf.Tensor:
-  """Softmax cross-entropy, `logits [N, C]`, `labels [N]` int, optional `mask [N]`. Scalar."""
+def supervised_loss(logits, labels, mask=None, normalization="chance") -> tf.Tensor:
+  """Softmax cross-entropy, `logits [N, C]`, `labels [N]` int, optional `mask [N]`. Scalar.
+
+  With `normalization="chance"` divided by `log C`, its value for a uniform prediction.
+  """
   per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
       labels=labels, logits=tf.cast(logits, tf.float32))
-  return _masked_mean(per_example, mask)
+  return _masked_mean(_chance_scaled(per_example, math.log(logits.shape[-1]), normalization),
+                      mask)
 
 
-def distillation_loss(student_logits, teacher_probs, mask=None) -> tf.Tensor:
+def distillation_loss(student_logits, teacher_probs, mask=None, normalization="chance"
+                      ) -> tf.Tensor:
   """Cross-entropy against soft teacher labels.
 
   Args:
     student_logits: `[..., C]`.
     teacher_probs: `[..., C]` probabilities (rows sum to 1).
     mask: optional `[...]` bool.
+    normalization: "chance" divides by `log C`, the value of a uniform student; "none": nats.
 
   Returns:
-    Scalar float32 `mean(−Σ_c t_c log softmax(z)_c)`.
+    Scalar float32 `mean(−Σ_c t_c log softmax(z)_c)` (÷ log C).
   """
   per_example = tf.nn.softmax_cross_entropy_with_logits(
       labels=tf.cast(teacher_probs, tf.float32), logits=tf.cast(student_logits, tf.float32))
-  return _masked_mean(per_example, mask)
+  return _masked_mean(
+      _chance_scaled(per_example, math.log(student_logits.shape[-1]), normalization), mask)
 
 
 def loss_weights(loss_config) -> dict[str, float]:

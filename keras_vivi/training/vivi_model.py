@@ -236,8 +236,8 @@ class VIVIModel(tf_keras.Model):
   def _box_classifier(self, inputs):
     """The sigmoid box classifier on the same box features ("also predict cross entropy")."""
     return self._mean_term(losses.box_classifier_loss(
-        self.box_classifier(inputs["box_features"]), inputs["class_ids"], inputs["box_mask"]),
-        inputs["box_mask"])
+        self.box_classifier(inputs["box_features"]), inputs["class_ids"], inputs["box_mask"],
+        self.config.loss.cross_entropy_normalization), inputs["box_mask"])
 
   def _detector_crops(self, inputs):
     """Detector distillation: the backbone classifies the object crops of the raw frames."""
@@ -252,7 +252,8 @@ class VIVIModel(tf_keras.Model):
                                           tf.float32))
     return self._mean_term(losses.distillation_loss(
         self.distill_head(inputs["features"]["pre_logits"]), teacher_probs,
-        inputs["frame_mask"]), inputs["frame_mask"])
+        inputs["frame_mask"], self.config.loss.cross_entropy_normalization),
+        inputs["frame_mask"])
 
   def _supervised(self, inputs):
     """Co-training: softmax cross-entropy on the labelled-image batch."""
@@ -262,8 +263,9 @@ class VIVIModel(tf_keras.Model):
                        "pairs.")
     logits = self.supervised_head(
         self.backbone(labelled["image"], training=inputs["training"])["pre_logits"])
-    return self._mean_term(losses.supervised_loss(logits, labelled["label"]),
-                           tf.ones(tf.shape(logits)[:1], tf.bool))
+    return self._mean_term(losses.supervised_loss(
+        logits, labelled["label"], normalization=self.config.loss.cross_entropy_normalization),
+        tf.ones(tf.shape(logits)[:1], tf.bool))
 
   def _crop_loss(self, images, size, boxes, class_ids, box_mask, training):
     """Cross-entropy of the crop classifier, averaged over the real boxes it classified.
@@ -306,7 +308,8 @@ class VIVIModel(tf_keras.Model):
           pixels = tf.where(flip[:, None, None, None], tf.reverse(pixels, [2]), pixels)
         pixels = augment.color_distortion(pixels, d.color_distortion, color_seed, d.color_policy)
       logits = self.crop_classifier(self.backbone(pixels, training=training)["pre_logits"])
-      return losses.supervised_loss(logits, tf.gather(class_ids, chosen), counted)
+      return losses.supervised_loss(logits, tf.gather(class_ids, chosen), counted,
+                                    self.config.loss.cross_entropy_normalization)
 
     return tf.cond(real > 0, classify, lambda: tf.constant(0.0)), counted
 

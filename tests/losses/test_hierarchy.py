@@ -47,24 +47,37 @@ def test_box_classifier_loss():
   sig = 1 / (1 + np.exp(-logits.astype(np.float64)))
   onehot = np.eye(6)[classes]
   per_box = -(onehot * np.log(sig) + (1 - onehot) * np.log(1 - sig)).sum(-1)
-  np.testing.assert_allclose(box_classifier_loss(logits, classes, mask).numpy(),
+  np.testing.assert_allclose(box_classifier_loss(logits, classes, mask, "none").numpy(),
                              per_box[mask].mean(), rtol=1e-5)
+  # In units of chance: 6·log 2 for six classes at zero logits.
+  np.testing.assert_allclose(box_classifier_loss(logits, classes, mask).numpy(),
+                             per_box[mask].mean() / (6 * np.log(2)), rtol=1e-5)
+  np.testing.assert_allclose(box_classifier_loss(np.zeros((2, 602)), [1, 9]).numpy(), 1.0,
+                             rtol=1e-6)
+  with pytest.raises(ValueError, match="normalization must be one of"):
+    box_classifier_loss(logits, classes, mask, "mean")
 
 
-def test_supervised_and_distillation_losses():
+@pytest.mark.parametrize("normalization, unit", [("none", 1.0), ("chance", np.log(3))])
+def test_supervised_and_distillation_losses(normalization, unit):
   rng = np.random.default_rng(4)
   logits = rng.normal(size=(5, 3)).astype(np.float32)
   labels = np.array([0, 2, 1, 1, 0])
   logp = logits - np.log(np.exp(logits.astype(np.float64)).sum(-1, keepdims=True))
-  np.testing.assert_allclose(supervised_loss(logits, labels).numpy(),
-                             -logp[np.arange(5), labels].mean(), rtol=1e-5)
+  np.testing.assert_allclose(supervised_loss(logits, labels, normalization=normalization).numpy(),
+                             -logp[np.arange(5), labels].mean() / unit, rtol=1e-5)
   teacher = rng.dirichlet(np.ones(3), size=5)
   mask = np.array([1, 1, 0, 1, 0], bool)
-  np.testing.assert_allclose(distillation_loss(logits, teacher, mask).numpy(),
-                             -(teacher * logp).sum(-1)[mask].mean(), rtol=1e-5)
+  np.testing.assert_allclose(distillation_loss(logits, teacher, mask, normalization).numpy(),
+                             -(teacher * logp).sum(-1)[mask].mean() / unit, rtol=1e-5)
   # One-hot teacher labels reduce distillation to the supervised loss.
-  np.testing.assert_allclose(distillation_loss(logits, np.eye(3)[labels]).numpy(),
-                             supervised_loss(logits, labels).numpy(), rtol=1e-6)
+  np.testing.assert_allclose(
+      distillation_loss(logits, np.eye(3)[labels], normalization=normalization).numpy(),
+      supervised_loss(logits, labels, normalization=normalization).numpy(), rtol=1e-6)
+  # A uniform prediction scores 1 in units of chance.
+  if normalization == "chance":
+    np.testing.assert_allclose(supervised_loss(np.zeros((2, 1000)), [3, 7]).numpy(), 1.0,
+                               rtol=1e-6)
 
 
 def test_total_loss_weights():

@@ -170,7 +170,8 @@ def test_detector_crops_are_real_boxes_of_the_raw_frames_then_augmented(max_crop
   labels = batch["raw_class_ids"].reshape(-1)[counted]
   logp = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
   np.testing.assert_allclose(values["crop_loss"].numpy(),
-                             -np.mean(logp[np.arange(len(counted)), labels]), rtol=1e-4)
+                             -np.mean(logp[np.arange(len(counted)), labels]) / np.log(8),
+                             rtol=1e-4)  # in units of chance: log 8 for 8 classes
   # In training the crops are then flipped and colour-distorted with the step's seeds.
   seen.clear()
   model.backbone.call = recording_call
