@@ -158,3 +158,27 @@ class FrameSummaryCallback(tf_keras.callbacks.Callback):
       tf.summary.image("frames_with_boxes", self.images,
                        step=int(self.model.optimizer.iterations.numpy()), max_outputs=len(self.images))
       self._writer.flush()
+
+
+class InitialLossesCallback(tf_keras.callbacks.Callback):
+  """Logs the loss terms of a run's first step, raw and weighted, and writes them as JSON.
+
+  `{term: {"value", "weight", "weighted"}}`: what each term of the objective weighs at the
+  start, so a term that dwarfs the others (or vanishes beside them) shows before training.
+  """
+
+  def __init__(self, weights, path):
+    super().__init__()
+    self.weights, self.path, self._done = dict(weights), path, False
+
+  def on_train_batch_end(self, batch, logs=None) -> None:
+    if self._done or not logs:
+      return
+    self._done = True
+    terms = {name: {"value": float(logs[name]), "weight": weight,
+                    "weighted": weight * float(logs[name])}
+             for name, weight in self.weights.items() if name in logs}
+    logging.info("Initial loss terms (value × weight = weighted): %s", "; ".join(
+        f"{name} {t['value']:.4g} × {t['weight']:g} = {t['weighted']:.4g}"
+        for name, t in terms.items()))
+    files.write_json(self.path, terms)

@@ -17,6 +17,7 @@ import tf_keras
 
 from keras_vivi import configs
 from keras_vivi import files
+from keras_vivi import losses
 from keras_vivi.training import callbacks as callbacks_lib
 from keras_vivi.training import checkpoints as checkpoints_lib
 from keras_vivi.training.optimization import build_optimizer
@@ -25,6 +26,7 @@ from keras_vivi.training.vivi_model import VIVIModel
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 HISTORY_FILE = "history.csv"    # one row of metrics per epoch, in model_dir
 DIAGNOSTIC_FILE = "object_diagnostic.jsonl"  # the object diagnostic from step 0 on
+INITIAL_LOSSES_FILE = "initial_losses.json"  # each loss term at the first step, and its weight
 
 
 # Our names → Model Garden's `distribute_utils` names.
@@ -305,6 +307,9 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
                       tf_keras.callbacks.CSVLogger(os.path.join(model_dir, HISTORY_FILE),
                                                    append=True)]
     keep_history_until(os.path.join(model_dir, HISTORY_FILE), initial_epoch)
+    if step == 0:
+      all_callbacks.append(callbacks_lib.InitialLossesCallback(
+          losses.loss_weights(config.loss), os.path.join(model_dir, INITIAL_LOSSES_FILE)))
   # Last: an epoch's logs are written before its checkpoint, so a kill between them never
   # loses its rows (the epoch is trained again, its rows replaced).
   all_callbacks.append(callbacks_lib.CheckpointCallback(manager))

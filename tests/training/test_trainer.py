@@ -16,11 +16,12 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from keras_vivi import configs
+from keras_vivi import configs, losses
+from keras_vivi.data import pipeline, schema
 from keras_vivi.training import trainer
 from tests.helpers.cli import REPO
 from tests.helpers.records import digits_tfrecord, synthetic_video
-from tests.helpers.training import small_config
+from tests.helpers.training import labelled_batch, small_config
 
 
 def run_main(model_dir, steps, strategy="default", env=None, hang_at=None, **kwargs):
@@ -213,15 +214,6 @@ def test_unknown_strategy_is_refused():
     trainer.build_strategy("parameter_server")
 
 
-@pytest.fixture(scope="module")
-def prepared_records(tmp_path_factory, mediapipe_detector):
-  from keras_vivi.data import prepare, sample_videos
-  out = str(tmp_path_factory.mktemp("records"))
-  prepare.prepare([str(p) for p in sample_videos.sample_video_paths().values()], out,
-                  prepare.PrepareConfig(videos_per_shard=1, frame_short_side=96), progress=False)
-  return out
-
-
 def test_trains_on_real_prepared_records(prepared_records, tmp_path):
   config = small_config("vivi_objects", f"data.path={prepared_records}", "data.batch_size=2",
                         "data.frames_per_shot=2", "data.max_objects=5", "data.seed=3",
@@ -238,6 +230,14 @@ def test_trains_on_real_prepared_records(prepared_records, tmp_path):
   with open(tmp_path / trainer.HISTORY_FILE) as f:
     rows = list(csv.DictReader(f))
   np.testing.assert_allclose([float(r["total_loss"]) for r in rows], logs["total_loss"], rtol=1e-5)
+  # The first step's terms, as logged, with their weights.
+  initial = json.load(open(tmp_path / trainer.INITIAL_LOSSES_FILE))
+  weights = losses.loss_weights(config.loss)
+  assert set(initial) == {"frame_loss", "shot_loss", "object_loss"}
+  for name, term in initial.items():
+    np.testing.assert_allclose(term["value"], logs[name][0], rtol=1e-5)
+    assert term["weight"] == weights[name]
+    np.testing.assert_allclose(term["weighted"], weights[name] * logs[name][0], rtol=1e-6)
   saved = json.load(open(tmp_path / "config.json"))
   assert saved["name"] == "vivi_objects"
   # Which label space the boxes came from, in the run's config and in the records' manifest.
@@ -247,6 +247,37 @@ def test_trains_on_real_prepared_records(prepared_records, tmp_path):
   assert saved["data"]["label_space"] == loader.MEDIAPIPE_LABEL_SPACE
   assert saved["data"]["paper_detector"] == configs.PAPER_DETECTOR
   assert glob.glob(str(tmp_path / "logs" / "train" / "events.*"))
+
+
+def shard_of(records, video_id):
+  for path in sorted(tf.io.gfile.glob(os.path.join(records, "*.tfrecord"))):
+    for serialized in tf.data.TFRecordDataset(path):
+      if schema.parse_video(serialized)[0][schema.VIDEO_ID].numpy().decode() == video_id:
+        return path
+  raise AssertionError(f"{video_id} is not in {records}")
+
+
+@pytest.mark.parametrize("name", [n for n in configs.list_experiments() if "_3x" not in n])
+def test_initial_weighted_terms_are_within_one_order_of_magnitude(name, prepared_records,
+                                                                  teacher_dir):
+  # A real batch (bikes.mp4, six shots, with detections) at initialisation: no term of the
+  # objective may dwarf another by more than 10× (the 602-class sigmoid CE summed over classes
+  # did by ~3000×). The shot term is left out: it is logged as InfoNCE minus its chance value,
+  # so it starts at 0 whatever its weight.
+  config = small_config(name, f"data.path={shard_of(prepared_records, 'bikes.mp4')}",
+                        "data.batch_size=2", "data.frames_per_shot=2", "data.seed=0",
+                        "data.image_size=64", "model.num_box_classes=602",
+                        "model.num_supervised_classes=1000", "model.num_teacher_classes=6")
+  tf_keras.utils.set_random_seed(0)
+  teacher = trainer.load_teacher(teacher_dir) if config.loss.distillation else None
+  model = trainer.build_model(config, teacher=teacher)
+  videos = next(iter(pipeline.build_dataset(config.data, raw_frames=config.loss.detector_crops)))
+  labelled = labelled_batch(config) if config.loss.supervised else None
+  _, values = model.compute_losses(videos, labelled, training=True)
+  weighted = {n: w * float(values[n]) for n, w in losses.loss_weights(config.loss).items()
+              if n in values and n != "shot_loss"}
+  assert all(v > 0 for v in weighted.values()), weighted
+  assert max(weighted.values()) <= 10 * min(weighted.values()), weighted
 
 
 def test_diagnostic_frequency_is_configurable_and_can_be_off(prepared_records, tmp_path):
