@@ -85,12 +85,15 @@ def test_a_run_saved_before_the_objective_fields_keeps_its_objective(tmp_path):
   config = configs.get_experiment("vivi")
   values = configs.to_dict(config)
   del values["loss"]["shot_normalization"], values["train"]["weight_decay_type"]
+  del values["loss"]["cross_entropy_normalization"], values["data"]["color_policy"]
   (tmp_path / configs.RUN_CONFIG_FILE).write_text(json.dumps(values))
   saved = configs.load_run_config(str(tmp_path))
   assert (saved.loss.shot_normalization, saved.train.weight_decay_type) == ("per_query",
                                                                             "decoupled")
+  assert (saved.loss.cross_entropy_normalization, saved.data.color_policy) == ("none", "simclr")
   with pytest.raises(ValueError, match=r"loss.shot_normalization: 'per_query' -> 'per_video'; "
                      r"train.weight_decay_type: 'decoupled' -> 'l2'"):
     trainer.check_restart(config, str(tmp_path))
   trainer.check_restart(configs.apply_overrides(config, [
-      "loss.shot_normalization=per_query", "train.weight_decay_type=decoupled"]), str(tmp_path))
+      "loss.shot_normalization=per_query", "train.weight_decay_type=decoupled",
+      "loss.cross_entropy_normalization=none", "data.color_policy=simclr"]), str(tmp_path))
