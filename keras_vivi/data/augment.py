@@ -16,11 +16,18 @@ import numpy as np
 import tensorflow as tf
 
 ABLATIONS = ("none", "random_boxes", "random_boxes_and_labels")
+# Philox by name: "auto_select" lets each device pick, and an XLA-compiled step (as on TPUs) then
+# draws other numbers than the host for one seed.
+_ALGORITHM = "philox"
+
+
+def _uniform(shape, seed, minval=0, maxval=None, dtype=tf.float32):
+  return tf.random.stateless_uniform(shape, seed, minval, maxval, dtype, alg=_ALGORITHM)
 
 
 def split_seed(seed, num):
   """`num` independent `[2]` seeds from one `[2]` seed (a list of tensors)."""
-  return tf.unstack(tf.random.experimental.stateless_split(seed, num))
+  return tf.unstack(tf.random.experimental.stateless_split(seed, num, alg=_ALGORITHM))
 
 
 def _size(size):
@@ -64,8 +71,8 @@ def sample_crop(shape, area_range=(0.08, 1.0), aspect_range=(3 / 4, 4 / 3), seed
   batch_shape = tf.TensorShape(batch_shape).as_list()
   seeds = split_seed(tf.convert_to_tensor(seed), 4)
   attempts = batch_shape + [max_attempts]
-  area = tf.random.stateless_uniform(attempts, seeds[0], *area_range) * height * width
-  log_ratio = tf.random.stateless_uniform(attempts, seeds[1], math.log(aspect_range[0]),
+  area = _uniform(attempts, seeds[0], *area_range) * height * width
+  log_ratio = _uniform(attempts, seeds[1], math.log(aspect_range[0]),
                                           math.log(aspect_range[1]))
   ratio = tf.exp(log_ratio)
   w = tf.round(tf.sqrt(area * ratio))
@@ -84,7 +91,7 @@ def sample_crop(shape, area_range=(0.08, 1.0), aspect_range=(3 / 4, 4 / 3), seed
   fallback_h = tf.clip_by_value(fallback_h, 1.0, height)
   h = tf.where(any_fits, h, fallback_h)
   w = tf.where(any_fits, w, fallback_w)
-  offset = tf.random.stateless_uniform(batch_shape + [2], seeds[2])
+  offset = _uniform(batch_shape + [2], seeds[2])
   top = tf.where(any_fits, tf.floor(offset[..., 0] * (height - h + 1)),
                  tf.floor((height - h) / 2))
   left = tf.where(any_fits, tf.floor(offset[..., 1] * (width - w + 1)), tf.floor((width - w) / 2))
@@ -110,7 +117,7 @@ def central_crop(shape, aspect_ratio=1.0, batch_shape=()):
 
 def sample_flip(batch_shape, seed, probability=0.5):
   """bool `batch_shape`: true with `probability` (left-right flip after the crop)."""
-  return tf.random.stateless_uniform(tf.TensorShape(batch_shape).as_list(), seed) < probability
+  return _uniform(tf.TensorShape(batch_shape).as_list(), seed) < probability
 
 
 def crop_and_resize(image, crop, flip, size, image_index=None):
@@ -202,6 +209,7 @@ _YIQ_TO_RGB = np.linalg.inv(np.array(_RGB_TO_YIQ)).astype(np.float32)
 
 
 COLOR_POLICIES = ("inception", "simclr")
+COLOR_PARAMETERS = ("brightness", "saturation", "hue", "contrast")
 # The four orders of TF-slim's Inception colour distortion, by operation (0 brightness,
 # 1 saturation, 2 hue, 3 contrast); see `apply_color_ops` for why none is drawn here.
 INCEPTION_ORDERS = ((0, 1, 2, 3), (1, 0, 3, 2), (3, 2, 0, 1), (2, 1, 3, 0))
@@ -225,28 +233,46 @@ def color_distortion(image, strength, seed, policy="inception"):
   Returns:
     float32 `[..., H, W, 3]` in [0, 1].
   """
+  _check_color(strength, policy)
+  image = tf.cast(image, tf.float32)
+  if strength == 0:
+    return image
+  return apply_color(image, sample_color_parameters(tf.shape(image)[:-3], strength, seed, policy),
+                     policy)
+
+
+def _check_color(strength, policy):
   if strength < 0:
     raise ValueError(f"color distortion strength must be >= 0, got {strength!r}.")
   if policy not in COLOR_POLICIES:
     raise ValueError(f"color policy must be one of {COLOR_POLICIES}, got {policy!r}.")
-  image = tf.cast(image, tf.float32)
-  if strength == 0:
-    return image
-  if policy == "inception":
-    return apply_color_ops(image, **sample_inception_color(tf.shape(image)[:-3], strength, seed))
-  return adjust_color(image, **sample_color(tf.shape(image)[:-3], strength, seed))
+
+
+def sample_color_parameters(batch_shape, strength, seed, policy="inception"):
+  """float32 `batch_shape + [4]`: `policy`'s parameters for each image, in `COLOR_PARAMETERS`
+  order (drawn where convenient, e.g. on the host, and applied by `apply_color` elsewhere)."""
+  _check_color(strength, policy)
+  sample = sample_inception_color if policy == "inception" else sample_color
+  values = sample(batch_shape, strength, seed)
+  return tf.stack([values[name] for name in COLOR_PARAMETERS], -1)
+
+
+def apply_color(image, parameters, policy="inception"):
+  """`image` `[..., H, W, 3]` distorted by `parameters` `[..., 4]` of `sample_color_parameters`."""
+  values = dict(zip(COLOR_PARAMETERS, tf.unstack(tf.cast(parameters, tf.float32), axis=-1)))
+  return (apply_color_ops if policy == "inception" else adjust_color)(image, **values)
 
 
 def sample_inception_color(batch_shape, strength, seed):
   """The parameters of the Inception policy: slim's ranges scaled by `strength` s.
 
   brightness: a delta added, uniform in ±32/255·s; saturation and contrast: factors uniform in
-  [1 - 0.5s, 1 + 0.5s]; hue: uniform in ±0.2s turns; order: index into `INCEPTION_ORDERS`.
+  [1 - 0.5s, 1 + 0.5s]; hue: uniform in ±0.2s turns.
   """
   seeds = split_seed(tf.convert_to_tensor(seed), 5)
 
   def uniform(s, spread, centre=0.0):
-    return tf.random.stateless_uniform(batch_shape, s, centre - spread, centre + spread)
+    return _uniform(batch_shape, s, centre - spread, centre + spread)
 
   return {"brightness": uniform(seeds[0], 32 / 255 * strength),
           "saturation": uniform(seeds[1], 0.5 * strength, 1.0),
@@ -260,7 +286,7 @@ def sample_color(batch_shape, strength, seed):
   spread = 0.8 * strength
 
   def uniform(s, low, high):
-    return tf.random.stateless_uniform(batch_shape, s, low, high)
+    return _uniform(batch_shape, s, low, high)
 
   return {"brightness": uniform(seeds[0], 1 - spread, 1 + spread),
           "contrast": uniform(seeds[1], 1 - spread, 1 + spread),
@@ -366,8 +392,8 @@ def random_boxes(boxes, box_mask, seed, size_range=(0.05, 1.0)):
   boxes = tf.cast(boxes, tf.float32)
   shape = tf.shape(boxes)
   seeds = split_seed(tf.convert_to_tensor(seed), 2)
-  centre = tf.random.stateless_uniform(shape, seeds[0])[..., :2]
-  extent = tf.random.stateless_uniform(shape, seeds[1], *size_range)[..., :2]
+  centre = _uniform(shape, seeds[0])[..., :2]
+  extent = _uniform(shape, seeds[1], *size_range)[..., :2]
   fake = tf.clip_by_value(tf.concat([centre - extent / 2, centre + extent / 2], axis=-1), 0.0, 1.0)
   return tf.where(tf.convert_to_tensor(box_mask)[..., None], fake, boxes)
 
@@ -379,7 +405,7 @@ def random_labels(class_ids, box_mask, num_classes, seed):
     raise ValueError(f"num_classes must be >= 2 to draw labels in [1, num_classes), got "
                      f"{num_classes!r}.")
   class_ids = tf.cast(class_ids, tf.int32)
-  fake = tf.random.stateless_uniform(tf.shape(class_ids), seed, 1, num_classes, dtype=tf.int32)
+  fake = _uniform(tf.shape(class_ids), seed, 1, num_classes, dtype=tf.int32)
   return tf.where(box_mask, fake, class_ids)
 
 

@@ -18,6 +18,8 @@ With `raw_frames=True` (for detector crops):
   raw_boxes       float32 [B, K, F, M, 4]     the stored boxes in it (normalised yxyx)
   raw_class_ids   int32   [B, K, F, M]        their classes; 0 where masked
   raw_box_mask    bool    [B, K, F, M]        stored box with score >= min_score, real frame
+  raw_box_flip    bool    [B, K, F, M]        flip of the box's crop (training only)
+  raw_box_color   float32 [B, K, F, M, 4]     colour parameters of the crop (`augment.apply_color`)
 With `inline_detection` the stored boxes are not read (boxes, class_ids, box_mask all zero) and:
   raw_frames      as above
   crop            float32 [B, K, F, 4]        the crop window (yxyx of the original frame) and
@@ -221,6 +223,17 @@ def frame_objects(parsed, positions, max_objects, min_score):
   return boxes, ids, valid
 
 
+def _crop_augmentation(config, seed, shape, training):
+  """Flip and colour parameters of each box's crop, drawn here so that the step (compiled with
+  XLA or not, whose random ops draw different numbers) only applies them."""
+  flip_seed, color_seed = augment.split_seed(tf.random.experimental.stateless_fold_in(seed, 1), 2)
+  flip = (augment.sample_flip(shape, flip_seed) if training and config.flip
+          else tf.zeros(shape, tf.bool))
+  strength = config.color_distortion if training else 0.0
+  return {"raw_box_flip": flip, "raw_box_color": augment.sample_color_parameters(
+      shape, strength, color_seed, config.color_policy)}
+
+
 def _make_example(index, parsed, config, base_seed, training, video_ids, raw_frames):
   k, f, m, s = (config.shots_per_video, config.frames_per_shot, config.max_objects,
                 config.image_size)
@@ -262,6 +275,8 @@ def _make_example(index, parsed, config, base_seed, training, video_ids, raw_fra
                                   tf.zeros([n], tf.bool), r, image_index=which)
     raw = raw * tf.cast(real, tf.float32)[:, None, None, None]
     example["raw_frames"] = tf.reshape(raw, [k, f, r, r, 3])
+  if raw_frames:
+    example.update(_crop_augmentation(config, seed, [k, f, m], training))
   if config.inline_detection:
     example.update(crop=tf.reshape(crop, [k, f, 4]),
                    flip=tf.reshape(flip, [k, f]), boxes=tf.zeros([k, f, m, 4]),

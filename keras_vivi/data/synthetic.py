@@ -12,8 +12,8 @@ def video_batch(data_config, seed=0, batch_size=None, raw_frames=False):
       detector runs inline).
     seed: of the random content.
     batch_size: videos (default `data_config.batch_size`).
-    raw_frames: add raw_frames and the raw_* boxes (the stored boxes), as
-      `pipeline.build_dataset(..., raw_frames=True)` does.
+    raw_frames: add raw_frames, the raw_* boxes (the stored boxes) and the crops' flips and
+      Inception colour parameters, as `pipeline.build_dataset(..., raw_frames=True)` does.
 
   Returns:
     A dict of numpy arrays: frames `[B, K, F, S, S, 3]` in [0, 1], boxes `[B, K, F, M, 4]`,
@@ -40,6 +40,12 @@ def video_batch(data_config, seed=0, batch_size=None, raw_frames=False):
   if d.inline_detection or raw_frames:
     batch["raw_frames"] = rng.random((b, k, f, d.raw_image_size, d.raw_image_size, 3)).astype(
         np.float32)
+  if raw_frames:
+    batch.update(raw_box_flip=rng.random((b, k, f, m)) > 0.5,
+                 raw_box_color=np.stack([rng.uniform(-0.1, 0.1, (b, k, f, m)),
+                                         rng.uniform(0.5, 1.5, (b, k, f, m)),
+                                         rng.uniform(-0.2, 0.2, (b, k, f, m)),
+                                         rng.uniform(0.5, 1.5, (b, k, f, m))], -1).astype(np.float32))
   if raw_frames and not d.inline_detection:
     batch.update(raw_boxes=batch["boxes"], raw_class_ids=batch["class_ids"],
                  raw_box_mask=batch["box_mask"])

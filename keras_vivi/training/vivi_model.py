@@ -241,9 +241,11 @@ class VIVIModel(tf_keras.Model):
 
   def _detector_crops(self, inputs):
     """Detector distillation: the backbone classifies the object crops of the raw frames."""
-    raw = inputs["videos"]["raw_frames"]
+    videos = inputs["videos"]
+    raw = videos["raw_frames"]
     return self._mean_term(*self._crop_loss(
         tf.reshape(raw, [-1, *raw.shape[3:]]), inputs["size"], *inputs["raw_detections"],
+        tf.reshape(videos["raw_box_flip"], [-1]), tf.reshape(videos["raw_box_color"], [-1, 4]),
         inputs["training"]))
 
   def _distillation(self, inputs):
@@ -267,12 +269,12 @@ class VIVIModel(tf_keras.Model):
         logits, labelled["label"], normalization=self.config.loss.cross_entropy_normalization),
         tf.ones(tf.shape(logits)[:1], tf.bool))
 
-  def _crop_loss(self, images, size, boxes, class_ids, box_mask, training):
+  def _crop_loss(self, images, size, boxes, class_ids, box_mask, flips, colors, training):
     """Cross-entropy of the crop classifier, averaged over the real boxes it classified.
 
     Crops are cut from the un-augmented frames at the detector's box and resized to the
-    training frame size; in training they are then flipped and colour-distorted as frames are
-    (the box is the crop: no further random crop).
+    training frame size; in training they are then flipped and colour-distorted as frames are,
+    with the pipeline's parameters (the box is the crop: no further random crop).
 
     A static number `C` of crops (`loss.max_crops`, default one per box slot), as XLA needs:
     crop `s` is real box `s mod V` of the `V` real boxes in batch order, so batch norm sees real
@@ -281,7 +283,8 @@ class VIVIModel(tf_keras.Model):
 
     Args:
       images: `[N, R, R, 3]` raw frames; size: `(S, S)` of a crop; boxes: `[N, M, 4]` in the raw
-        frames; class_ids, box_mask: `[N·M]`.
+        frames; class_ids, box_mask, flips: `[N·M]`; colors: `[N·M, 4]`
+        (`augment.apply_color` parameters).
       training: batch-norm mode of the backbone.
 
     Returns:
@@ -301,12 +304,11 @@ class VIVIModel(tf_keras.Model):
     def classify():
       pixels = models.crop_boxes(images, tf.gather(flat, chosen), chosen // m, size)
       if training:
-        d = self.config.data
-        flip_seed, color_seed = augment.split_seed(self._step_seed(), 2)
-        if d.flip:
-          flip = augment.sample_flip([crops], flip_seed)
-          pixels = tf.where(flip[:, None, None, None], tf.reverse(pixels, [2]), pixels)
-        pixels = augment.color_distortion(pixels, d.color_distortion, color_seed, d.color_policy)
+        flip = tf.gather(flips, chosen)
+        pixels = tf.where(flip[:, None, None, None], tf.reverse(pixels, [2]), pixels)
+        if self.config.data.color_distortion > 0:
+          pixels = augment.apply_color(pixels, tf.gather(colors, chosen),
+                                       self.config.data.color_policy)
       logits = self.crop_classifier(self.backbone(pixels, training=training)["pre_logits"])
       return losses.supervised_loss(logits, tf.gather(class_ids, chosen), counted,
                                     self.config.loss.cross_entropy_normalization)

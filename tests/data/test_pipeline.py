@@ -478,7 +478,7 @@ def test_feeds_the_backbone_and_losses_for_a_few_steps(real_dir):
 
 
 def test_raw_frames_carry_the_stored_frames_and_their_stored_boxes(synthetic_dir):
-  config = dataclasses.replace(BASE, path=synthetic_dir, min_score=0.3)
+  config = dataclasses.replace(BASE, path=synthetic_dir, min_score=0.3, color_distortion=1.0)
   videos = read_records(synthetic_dir)
   plain = elements(build_dataset(config), 6)
   raw = elements(build_dataset(config, raw_frames=True), 6)
@@ -502,3 +502,13 @@ def test_raw_frames_carry_the_stored_frames_and_their_stored_boxes(synthetic_dir
       np.testing.assert_array_equal(other["raw_class_ids"][s, j][keep],
                                     np.asarray(video["class_ids"][position])[keep])
       assert n == 0 or not other["raw_boxes"][s, j][~other["raw_box_mask"][s, j]].any()
+  # Each box's crop gets its own flip and Inception colour parameters (slim's ranges).
+  flips = np.concatenate([e["raw_box_flip"].ravel() for e in raw])
+  assert 0.2 < flips.mean() < 0.8
+  color = np.concatenate([e["raw_box_color"].reshape(-1, 4) for e in raw])
+  low, high = np.array([-32 / 255, 0.5, -0.2, 0.5]), np.array([32 / 255, 1.5, 0.2, 1.5])
+  assert (color >= low).all() and (color <= high).all() and color.std(axis=0).min() > 0.05
+  plain_eval = elements(build_dataset(config, training=False, raw_frames=True), 1)[0]
+  assert not plain_eval["raw_box_flip"].any()
+  np.testing.assert_array_equal(plain_eval["raw_box_color"].reshape(-1, 4),
+                                np.tile([0.0, 1.0, 0.0, 1.0], (plain_eval["raw_box_flip"].size, 1)))

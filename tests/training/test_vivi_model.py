@@ -172,17 +172,15 @@ def test_detector_crops_are_real_boxes_of_the_raw_frames_then_augmented(max_crop
   np.testing.assert_allclose(values["crop_loss"].numpy(),
                              -np.mean(logp[np.arange(len(counted)), labels]) / np.log(8),
                              rtol=1e-4)  # in units of chance: log 8 for 8 classes
-  # In training the crops are then flipped and colour-distorted with the step's seeds.
+  # In training the crops are then flipped and colour-distorted with the pipeline's parameters.
   seen.clear()
   model.backbone.call = recording_call
   model.compute_losses(batch, training=True)
-  flip_seed, color_seed = tf.unstack(tf.random.experimental.stateless_split(
-      tf.constant([0, 0], tf.int64), 2))
-  flip = tf.random.stateless_uniform([slots], flip_seed).numpy() < 0.5
+  flip = batch["raw_box_flip"].reshape(-1)[chosen]
   assert 0 < flip.sum() < slots
   flipped = np.where(flip[:, None, None, None], want[:, :, ::-1], want)
-  np.testing.assert_allclose(seen[0].numpy(), augment.color_distortion(
-      flipped, config.data.color_distortion, color_seed, "inception"), atol=1e-5)
+  np.testing.assert_allclose(seen[0].numpy(), augment.apply_color_ops(
+      flipped, *batch["raw_box_color"].reshape(-1, 4)[chosen].T), atol=1e-5)
   empty = dict(batch, raw_box_mask=np.zeros_like(batch["raw_box_mask"]))
   seen.clear()
   model.backbone.call = recording_call
