@@ -307,11 +307,6 @@ def _colour_matrices(saturation, hue):
   return saturate, tf.constant(_YIQ_TO_RGB) @ rotate @ tf.constant(_RGB_TO_YIQ)
 
 
-def _apply_affine(image, matrix, offset):
-  out = tf.einsum("...hwc,...dc->...hwd", image, matrix) + offset[..., None, None, :]
-  return tf.clip_by_value(out, 0.0, 1.0)
-
-
 def apply_color_ops(image, brightness, saturation, hue, contrast):
   """The Inception policy's four operations with given per-image parameters, clipped once.
 
@@ -329,20 +324,7 @@ def apply_color_ops(image, brightness, saturation, hue, contrast):
   Returns:
     float32 `[..., H, W, 3]` in [0, 1].
   """
-  image = tf.cast(image, tf.float32)
-  batch = tf.shape(image)[:-3]
-
-  def param(value):
-    return tf.broadcast_to(tf.cast(value, tf.float32), batch)
-
-  brightness, saturation, hue, contrast = map(param, (brightness, saturation, hue, contrast))
-  saturate, rotate = _colour_matrices(saturation, hue)
-  colour = rotate @ saturate  # [..., 3, 3]
-  mean = tf.reduce_mean(image, axis=[-3, -2])  # [..., 3]
-  c = contrast[..., None]
-  # c·(colour·x - colour·μ) + colour·μ + brightness, μ the per-channel mean of x.
-  offset = (1.0 - c) * tf.linalg.matvec(colour, mean) + brightness[..., None]
-  return _apply_affine(image, c[..., None] * colour, offset)
+  return _colour_map(image, 1.0, brightness, contrast, saturation, hue)
 
 
 def adjust_color(image, brightness, contrast, saturation, hue):
@@ -360,20 +342,29 @@ def adjust_color(image, brightness, contrast, saturation, hue):
   Returns:
     float32 `[..., H, W, 3]` in [0, 1].
   """
+  return _colour_map(image, brightness, 0.0, contrast, saturation, hue)
+
+
+def _colour_map(image, scale, shift, contrast, saturation, hue):
+  """`c·(C·(s·x) − C·(s·μ)) + C·(s·μ) + t`, clipped to [0, 1]: pixels scaled by `s`, contrast `c`
+  about the per-channel mean `μ`, the colour matrix `C` (saturation, then hue), shifted by `t`.
+
+  Every argument but `image` is float `[...]` (or broadcastable); as one affine map per image it
+  costs one pass over the pixels.
+  """
   image = tf.cast(image, tf.float32)
   batch = tf.shape(image)[:-3]
 
   def param(value):
-    return tf.broadcast_to(tf.cast(value, tf.float32), batch)[..., None, None]
+    return tf.broadcast_to(tf.cast(value, tf.float32), batch)[..., None]  # [..., 1]
 
-  brightness, contrast = param(brightness), param(contrast)
-  saturate, rotate = _colour_matrices(param(saturation)[..., 0, 0], param(hue)[..., 0, 0])
+  scale, shift, contrast = param(scale), param(shift), param(contrast)
+  saturate, rotate = _colour_matrices(param(saturation)[..., 0], param(hue)[..., 0])
   colour = rotate @ saturate  # [..., 3, 3]
-  # colour · ((x·b - μ·b)·c + μ·b) with μ the per-channel mean of x.
   mean = tf.reduce_mean(image, axis=[-3, -2])  # [..., 3]
-  matrix = contrast * brightness * colour
-  offset = tf.linalg.matvec(colour, (1.0 - contrast[..., 0]) * brightness[..., 0] * mean)
-  return _apply_affine(image, matrix, offset)
+  offset = (1.0 - contrast) * scale * tf.linalg.matvec(colour, mean) + shift
+  out = tf.einsum("...hwc,...dc->...hwd", image, (contrast * scale)[..., None] * colour)
+  return tf.clip_by_value(out + offset[..., None, None, :], 0.0, 1.0)
 
 
 def random_boxes(boxes, box_mask, seed, size_range=(0.05, 1.0)):
