@@ -257,9 +257,30 @@ def test_beam_on_two_worker_processes_writes_the_same_records(prepared, video_di
                                     num_shards=2, pipeline_options=options)
   assert len(tf.io.gfile.glob(str(tmp_path / schema.SHARD_GLOB))) == 2
   assert records_by_video(tmp_path) == records_by_video(reference)
-  for key in ("counts", "class_histogram", "score_histogram", "flagged", "skipped", "videos",
-              "detector", "label_map"):
+  for key in ("counts", "class_histogram", "score_histogram", "detector", "label_map"):
     assert beam_manifest[key] == manifest[key], key
+  # Aggregates only: the lists of the local manifest are counted, the rows are in sharded files.
+  assert beam_manifest["flagged"] == {flag: len(ids) for flag, ids in manifest["flagged"].items()}
+  assert (beam_manifest["skipped"], beam_manifest["videos"]) == (
+      len(manifest["skipped"]), len(manifest["videos"]))
+  assert beam_manifest["rows"] == beam_pipeline.ROWS_GLOB
+  assert beam_rows(tmp_path) == local_rows(reference)
+
+
+def local_rows(out):
+  """The local job's per-video stats (its shards' `.stats.json`), by source."""
+  rows = {}
+  for path in tf.io.gfile.glob(str(out / (schema.SHARD_GLOB + ".stats.json"))):
+    rows.update((s["source"], s) for s in json.loads(tf.io.gfile.GFile(path).read()))
+  return rows
+
+
+def beam_rows(out):
+  from keras_vivi.data import beam_pipeline
+  paths = tf.io.gfile.glob(str(out / beam_pipeline.ROWS_GLOB))
+  rows = [json.loads(line) for path in paths for line in tf.io.gfile.GFile(path)]
+  assert len(paths) == 2 and len(rows) == len({r["source"] for r in rows})
+  return {r["source"]: r for r in rows}
 
 
 def test_beam_writes_everything_but_its_own_sink_through_gfile(video_dir, tmp_path):
