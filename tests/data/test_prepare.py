@@ -283,19 +283,57 @@ def beam_rows(out):
   return {r["source"]: r for r in rows}
 
 
-def test_beam_writes_everything_but_its_own_sink_through_gfile(video_dir, tmp_path):
-  """Manifest, plots and contact sheet on a non-local filesystem (ram://): no local-only call."""
+def _with_source(serialized, source):
+  example = tf.train.SequenceExample.FromString(serialized)
+  example.context.feature[schema.VIDEO_SOURCE].bytes_list.value[:] = [source.encode()]
+  return example.SerializeToString(deterministic=True)
+
+
+def test_beam_prepares_from_gcs_to_gcs_on_two_worker_processes(prepared, video_dir, tmp_path):
+  """Videos in a bucket, outputs to the bucket, through a real GCS API (the emulator) and Beam's
+  multi-process DirectRunner: the records are the local job's (but for the source they name), the
+  manifest and row files are written beside them, and a rerun with other settings is refused."""
+  from apache_beam.options.pipeline_options import PipelineOptions
+  from google.cloud import storage
   from keras_vivi.data import beam_pipeline
-  output = "ram://beam_prepared/out"
-  manifest = beam_pipeline.run([str(video_dir / "carphone_pristine.mp4"), str(video_dir / "notes.mp4")],
-                               output, prepare.PrepareConfig(**SMALL), num_shards=1,
-                               shard_dir=str(tmp_path))
-  assert manifest["counts"]["videos"] == 1 and manifest["counts"]["skipped"] == 1
-  assert sorted(os.listdir(tmp_path)) == ["videos-00000-of-00001.tfrecord"]
-  for name in ("manifest.json", "class_histogram.png", "score_histogram.png", "contact_sheet.png"):
-    with tf.io.gfile.GFile(f"{output}/{name}", "rb") as f:
-      head = f.read(8)
-    assert head == (b"{\n \"coun" if name.endswith(".json") else b"\x89PNG\r\n\x1a\n"), name
+  from tests.helpers.gcs_emulator import gcs_emulator
+  reference, manifest = prepared
+  with gcs_emulator("vivi-test"):
+    bucket = storage.Client().bucket("vivi-test")
+    for path in sorted(video_dir.iterdir()):
+      bucket.blob(f"videos/{path.name}").upload_from_filename(str(path))
+    options = PipelineOptions(direct_running_mode="multi_processing", direct_num_workers=2)
+    gcs_manifest = beam_pipeline.run("gs://vivi-test/videos", "gs://vivi-test/prepared",
+                                     prepare.PrepareConfig(**SMALL), num_shards=2,
+                                     pipeline_options=options)
+    written = {b.name: b for b in bucket.list_blobs(prefix="prepared/")}
+    for name, blob in written.items():
+      blob.download_to_filename(str(tmp_path / os.path.basename(name)))
+    with pytest.raises(ValueError, match=r"other videos or settings \(config.fps: 1.0 → 2.0"):
+      beam_pipeline.run("gs://vivi-test/videos", "gs://vivi-test/prepared",
+                        prepare.PrepareConfig(**SMALL, fps=2.0), num_shards=2,
+                        pipeline_options=options)
+    assert {b.name for b in bucket.list_blobs(prefix="prepared/")} == set(written)
+  assert sorted(os.path.basename(n) for n in written) == sorted([
+      "beam_plan.json", "class_histogram.png", "contact_sheet.png", "manifest.json",
+      "score_histogram.png", "video_rows-00000-of-00002.jsonl", "video_rows-00001-of-00002.jsonl",
+      "videos-00000-of-00002.tfrecord", "videos-00001-of-00002.tfrecord"])
+  local = records_by_video(reference)
+  remote = records_by_video(tmp_path)
+  assert sorted(remote) == sorted(local)
+  for video_id, serialized in remote.items():
+    assert tf.train.SequenceExample.FromString(serialized).context.feature[
+        schema.VIDEO_SOURCE].bytes_list.value == [f"gs://vivi-test/videos/{video_id}".encode()]
+    assert _with_source(serialized, "") == _with_source(local[video_id], ""), video_id
+  for key in ("counts", "class_histogram", "score_histogram", "detector", "label_map"):
+    assert gcs_manifest[key] == manifest[key], key
+  rows = beam_rows(tmp_path)
+  assert sorted(rows) == sorted(f"gs://vivi-test/videos/{os.path.basename(s)}"
+                                for s in local_rows(reference))
+  assert sorted((os.path.basename(r["source"]), r["reason"].replace(r["source"], "VIDEO"))
+                for r in rows.values() if "reason" in r) == sorted(
+      (os.path.basename(s["source"]), s["reason"].replace(s["source"], "VIDEO"))
+      for s in manifest["skipped"])
 
 
 @pytest.mark.parametrize("first", ["empty.mp4", "carphone_pristine.mp4"])
