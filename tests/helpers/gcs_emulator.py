@@ -56,7 +56,7 @@ def gcs_emulator(bucket, timeout=60.0):
         break
       except OSError:
         if time.monotonic() > deadline:
-          raise TimeoutError(f"gcp-storage-emulator did not listen on {url} within {timeout} s")
+          raise TimeoutError(f"gcp-storage-emulator did not listen on {url} within {timeout} s") from None
         time.sleep(0.1)
     os.environ.update(variables)
     yield url
