@@ -11,6 +11,7 @@
   DirectoryLock(path, what)     one process at a time writes a run or output directory
   glob(pattern)                 files matching a glob (`**` spans folders) or under a folder
   local_copy(path, max_bytes)   a bounded local copy of a remote file, for readers that need one
+  copy_tree(source, dest)       a folder copied file by file, across filesystems
   using(filesystem)             the calls above go through another filesystem, e.g. `BeamFileSystems`
 
 Everything goes through tf.io.gfile unless `using` names another filesystem: Beam pipelines use
@@ -201,6 +202,19 @@ def _translate(pattern: str) -> str:
       out.append(re.escape(pattern[i]))
       i += 1
   return "".join(out)
+
+
+def copy_tree(source: str, destination: str) -> None:
+  """Copies the folder `source` to `destination` (not yet there), file by file through
+  `filesystem()`: from and to any filesystem it reaches. Symbolic links are copied as what they point
+  to; callers that must not follow them check first."""
+  fs, source = _gfile(), os.fspath(source).rstrip("/")
+  for folder, _, names in fs.walk(source):
+    relative = folder[len(source):].lstrip("/")
+    target = _join(destination, relative) if relative else destination
+    fs.makedirs(target)
+    for name in names:
+      fs.copy(_join(folder, name), _join(target, name), overwrite=False)
 
 
 @contextlib.contextmanager
