@@ -12,6 +12,7 @@
   glob(pattern)                 files matching a glob (`**` spans folders) or under a folder
   local_copy(path, max_bytes)   a bounded local copy of a remote file, for readers that need one
   copy_tree(source, dest)       a folder copied file by file, across filesystems
+  join, parent, absolute        path arithmetic that keeps gs://, ram://, ... intact
   using(filesystem)             the calls above go through another filesystem, e.g. `BeamFileSystems`
 
 Everything goes through tf.io.gfile unless `using` names another filesystem: Beam pipelines use
@@ -147,8 +148,33 @@ class BeamFileSystems:
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
-def _join(directory: str, name: str) -> str:
-  return posixpath.join(directory, name) if "://" in directory else os.path.join(directory, name)
+def join(directory: str, *names: str) -> str:
+  """`os.path.join` for local paths; '/'-joined for paths with a scheme (gs://, ram://)."""
+  directory = os.fspath(directory)
+  return posixpath.join(directory, *names) if "://" in directory else os.path.join(directory, *names)
+
+
+def parent(path: str) -> str:
+  """The folder holding `path`; for paths with a scheme, `gs://b/x/y` → `gs://b/x` and a top-level
+  `ram://x` → `ram://` (never the bare scheme `ram:`, which is a local relative name)."""
+  path = os.fspath(path).rstrip("/")
+  if "://" not in path:
+    return os.path.dirname(path)
+  scheme, rest = path.split("://", 1)
+  return f"{scheme}://{posixpath.dirname(rest)}"
+
+
+def absolute(path: str) -> str:
+  """A local path made absolute; a path with a scheme as it is."""
+  path = os.fspath(path)
+  return path if "://" in path else os.path.abspath(path)
+
+
+def is_local(path: str) -> bool:
+  """Whether `path` is on the local disk (no scheme, or file://)."""
+  return "://" not in os.fspath(path) or os.fspath(path).startswith("file://")
+
+
 
 
 def glob(pattern: str):
@@ -158,7 +184,7 @@ def glob(pattern: str):
   fs, pattern = _gfile(), os.fspath(pattern)
   if not _GLOB_CHARS.search(pattern):
     if fs.isdir(pattern):
-      pattern = _join(pattern.rstrip("/"), "**")
+      pattern = join(pattern.rstrip("/"), "**")
     else:
       return [pattern] if fs.exists(pattern) else []
   parts = pattern.split("/")
@@ -170,7 +196,7 @@ def glob(pattern: str):
   found = []
   for folder, _, names in fs.walk(top):
     for name in names:
-      path = _join(folder, name)
+      path = join(folder, name)
       relative = (path[len(top.rstrip("/")):].lstrip("/") if "://" in top
                   else os.path.relpath(path, top))
       if regex.fullmatch(relative):
@@ -204,17 +230,35 @@ def _translate(pattern: str) -> str:
   return "".join(out)
 
 
-def copy_tree(source: str, destination: str) -> None:
+def copy_tree(source: str, destination: str, last: Optional[str] = None) -> None:
   """Copies the folder `source` to `destination` (not yet there), file by file through
-  `filesystem()`: from and to any filesystem it reaches. Symbolic links are copied as what they point
-  to; callers that must not follow them check first."""
+  `filesystem()`: from and to any filesystem it reaches. The file `last` of the top folder (the
+  marker that says the folder is complete) is copied after all others. Symbolic links are copied as
+  what they point to; callers that must not follow them check first."""
   fs, source = _gfile(), os.fspath(source).rstrip("/")
   for folder, _, names in fs.walk(source):
     relative = folder[len(source):].lstrip("/")
-    target = _join(destination, relative) if relative else destination
+    target = join(destination, relative) if relative else destination
     fs.makedirs(target)
     for name in names:
-      fs.copy(_join(folder, name), _join(target, name), overwrite=False)
+      if not (name == last and not relative):
+        fs.copy(join(folder, name), join(target, name), overwrite=False)
+  if last is not None and fs.exists(join(source, last)):
+    fs.copy(join(source, last), join(destination, last), overwrite=False)
+
+
+def remove_tree(path: str) -> None:
+  """Removes the folder `path` and everything in it, if it exists (through `filesystem()`)."""
+  fs = _gfile()
+  if not fs.exists(path):
+    return
+  try:
+    fs.rmtree(path)
+  except Exception:  # noqa: BLE001 — a filesystem without recursive removal (ram://)
+    for folder, _, names in list(fs.walk(path))[::-1]:
+      for name in names:
+        fs.remove(join(folder, name))
+      fs.remove(folder)
 
 
 @contextlib.contextmanager
@@ -351,8 +395,8 @@ class DirectoryLock:
   Local directories: `DIR/.vivi.lock` holds the owner's pid, host and command, under an
   `fcntl.flock` that the kernel drops when the owner dies, so a lock left by a killed process is
   taken over. The file is removed on release, and a directory the lock created is removed again
-  if nothing else was written to it: a failed start changes nothing. Remote directories (gs://)
-  have no such lock; they are written without one.
+  if nothing else was written to it: a failed start changes nothing. Directories with a scheme
+  (gs://, ram://) have no such lock; they are written without one.
   """
 
   def __init__(self, directory: str, what: str):
@@ -363,7 +407,7 @@ class DirectoryLock:
 
   def acquire(self) -> "DirectoryLock":
     """Takes the lock; raises `DirectoryLockedError` naming the owner if another process has it."""
-    if has_url_scheme(self.directory) or self._fd is not None:
+    if "://" in self.directory or self._fd is not None:
       return self
     import fcntl  # pylint: disable=g-import-not-at-top  # POSIX only
     if not os.path.isdir(self.directory):

@@ -162,18 +162,10 @@ def list_inputs(videos=None, videos_list=None):
   return sorted(os.fspath(p) for p in videos)
 
 
-def _join(directory, name):
-  return posixpath.join(directory, name) if "://" in directory else os.path.join(directory, name)
-
-
-def _absolute(path):
-  return path if "://" in path else os.path.abspath(path)
-
-
 def video_ids(paths):
   """Ids unique within a dataset: each path relative to the common directory of all paths (paths
   with a scheme, such as gs://, are compared as they are written)."""
-  absolute = [_absolute(os.fspath(p)) for p in paths]
+  absolute = [files.absolute(os.fspath(p)) for p in paths]
   split = [p.split("://", 1) if "://" in p else ["", p] for p in absolute]
   if len({scheme for scheme, _ in split}) > 1:
     raise ValueError("All videos must be on one filesystem, got paths with schemes "
@@ -364,7 +356,7 @@ def plan_settings(config):
 def refuse_other_kind(output_dir, plan_file):
   """Raises ValueError if `output_dir` holds `plan_file`: the plan of the other kind of run (the local
   job's or the Beam pipeline's), whose shards a run of this kind must not mix with its own."""
-  path = _join(output_dir, plan_file)
+  path = files.join(output_dir, plan_file)
   if files.filesystem().exists(path):
     raise ValueError(f"{output_dir!r} holds a preparation made by the other kind of run ({path}: "
                      "the local job writes plan.json, the Beam pipeline beam_plan.json); prepare "
@@ -373,7 +365,7 @@ def refuse_other_kind(output_dir, plan_file):
 
 def _load_or_write_plan(output_dir, paths, ids, config):
   refuse_other_kind(output_dir, BEAM_PLAN_FILE)
-  plan = {"videos": [{"source": _absolute(p), "id": i} for p, i in zip(paths, ids)],
+  plan = {"videos": [{"source": files.absolute(p), "id": i} for p, i in zip(paths, ids)],
           "videos_per_shard": config.videos_per_shard,
           "config": plan_settings(config)}
   path = os.path.join(output_dir, PLAN_FILE)
@@ -540,14 +532,14 @@ def finish(output_dir, summary, shard_paths, detector_info, config, sample_recor
       summary, shards=sorted(posixpath.basename(p) for p in shard_paths),
       detector=detector_info["detector"], label_map=detector_info["label_map"],
       config=json.loads(json.dumps(dataclasses.asdict(config))), rows=rows)
-  files.write_json(_join(output_dir, manifest_lib.MANIFEST_FILE), manifest)
+  files.write_json(files.join(output_dir, manifest_lib.MANIFEST_FILE), manifest)
   if sample_records is None:
     sample_records = tf.data.TFRecordDataset(sorted(shard_paths)).as_numpy_iterator()
   # The sheet is drawn beside the plots: TensorFlow's JPEG decoder and PIL's PNG encoder leave the
   # interpreter to matplotlib. The thread writes through this context's filesystem.
   with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="contact sheet") as pool:
     sheet = pool.submit(contextvars.copy_context().run, manifest_lib.contact_sheet, sample_records,
-                        _join(output_dir, manifest_lib.CONTACT_SHEET))
+                        files.join(output_dir, manifest_lib.CONTACT_SHEET))
     manifest_lib.plot_manifest(manifest, output_dir)
     sheet.result()
   return manifest
