@@ -350,3 +350,73 @@ def test_a_detector_that_fails_to_load_stops_the_job_before_any_shard(video_dir,
                     progress=False)
   assert "_DetectorFailed" not in repr(error.value)
   assert sorted(os.listdir(out)) == [prepare.PLAN_FILE]
+
+
+def test_videos_are_found_on_any_gfile_filesystem():
+  """ram:// stands for gs://: folders are listed recursively, `**` spans folders, hidden files are
+  left out, and ids are relative to the common folder, scheme kept apart."""
+  for name in ("a.mp4", "sub/b.mp4", "sub/deeper/c.mkv", "sub/.hidden.mp4"):
+    tf.io.gfile.makedirs(os.path.dirname(f"ram://found/videos/{name}"))
+    with tf.io.gfile.GFile(f"ram://found/videos/{name}", "w") as f:
+      f.write("x")
+  every = ["ram://found/videos/a.mp4", "ram://found/videos/sub/b.mp4",
+           "ram://found/videos/sub/deeper/c.mkv"]
+  assert prepare.find_videos("ram://found/videos") == every
+  assert prepare.find_videos("ram://found/videos/") == every
+  assert prepare.find_videos("ram://found/videos/**/*.mp4") == every[:2]
+  assert prepare.find_videos("ram://found/videos/sub/*") == ["ram://found/videos/sub/b.mp4"]
+  with pytest.raises(FileNotFoundError, match="No files found at 'ram://found/none/\\*.mp4'"):
+    prepare.find_videos("ram://found/none/*.mp4")
+  assert prepare.video_ids(every) == ["a.mp4", "sub/b.mp4", "sub/deeper/c.mkv"]
+  assert prepare.video_ids(["gs://b/x/1.mp4", "gs://b/y/2.mp4"]) == ["x/1.mp4", "y/2.mp4"]
+  with pytest.raises(ValueError, match="one filesystem"):
+    prepare.video_ids(["gs://b/1.mp4", "/local/2.mp4"])
+
+
+def test_a_videos_list_names_the_inputs(tmp_path):
+  listing = "ram://lists/videos.txt"
+  with tf.io.gfile.GFile(listing, "w") as f:
+    f.write("# the sample videos\ngs://b/v/2.mp4\n\n  gs://b/v/1.mp4\ngs://b/v/2.mp4\n")
+  assert prepare.list_inputs(videos_list=listing) == ["gs://b/v/1.mp4", "gs://b/v/2.mp4"]
+  with tf.io.gfile.GFile("ram://lists/empty.txt", "w") as f:
+    f.write("# nothing\n")
+  with pytest.raises(ValueError, match="--videos_list='ram://lists/empty.txt' lists no video"):
+    prepare.list_inputs(videos_list="ram://lists/empty.txt")
+  with pytest.raises(ValueError, match="exactly one of videos"):
+    prepare.list_inputs("a", listing)
+
+
+@pytest.mark.parametrize("videos, skipped, share, fails", [
+    (3, 1, 0.5, False), (1, 3, 0.5, True), (0, 2, 1.0, True), (2, 2, 0.5, False), (1, 2, 1.0, False)])
+def test_too_many_skipped_videos_fail_the_run(videos, skipped, share, fails):
+  manifest = {"counts": {"videos": videos, "skipped": skipped},
+              "skipped": [{"source": f"/v/{i}.mp4", "reason": "VideoDecodeError: bad"}
+                          for i in range(skipped)]}
+  config = prepare.PrepareConfig(max_skipped_share=share)
+  if not fails:
+    prepare.check_skipped(manifest, config, "out")
+    return
+  with pytest.raises(prepare.TooManySkipped, match=rf"{skipped} of {videos + skipped} videos were "
+                     r"skipped \(first: /v/0.mp4: VideoDecodeError: bad"):
+    prepare.check_skipped(manifest, config, "out")
+
+
+def test_remote_videos_are_prepared_like_local_ones_and_all_skipped_fails(prepared, video_dir,
+                                                                            tmp_path):
+  """Inputs on another filesystem (ram:// for gs://) decode from a bounded local copy: the record
+  is the local one but for its source. A run that skips every video fails, its manifest kept."""
+  reference, _ = prepared
+  for name in ("carphone_pristine.mp4", "notes.mp4"):
+    tf.io.gfile.copy(str(video_dir / name), f"ram://remote_videos/{name}", overwrite=True)
+  manifest = prepare.prepare("ram://remote_videos", str(tmp_path / "out"),
+                             prepare.PrepareConfig(**SMALL), progress=False)
+  assert manifest["counts"]["videos"] == 1
+  ((source, reason),) = [(s["source"], s["reason"]) for s in manifest["skipped"]]
+  assert source == "ram://remote_videos/notes.mp4" and "keras_vivi_copy" not in reason
+  (serialized,) = records_by_video(tmp_path / "out").values()
+  assert _with_source(serialized, "") == _with_source(
+      records_by_video(reference)["carphone_pristine.mp4"], "")
+  with pytest.raises(prepare.TooManySkipped, match="1 of 1 videos were skipped"):
+    prepare.prepare(["ram://remote_videos/notes.mp4"], str(tmp_path / "bad"),
+                    prepare.PrepareConfig(**SMALL), progress=False)
+  assert json.loads((tmp_path / "bad" / "manifest.json").read_text())["counts"]["skipped"] == 1
