@@ -40,6 +40,32 @@ def _records(folder):
                 for serialized in tf.data.TFRecordDataset(path))
 
 
+def test_each_worker_process_gets_its_share_of_the_cores():
+  """DirectRunner processes share this machine; Dataflow runs one Python process per core."""
+  from apache_beam.options.pipeline_options import PipelineOptions
+  from keras_vivi.data import beam_pipeline
+  cores = prepare.available_cores()
+  two = PipelineOptions(direct_running_mode="multi_processing", direct_num_workers=2)
+  assert beam_pipeline._processes_per_machine(two) == 2
+  assert beam_pipeline._processes_per_machine(PipelineOptions()) == 1
+  assert beam_pipeline._processes_per_machine(PipelineOptions(runner="DataflowRunner")) is None
+  config = prepare.PrepareConfig()
+  assert prepare.threads_per_worker(config, workers=2) == max(1, cores // 2)
+  assert prepare.threads_per_worker(config, workers=cores) == 1
+  assert prepare.threads_per_worker(prepare.PrepareConfig(threads=3), workers=cores) == 3
+
+
+def test_detector_descriptions_of_the_workers_are_merged():
+  """Each worker describes its detector after its videos: a SavedModel detector knows the labels it
+  met, so the manifest's label map is the union of theirs."""
+  from keras_vivi.data import beam_pipeline
+  a = {"detector": {"spec": "d"}, "label_map": {"3": "Cat", "1": "Person"}}
+  b = {"detector": {"spec": "d"}, "label_map": {"2": "Car", "1": "Person"}}
+  assert beam_pipeline.merge_descriptions([None, a, b]) == {
+      "detector": {"spec": "d"}, "label_map": {"1": "Person", "2": "Car", "3": "Cat"}}
+  assert beam_pipeline.merge_descriptions([]) is None
+
+
 @pytest.mark.slow
 def test_workers_built_only_from_the_staged_wheel_prepare_the_same_records(tmp_path):
   """The README's recipe: `pip wheel --no-deps -w dist .`, staged as --extra_package. Here a fresh
