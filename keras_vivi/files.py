@@ -114,7 +114,7 @@ class BeamFileSystems:
 
   def isdir(self, path: str) -> bool:
     path = os.fspath(path)
-    if not has_url_scheme(path):
+    if is_local(path):
       return os.path.isdir(path)
     # Object stores have no folders: a prefix with objects under it is one.
     return bool(self.glob(path.rstrip("/") + "/**"))
@@ -140,7 +140,7 @@ class BeamFileSystems:
 
   def makedirs(self, path: str) -> None:
     path = os.fspath(path)
-    if not has_url_scheme(path):
+    if is_local(path):
       os.makedirs(path, exist_ok=True)
     # Object stores need no folder before a file is written under it.
 
@@ -171,10 +171,8 @@ def absolute(path: str) -> str:
 
 
 def is_local(path: str) -> bool:
-  """Whether `path` is on the local disk (no scheme, or file://)."""
-  return "://" not in os.fspath(path) or os.fspath(path).startswith("file://")
-
-
+  """Whether `path` is a plain local path (no scheme: file:// goes through tf.io.gfile too)."""
+  return "://" not in os.fspath(path)
 
 
 def glob(pattern: str):
@@ -407,7 +405,7 @@ class DirectoryLock:
 
   def acquire(self) -> "DirectoryLock":
     """Takes the lock; raises `DirectoryLockedError` naming the owner if another process has it."""
-    if "://" in self.directory or self._fd is not None:
+    if not is_local(self.directory) or self._fd is not None:
       return self
     import fcntl  # pylint: disable=g-import-not-at-top  # POSIX only
     if not os.path.isdir(self.directory):
