@@ -14,8 +14,6 @@ the zoo preset entry is printed; --export_dir is optional then:
 
 import contextlib
 import os
-import shutil
-import tempfile
 
 from absl import app
 from absl import flags
@@ -142,8 +140,7 @@ def _export_and_publish(publish_dir) -> None:
   export_dir = _EXPORT_DIR.value
   if not export_dir:
     assert publish_dir  # check_outputs: one of the two is given
-    os.makedirs(publish_dir, exist_ok=True)
-    export_dir = tempfile.mkdtemp(prefix=publish_lib.EXPORT_PREFIX, dir=publish_dir)
+    export_dir = publish_lib.export_temporary(publish_dir)
   try:
     info = export(_MODEL_DIR.value, _CHECKPOINT.value, _EXPERIMENT.value, _INIT.value,
                   _SEED.value, export_dir, _OVERWRITE.value, _OVERRIDE.value)
@@ -163,7 +160,7 @@ def _export_and_publish(publish_dir) -> None:
       print(_publication_report(publication))
   finally:
     if not _EXPORT_DIR.value:
-      shutil.rmtree(export_dir, ignore_errors=True)
+      files.remove_tree(export_dir)
 
 
 def run() -> None:

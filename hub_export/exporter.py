@@ -15,6 +15,7 @@ An export is written into a temporary sibling and renamed into place when comple
 import datetime
 import json
 import os
+import posixpath
 import uuid
 
 import tensorflow as tf
@@ -22,6 +23,7 @@ import tf_keras
 
 from hub_export import checkpoint as checkpoint_lib
 from keras_vivi import configs
+from keras_vivi import files
 from keras_vivi import models
 
 LEVELS = ("2", "3", "4", "5")
@@ -121,12 +123,24 @@ Machine-readable details: `{METADATA_FILE}`.
 def sibling(directory, suffix) -> str:
   """A hidden, unique path beside `directory`: `PARENT/.NAME.<uuid>.SUFFIX`."""
   directory = directory.rstrip("/")
-  return os.path.join(os.path.dirname(directory),
-                      f".{os.path.basename(directory)}.{uuid.uuid4().hex}.{suffix}")
+  return files.join(files.parent(directory),
+                    f".{posixpath.basename(directory)}.{uuid.uuid4().hex}.{suffix}")
 
 
-def swap_in(new_dir, directory) -> None:
-  """Renames the complete `new_dir` to `directory`; what was there is removed only once replaced."""
+def swap_in(new_dir, directory, marker=METADATA_FILE) -> None:
+  """Renames the complete `new_dir` to `directory`; what was there is removed only once replaced.
+
+  Object stores (gs://, ram://, ...) rename a folder object by object, or not at all: there the old
+  folder loses its `marker` (the file that says it is complete) first and is removed, then `new_dir`
+  is copied in with its `marker` last, so an interrupted swap leaves no complete-looking folder (the
+  same command run again writes it)."""
+  if not files.is_local(directory):
+    if tf.io.gfile.exists(files.join(directory, marker)):
+      tf.io.gfile.remove(files.join(directory, marker))
+    files.remove_tree(directory)
+    files.copy_tree(new_dir, directory, last=marker)
+    files.remove_tree(new_dir)
+    return
   old = None
   if tf.io.gfile.exists(directory):
     old = sibling(directory, "old")
@@ -180,8 +194,7 @@ def export_backbone(model, export_dir, metadata=None, overwrite=False) -> str:
     check_replaceable(export_dir, overwrite)  # Again: another process may have written it.
     swap_in(tmp_dir, export_dir)
   finally:
-    if tf.io.gfile.exists(tmp_dir):
-      tf.io.gfile.rmtree(tmp_dir)
+    files.remove_tree(tmp_dir)
   return export_dir
 
 

@@ -19,8 +19,8 @@ import dataclasses
 import gzip
 import json
 import os
+import posixpath
 import re
-import shutil
 import tarfile
 import uuid
 
@@ -116,8 +116,8 @@ def read_results(path) -> dict:
 def _manifest_path(data_path):
   if not data_path:
     return None
-  directory = data_path if not any(c in data_path for c in "*?[") else os.path.dirname(data_path)
-  return os.path.join(directory, manifest_lib.MANIFEST_FILE)
+  directory = data_path if not any(c in data_path for c in "*?[") else files.parent(data_path)
+  return files.join(directory, manifest_lib.MANIFEST_FILE)
 
 
 def read_manifest(data_path) -> tuple[str, dict | None]:
@@ -303,16 +303,27 @@ def _reset(tarinfo):
 
 
 def write_archive(directory, archive) -> str:
-  """Writes `directory`'s contents (at the top level) to the `.tar.gz` `archive`; its sha256."""
-  paths = []
-  for root, dirs, names in os.walk(directory):
-    dirs.sort()
-    paths += [os.path.join(root, d) for d in dirs] + [os.path.join(root, f) for f in names]
-  with open(archive, "wb") as raw, \
+  """Writes `directory`'s contents (at the top level) to the `.tar.gz` `archive` (both on any
+  tf.io.gfile filesystem); its sha256."""
+  directory = directory.rstrip("/")
+  members = []  # (name in the archive, path, is a folder)
+  for root, dirs, names in tf.io.gfile.walk(directory):
+    relative = root[len(directory):].lstrip("/")
+    members += [(posixpath.join(relative, d.rstrip("/")), files.join(root, d.rstrip("/")), True)
+                for d in dirs]
+    members += [(posixpath.join(relative, f), files.join(root, f), False) for f in names]
+  with tf.io.gfile.GFile(archive, "wb") as raw, \
       gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
       tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-    for path in sorted(paths, key=lambda p: os.path.relpath(p, directory)):
-      tar.add(path, arcname=os.path.relpath(path, directory), recursive=False, filter=_reset)
+    for name, path, is_folder in sorted(members):
+      info = tarfile.TarInfo(name)
+      if is_folder:
+        info.type = tarfile.DIRTYPE
+        tar.addfile(_reset(info))
+      else:
+        info.size = tf.io.gfile.stat(path).length
+        with tf.io.gfile.GFile(path, "rb") as f:
+          tar.addfile(_reset(info), f)
   return files.file_sha256(archive)
 
 
@@ -332,39 +343,56 @@ def _evaluation(results):
 
 
 # Temporaries of a publication killed before its end, recognised by their names: exports made
-# for it (`tempfile.mkdtemp(prefix=EXPORT_PREFIX)` in PUBLISH_DIR) and versions being written
+# for it (`export_temporary`: PUBLISH_DIR/.export-XXXXXXXX) and versions being written
 # (NAME/.VERSION.<uuid>.tmp).
 EXPORT_PREFIX = ".export-"
 _EXPORT_TEMPORARY = re.compile(rf"^{re.escape(EXPORT_PREFIX)}[a-z0-9_]{{8}}$")
+
+
+def export_temporary(publish_dir) -> str:
+  """A new, empty folder in `publish_dir` (on any tf.io.gfile filesystem) for an export that
+  `publish` then copies; `sweep_leftovers` recognises it by its name."""
+  while True:
+    path = files.join(publish_dir, EXPORT_PREFIX + uuid.uuid4().hex[:8])
+    if not tf.io.gfile.exists(path):
+      tf.io.gfile.makedirs(path)
+      return path
 _VERSION_TEMPORARY = re.compile(r"^\.\d+\.[0-9a-f]{32}\.tmp$")
 
 
 def sweep_leftovers(publish_dir) -> list[str]:
   """Removes what killed publications left in `publish_dir` (see above); returns the paths.
   Only while holding `publish_dir`'s lock: a running publication's temporaries look the same."""
-  if not os.path.isdir(publish_dir):
-    return []
   found = []
-  for entry in os.scandir(publish_dir):
-    if not entry.is_dir(follow_symlinks=False):
-      continue
-    if _EXPORT_TEMPORARY.match(entry.name):
-      found.append(entry.path)
+  for name, path in _folders(publish_dir):
+    if _EXPORT_TEMPORARY.match(name):
+      found.append(path)
     else:
-      found += [inner.path for inner in os.scandir(entry.path)
-                if _VERSION_TEMPORARY.match(inner.name) and inner.is_dir(follow_symlinks=False)]
+      found += [inner for inner_name, inner in _folders(path)
+                if _VERSION_TEMPORARY.match(inner_name)]
   for path in found:
-    shutil.rmtree(path)
+    files.remove_tree(path)
   return found
 
 
+def _folders(directory):
+  """`(name, path)` of the folders in `directory` (none if it is not one); a local symbolic link
+  is not a folder here (what it points to was not written by publish)."""
+  if not tf.io.gfile.isdir(directory):
+    return []
+  paths = ((name.rstrip("/"), files.join(directory, name.rstrip("/")))
+           for name in tf.io.gfile.listdir(directory))
+  return [(name, path) for name, path in paths
+          if tf.io.gfile.isdir(path) and not (files.is_local(path) and os.path.islink(path))]
+
+
 def _is_export(path):
-  return tf.io.gfile.exists(os.path.join(path, exporter.METADATA_FILE))
+  return tf.io.gfile.exists(files.join(path, exporter.METADATA_FILE))
 
 
 def is_published(directory) -> bool:
   """Whether `directory` (PUBLISH_DIR/NAME/VERSION) holds a complete publication."""
-  return os.path.isfile(os.path.join(directory, PRESET_FILE))
+  return tf.io.gfile.exists(files.join(directory, PRESET_FILE))
 
 
 def check_version_free(publish_dir, name, version, overwrite=False) -> str:
@@ -374,11 +402,13 @@ def check_version_free(publish_dir, name, version, overwrite=False) -> str:
   sibling and renames that into place last). Any other directory there was not written by
   `publish` and is never replaced.
   """
-  directory = os.path.join(os.path.abspath(publish_dir), name, str(version))
+  directory = files.join(files.absolute(publish_dir), name, str(version))
   if is_published(directory) and not overwrite:
     raise FileExistsError(f"{name} version {version} is already published in {directory!r}; "
                           "publish a new --version (or pass overwrite=True, --overwrite).")
-  if os.path.lexists(directory) and not is_published(directory):
+  there = (os.path.lexists(directory) if files.is_local(directory)
+           else tf.io.gfile.exists(directory))
+  if there and not is_published(directory):
     raise FileExistsError(
         f"{directory!r} exists but is not a publication (it has no {PRESET_FILE}): it was not "
         f"written by publish and is never replaced, even with --overwrite. Move it away or "
@@ -389,8 +419,8 @@ def check_version_free(publish_dir, name, version, overwrite=False) -> str:
 def _move_into_place(tmp_dir, directory, name, version, overwrite):
   """Renames `tmp_dir` to `directory`; an old publication is removed only once it is replaced."""
   # Checked again: another run may have written it meanwhile.
-  check_version_free(os.path.dirname(os.path.dirname(directory)), name, version, overwrite)
-  exporter.swap_in(tmp_dir, directory)
+  check_version_free(files.parent(files.parent(directory)), name, version, overwrite)
+  exporter.swap_in(tmp_dir, directory, marker=PRESET_FILE)
 
 
 def _check_no_symlinks(export_dir):
@@ -430,39 +460,38 @@ def publish(source, publish_dir, name, version=1, results=None, experiment=None,
                      f"got {version!r}.")
   results_dict = read_results(results) if results else None
   directory = check_version_free(publish_dir, name, version, overwrite)
-  os.makedirs(os.path.dirname(directory), exist_ok=True)
-  tmp_dir = os.path.join(os.path.dirname(directory), f".{version}.{uuid.uuid4().hex}.tmp")
+  tf.io.gfile.makedirs(files.parent(directory))
+  tmp_dir = files.join(files.parent(directory), f".{version}.{uuid.uuid4().hex}.tmp")
   try:
     preset = _write(source, tmp_dir, directory, name, version, results_dict, results,
                     experiment)
     _move_into_place(tmp_dir, directory, name, version, overwrite)
   finally:
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-  return Publication(directory, os.path.join(directory, SAVED_MODEL_DIR),
-                     os.path.join(directory, MODEL_CARD_FILE), preset.handle, preset.sha256,
+    files.remove_tree(tmp_dir)
+  return Publication(directory, files.join(directory, SAVED_MODEL_DIR),
+                     files.join(directory, MODEL_CARD_FILE), preset.handle, preset.sha256,
                      preset)
 
 
 def _write(source, tmp_dir, directory, name, version, results_dict, results, experiment):
   """Fills `tmp_dir` with the publication that will live at `directory`; its preset."""
-  os.makedirs(tmp_dir)
-  saved_model = os.path.join(tmp_dir, SAVED_MODEL_DIR)
+  tf.io.gfile.makedirs(tmp_dir)
+  saved_model = files.join(tmp_dir, SAVED_MODEL_DIR)
   if _is_export(source):
-    _check_no_symlinks(source)
-    shutil.copytree(source, saved_model)
+    if files.is_local(source):  # other filesystems have no symbolic links
+      _check_no_symlinks(source)
+    files.copy_tree(source, saved_model)
   else:
     exporter.export_checkpoint(source, saved_model, experiment=experiment)
   info = exporter.read_metadata(saved_model)
 
   card = model_card(name, version, info, results_dict, results)
-  for path in (os.path.join(tmp_dir, MODEL_CARD_FILE),
-               os.path.join(saved_model, MODEL_CARD_FILE)):
-    with open(path, "w", encoding="utf-8") as f:
-      f.write(card)
+  for path in (files.join(tmp_dir, MODEL_CARD_FILE), files.join(saved_model, MODEL_CARD_FILE)):
+    files.write_atomically(path, card)
   archive_name = f"{name}-{version}.tar.gz"
-  sha256 = write_archive(saved_model, os.path.join(tmp_dir, archive_name))
-  with open(os.path.join(tmp_dir, archive_name + ".sha256"), "w", encoding="utf-8") as f:
-    f.write(f"{sha256}  {archive_name}\n")
+  sha256 = write_archive(saved_model, files.join(tmp_dir, archive_name))
+  files.write_atomically(files.join(tmp_dir, archive_name + ".sha256"),
+                         f"{sha256}  {archive_name}\n")
 
   config = info.get("experiment_config")
   experiment_name, overrides = (config_overrides(config) if config else
@@ -474,11 +503,10 @@ def _write(source, tmp_dir, directory, name, version, results_dict, results, exp
   description = (config or {}).get("description", "") or f"keras_vivi {experiment_name}"
   preset = presets_lib.Preset(
       name=name, experiment=experiment_name, description=description,
-      handle=os.path.join(directory, archive_name), sha256=sha256, version=version,
+      handle=files.join(directory, archive_name), sha256=sha256, version=version,
       overrides=overrides or (), image_size=int(info.get("trained_image_size") or 224),
       output_dim=int(info["output"]["dim"]), evaluation=_evaluation(results_dict))
   entry = json.dumps({name: preset.to_dict()}, indent=2, ensure_ascii=False)
   # preset.json last: its presence marks the publication complete.
-  with open(os.path.join(tmp_dir, PRESET_FILE), "w", encoding="utf-8") as f:
-    f.write(entry + "\n")
+  files.write_atomically(files.join(tmp_dir, PRESET_FILE), entry + "\n")
   return preset

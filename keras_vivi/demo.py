@@ -8,7 +8,6 @@ import dataclasses
 import datetime
 import json
 import os
-import shutil
 import time
 
 import numpy as np
@@ -77,9 +76,9 @@ def prepare_stage(demo, records):
   from keras_vivi.data import prepare
   from keras_vivi.data import sample_videos
   done = os.path.join(records, manifest_lib.MANIFEST_FILE)
-  if os.path.exists(done):
+  if files.filesystem().exists(done):
     print(f"Reusing the records in {records}.")
-    with open(done) as f:
+    with files.filesystem().GFile(done) as f:
       return json.load(f)
   videos = demo.videos or str(sample_videos.sample_video_dir())
   return prepare.prepare(videos, records, prepare.PrepareConfig(
@@ -103,7 +102,7 @@ def export_stage(name, source, export_dir, config=None, seed=0):
   """
   import hub_export
   import tensorflow as tf
-  if os.path.exists(os.path.join(export_dir, hub_export.exporter.METADATA_FILE)):
+  if files.filesystem().exists(os.path.join(export_dir, hub_export.exporter.METADATA_FILE)):
     exported = hub_export.read_metadata(export_dir)["source"].get("checkpoint")
     latest = tf.train.latest_checkpoint(source) if source else None
     if latest is None or exported == os.path.basename(latest):
@@ -123,8 +122,8 @@ def diagnostic_stage(exports, records, image_size, output_dir):
   from keras_vivi.evaluation import object_diagnostic
   path = os.path.join(output_dir, "diagnostic.json")
   names = sorted(exports, key=lambda n: n != "vivi")
-  if os.path.exists(path):
-    with open(path) as f:
+  if files.filesystem().exists(path):
+    with files.filesystem().GFile(path) as f:
       cached = json.load(f)
     if list(cached["models"]) == names and cached.get("frames") == object_diagnostic.TRAINING_SAMPLER:
       print(f"Reusing {path}.")
@@ -152,7 +151,7 @@ def read_history(model_dir):
   """The trainer's `history.csv` as `{column: np.ndarray}` (one entry per epoch)."""
   import csv
   from keras_vivi.training import trainer
-  with open(os.path.join(model_dir, trainer.HISTORY_FILE)) as f:
+  with files.filesystem().GFile(os.path.join(model_dir, trainer.HISTORY_FILE)) as f:
     rows = list(csv.DictReader(f))
   # Keras writes NA for a metric missing from an epoch.
   return {k: np.array([float(r[k]) if r[k] != "NA" else np.nan for r in rows]) for k in rows[0]}
@@ -160,7 +159,7 @@ def read_history(model_dir):
 
 def read_diagnostic_log(model_dir):
   from keras_vivi.training import trainer
-  with open(os.path.join(model_dir, trainer.DIAGNOSTIC_FILE)) as f:
+  with files.filesystem().GFile(os.path.join(model_dir, trainer.DIAGNOSTIC_FILE)) as f:
     return [json.loads(line) for line in f if line.strip()]
 
 
@@ -240,7 +239,7 @@ def _write_figures(demo, runs, vtab_results):
   from keras_vivi.data import manifest as manifest_lib
   out = demo.output
   for png in (manifest_lib.CONTACT_SHEET, manifest_lib.CLASS_PLOT):
-    with open(os.path.join(out, "records", png), "rb") as f:
+    with files.filesystem().GFile(os.path.join(out, "records", png), "rb") as f:
       files.write_atomically(os.path.join(out, png), f.read())
   plot_training(runs, demo.steps_per_epoch, os.path.join(out, "training.png"))
   task = demo.vtab_tasks[0]
@@ -313,11 +312,11 @@ Task(s) {', '.join(demo.vtab_tasks)} at {demo.vtab_image_size}², sweep {demo.vt
 
 def _check_reusable(demo):
   """Records `demo` in its output; an output made with other settings is refused, not mixed."""
-  os.makedirs(demo.output, exist_ok=True)
+  files.filesystem().makedirs(demo.output)
   path = os.path.join(demo.output, CONFIG_FILE)
   current = json.loads(json.dumps({k: v for k, v in dataclasses.asdict(demo).items()
                                    if k != "output"}))
-  if os.path.exists(path):
+  if files.filesystem().exists(path):
     previous = files.read_json(path, "it records the settings of the demo run in "
                                f"{demo.output!r}: give another output directory or delete this one.")
     files.check_same_settings(previous, current, demo.output, "a demo run with other settings",
@@ -343,8 +342,8 @@ def run_demo(demo=DemoConfig()):
     exports[name] = os.path.join(demo.output, "exports", name)
     if stages(f"export {name}", export_stage, name, runs.get(name), exports[name], random_init,
               demo.seed):
-      shutil.rmtree(os.path.join(vtab_dir, name), ignore_errors=True)
-      shutil.rmtree(diagnostic_dir, ignore_errors=True)
+      files.remove_tree(os.path.join(vtab_dir, name))
+      files.remove_tree(diagnostic_dir)
   diagnostic = stages("object diagnostic", diagnostic_stage, exports, records, demo.image_size,
                       diagnostic_dir)
   vtab_results = stages("VTAB", vtab_stage, demo, exports, vtab_dir)

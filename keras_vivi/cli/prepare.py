@@ -1,6 +1,6 @@
 """`vivi-prepare`: videos → shots, 1 Hz frames and detections, as sharded TFRecords.
 
-  vivi-prepare --videos=DIR_OR_GLOB --output=DIR [--detector=SPEC] [--fps=1] [--workers=2]
+  vivi-prepare (--videos=DIR_OR_GLOB | --videos_list=FILE) --output=DIR [--detector=SPEC] [--fps=1] [--workers=2]
                [--time_limit=SECONDS] [--detector_package=gs://…/objectron.tgz]
   vivi-prepare ... --runner=DataflowRunner --beam_options="--project=P --region=R ..."
 """
@@ -14,8 +14,15 @@ from keras_vivi.cli import errors
 from keras_vivi.data import prepare as prepare_lib
 from keras_vivi.detector import loader
 
-_VIDEOS = flags.DEFINE_string("videos", None, "Directory of videos (recursive) or a glob.",
-                              required=True)
+_VIDEOS = flags.DEFINE_string(
+    "videos", None, "Directory of videos (recursive) or a glob ('**' spans folders), on any "
+    "filesystem tf.io.gfile reaches (gs:// too).")
+_VIDEOS_LIST = flags.DEFINE_string(
+    "videos_list", None, "A text file listing the videos, one path a line (instead of --videos, "
+    "for more videos than a glob should list).")
+_MAX_SKIPPED = flags.DEFINE_float(
+    "max_skipped_share", 1.0, "The run fails (exit code 2, outputs kept) when it skips every "
+    "video or more than this share of them.", lower_bound=0.0, upper_bound=1.0)
 _OUTPUT = flags.DEFINE_string("output", None, "Output directory for shards and manifest.",
                               required=True)
 _DETECTOR = flags.DEFINE_string(
@@ -55,6 +62,7 @@ _BEAM_OPTIONS = flags.DEFINE_string("beam_options", "",
                                     "Further Beam pipeline options, as one quoted string.")
 
 errors.positive_finite(_FPS)
+flags.mark_flags_as_mutual_exclusive(["videos", "videos_list"], required=True)
 
 def main(argv):
   if len(argv) > 1:
@@ -64,14 +72,17 @@ def main(argv):
       score_threshold=_SCORE.value, max_objects=_MAX_OBJECTS.value,
       videos_per_shard=_PER_SHARD.value, workers=_WORKERS.value,
       min_video_side=_MIN_SIDE.value, threads=_THREADS.value,
-      time_limit=_TIME_LIMIT.value or None, detector_package=_DETECTOR_PACKAGE.value)
+      time_limit=_TIME_LIMIT.value or None, detector_package=_DETECTOR_PACKAGE.value,
+      max_skipped_share=_MAX_SKIPPED.value)
   if _RUNNER.value:
     from apache_beam.options.pipeline_options import PipelineOptions
     from keras_vivi.data import beam_pipeline
     options = PipelineOptions([f"--runner={_RUNNER.value}", *shlex.split(_BEAM_OPTIONS.value)])
-    manifest = beam_pipeline.run(_VIDEOS.value, _OUTPUT.value, config, pipeline_options=options)
+    manifest = beam_pipeline.run(_VIDEOS.value, _OUTPUT.value, config, pipeline_options=options,
+                                 videos_list=_VIDEOS_LIST.value)
   else:
-    manifest = prepare_lib.prepare(_VIDEOS.value, _OUTPUT.value, config)
+    manifest = prepare_lib.prepare(_VIDEOS.value, _OUTPUT.value, config,
+                                   videos_list=_VIDEOS_LIST.value)
   print(summary(manifest, _OUTPUT.value))
 
 
@@ -85,15 +96,23 @@ def summary(manifest, output_dir):
   top = list(manifest["class_histogram"].items())[:5]
   if top:
     lines.append("Most detected: " + ", ".join(f"{k} ({v})" for k, v in top) + ".")
+  # Lists of ids and files, or their counts where per-video rows went to files (`rows`).
   for flag, ids in manifest["flagged"].items():
     if ids:
-      lines.append(f"Flagged {flag.replace('_', ' ')}: {len(ids)} video(s).")
-  if manifest["skipped"]:
+      lines.append(f"Flagged {flag.replace('_', ' ')}: {_count(ids)} video(s).")
+  if isinstance(manifest["skipped"], list) and manifest["skipped"]:
     lines.append(f"Skipped {len(manifest['skipped'])} file(s):")
     lines += [f"  {s['source']}: {s['reason']}" for s in manifest["skipped"]]
+  elif manifest["skipped"]:
+    lines.append(f"Skipped {manifest['skipped']} file(s), listed with their reasons in "
+                 f"{manifest.get('rows')}.")
   lines.append("Manifest, plots and contact sheet: manifest.json, class_histogram.png, "
                "score_histogram.png, contact_sheet.png.")
   return "\n".join(lines)
+
+
+def _count(ids):
+  return len(ids) if isinstance(ids, list) else ids
 
 
 def run():

@@ -19,6 +19,7 @@ CONTACT_SHEET = "contact_sheet.png"
 OUTPUT_FILES = (MANIFEST_FILE, CLASS_PLOT, SCORE_PLOT, CONTACT_SHEET)
 SCORE_BINS = np.linspace(0.0, 1.0, 21)
 FLAGS = ("single_shot", "no_detections", "truncated")
+CONTACT_SHEET_VIDEOS = 6  # rows of the contact sheet
 
 
 def video_stats(video_id, source, num_shots, num_frames, class_names, scores, truncated=False,
@@ -33,38 +34,47 @@ def video_stats(video_id, source, num_shots, num_frames, class_names, scores, tr
           "flags": flags, "problem": problem}
 
 
-def new_summary():
+def new_summary(rows=True):
   """An empty summary of per-video stats; `add_stats` and `merge_summaries` grow it.
 
-  It holds counts and histograms, plus one short row per video (the manifest lists them), never the
-  per-video class counters or score histograms: a Beam `CombineFn` merges summaries across workers.
+  It holds counts and histograms, never the per-video class counters or score histograms. With
+  `rows`, it also lists each video (short rows), the flagged ids and the skipped files; without,
+  it counts them (a Beam `CombineFn` merges such summaries across workers, and the rows go to
+  sharded files instead: the summary's size does not grow with the videos).
   """
   return {"counts": {"videos": 0, "skipped": 0, "shots": 0, "frames": 0, "objects": 0},
           "classes": {}, "scores": [0] * (len(SCORE_BINS) - 1),
-          "flagged": {flag: [] for flag in FLAGS}, "skipped": [], "videos": []}
+          "flagged": {flag: [] if rows else 0 for flag in FLAGS},
+          "skipped": [] if rows else 0, "videos": [] if rows else 0}
 
 
 def add_stats(summary, stats):
   """Adds one video's `video_stats` (or a skipped video's `{source, reason}`) to `summary`; returns it."""
-  one = new_summary()
+  rows = isinstance(summary["videos"], list)
+  one = new_summary(rows)
   if "reason" in stats:
     one["counts"]["skipped"] = 1
-    one["skipped"].append({"source": stats["source"], "reason": stats["reason"]})
+    one["skipped"] = [{"source": stats["source"], "reason": stats["reason"]}] if rows else 1
   else:
     one["counts"].update(videos=1, shots=stats["num_shots"], frames=stats["num_frames"],
                          objects=stats["num_objects"])
     one.update(classes=stats["classes"], scores=stats["score_histogram"])
     for flag in stats["flags"]:
-      one["flagged"][flag].append(stats["video_id"])
-    one["videos"].append({k: stats[k] for k in ("video_id", "source", "num_shots", "num_frames",
-                                                "num_objects", "flags")})
+      one["flagged"][flag] = [stats["video_id"]] if rows else 1
+    one["videos"] = [video_row(stats)] if rows else 1
   _merge_into(summary, one)
   return summary
 
 
-def merge_summaries(summaries):
-  """One summary of several (in any order)."""
-  merged = new_summary()
+def video_row(stats):
+  """The short row of one video's `video_stats` that the manifest (or a per-video file) lists."""
+  return {k: stats[k] for k in ("video_id", "source", "num_shots", "num_frames", "num_objects",
+                                "flags")}
+
+
+def merge_summaries(summaries, rows=True):
+  """One summary of several (in any order), all made with the same `rows`."""
+  merged = new_summary(rows)
   for s in summaries:
     _merge_into(merged, s)
   return merged
@@ -76,15 +86,21 @@ def _merge_into(summary, other):
   for name, n in other["classes"].items():
     summary["classes"][name] = summary["classes"].get(name, 0) + n
   summary["scores"] = [a + b for a, b in zip(summary["scores"], other["scores"])]
+  # Lists are extended, counts added.
   for flag in FLAGS:
-    summary["flagged"][flag].extend(other["flagged"][flag])
-  summary["skipped"].extend(other["skipped"])
-  summary["videos"].extend(other["videos"])
+    summary["flagged"][flag] += other["flagged"][flag]
+  summary["skipped"] += other["skipped"]
+  summary["videos"] += other["videos"]
 
 
-def build_manifest(summary, shards, detector, label_map, config):
-  """The manifest dict of a `new_summary`-style summary; lists sorted, so any merge order agrees."""
-  return {
+def _sorted(value, key=None):
+  return sorted(value, key=key) if isinstance(value, list) else value
+
+
+def build_manifest(summary, shards, detector, label_map, config, rows=None):
+  """The manifest dict of a `new_summary`-style summary; lists sorted, so any merge order agrees.
+  `rows`: the glob (relative to the manifest) of the files that list the videos, if they do."""
+  manifest = {
       "counts": dict(summary["counts"]),
       "shards": shards,
       "detector": detector,
@@ -92,11 +108,14 @@ def build_manifest(summary, shards, detector, label_map, config):
       "class_histogram": dict(sorted(summary["classes"].items(), key=lambda kv: (-kv[1], kv[0]))),
       "score_histogram": {"bin_edges": SCORE_BINS.round(3).tolist(),
                           "counts": list(summary["scores"])},
-      "flagged": {flag: sorted(ids) for flag, ids in summary["flagged"].items()},
-      "skipped": sorted(summary["skipped"], key=lambda s: s["source"]),
-      "videos": sorted(summary["videos"], key=lambda v: v["video_id"]),
+      "flagged": {flag: _sorted(ids) for flag, ids in summary["flagged"].items()},
+      "skipped": _sorted(summary["skipped"], key=lambda s: s["source"]),
+      "videos": _sorted(summary["videos"], key=lambda v: v["video_id"]),
       "config": config,
   }
+  if rows is not None:
+    manifest["rows"] = rows
+  return manifest
 
 
 def plot_manifest(manifest, output_dir):
@@ -125,15 +144,16 @@ def plot_manifest(manifest, output_dir):
   return class_figure, fig
 
 
-def contact_sheet(shard_paths, output_path, max_videos=6, max_frames=10, cell=(90, 160)):
-  """Draws sampled frames with their boxes, one row per video; a red bar marks a new shot.
+def contact_sheet(serialized_records, output_path, max_videos=CONTACT_SHEET_VIDEOS, max_frames=10, cell=(90, 160)):
+  """Draws sampled frames of the first `max_videos` of `serialized_records` (an iterable) with their
+  boxes, one row per video; a red bar marks a new shot.
 
   Drawn with PIL, not matplotlib: sixty axes cost seconds, as much as preparing a few videos.
   Boxes are fainter for lower scores; labels only where the detector is fairly sure (≥ 0.3).
   Returns the sheet as a PIL `Image` (notebooks show it), None when there is no record.
   """
   rows = []
-  for serialized in tf.data.TFRecordDataset(sorted(shard_paths)).take(max_videos):
+  for serialized, _ in zip(serialized_records, range(max_videos)):
     context, seq = schema.parse_video(serialized)
     rows.append((context[schema.VIDEO_ID].numpy().decode(), seq))
   if not rows:

@@ -7,13 +7,14 @@ function at scale.
 
 import collections
 import concurrent.futures
+import contextvars
 import dataclasses
-import glob
 import json
 import math
 import multiprocessing
 import multiprocessing.util
 import os
+import posixpath
 import threading
 from typing import Optional
 
@@ -27,12 +28,16 @@ from keras_vivi.data import manifest as manifest_lib
 from keras_vivi.data import records
 from keras_vivi.data import schema
 from keras_vivi.data import shots as shots_lib
+from keras_vivi.data import video as video_lib
 from keras_vivi.detector import load_detector
 from keras_vivi.detector import mediapipe_assets
 from keras_vivi.detector.loader import MEDIAPIPE_OIDV4, mediapipe_oidv4_detector
 
 PLAN_FILE = "plan.json"
+BEAM_PLAN_FILE = "beam_plan.json"  # the Beam pipeline's plan (`beam_pipeline`)
 MAX_FPS = 240.0  # no video has more frames per second to sample
+# A remote video is decoded from a local copy of at most this size (more is skipped and listed).
+MAX_COPY_BYTES = 64 << 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +58,7 @@ class PrepareConfig:
   threads: Optional[int] = None        # detector (TFLite, TF) threads per worker; None: cores / workers
   time_limit: Optional[float] = 1800.0  # seconds of decoding one video may take, then it is skipped
   detector_package: Optional[str] = None  # staged `npm pack` tarball of the default detector (gs://…)
+  max_skipped_share: float = 1.0       # a run skipping a larger share of its videos (or all) fails
 
   def __post_init__(self):
     for name in ("videos_per_shard", "workers", "detector_batch", "max_objects", "min_video_side"):
@@ -65,11 +71,14 @@ class PrepareConfig:
       raise ValueError(f"frame_short_side must be >= 16 or None, got {self.frame_short_side!r}.")
     if self.threads is not None and (isinstance(self.threads, bool) or int(self.threads) < 1):
       raise ValueError(f"threads must be None or an int >= 1, got {self.threads!r}.")
+    if not 0 <= self.max_skipped_share <= 1:
+      raise ValueError(f"max_skipped_share must be in [0, 1] (a share of the videos), got "
+                       f"{self.max_skipped_share!r}.")
     if self.time_limit is not None and not 0 < self.time_limit < math.inf:
       raise ValueError(f"time_limit must be None (no limit) or > 0 seconds, got {self.time_limit!r}.")
 
 
-RUNTIME_FIELDS = ("threads", "time_limit", "detector_package")
+RUNTIME_FIELDS = ("threads", "time_limit", "detector_package", "max_skipped_share")
 
 # FFmpeg threads of the decoder, whatever the machine: frame-threaded decoding of a stream cut short
 # ends at a frame that depends on the thread count (bikes.mp4 cut in half decodes 116 frames on 1
@@ -78,40 +87,91 @@ RUNTIME_FIELDS = ("threads", "time_limit", "detector_package")
 DECODER_THREADS = 1
 
 
-def threads_per_worker(config):
-  """Threads each worker gives its detector (TFLite and TF): the available cores divided among workers
-  (the decoder runs on `DECODER_THREADS` in a process of its own beside them)."""
+def available_cores():
+  """The cores this process may run on."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not on Linux
+    return os.cpu_count() or 1
+
+
+def threads_per_worker(config, workers=None):
+  """Threads each worker gives its detector (TFLite and TF): the available cores divided among the
+  workers of this machine (`workers`, default `config.workers`; the decoder runs on
+  `DECODER_THREADS` in a process of its own beside them)."""
   if config.threads is not None:
     return int(config.threads)
-  try:
-    cores = len(os.sched_getaffinity(0))
-  except AttributeError:  # not on Linux
-    cores = os.cpu_count() or 1
-  return max(1, cores // config.workers)
+  return max(1, available_cores() // (workers or config.workers))
 
 
 class SkippedVideo(Exception):
   """A video that yields no training data; the message says why."""
 
 
+class TooManySkipped(ValueError):
+  """A run skipped every video, or more than `max_skipped_share` of them; the message sums it up.
+  Its output (shards, manifest listing the reasons) is kept."""
+
+
+def check_skipped(manifest, config, output_dir):
+  """Raises `TooManySkipped` when `manifest` counts every video skipped, or a share of skipped
+  videos above `config.max_skipped_share`."""
+  counts = manifest["counts"]
+  total = counts["videos"] + counts["skipped"]
+  if total == 0 or not (counts["skipped"] == total
+                        or counts["skipped"] / total > config.max_skipped_share):
+    return
+  listed = manifest["skipped"] if isinstance(manifest["skipped"], list) else []
+  reasons = "; ".join(f"{s['source']}: {s['reason']}" for s in listed[:3])
+  more = f" (first: {reasons}{'; …' if len(listed) > 3 else ''})" if listed else ""
+  raise TooManySkipped(
+      f"{counts['skipped']} of {total} videos were skipped{more}, more than "
+      f"max_skipped_share={config.max_skipped_share}; every reason is listed in {output_dir} "
+      f"(manifest.json, per-video rows). Check the inputs, or raise --max_skipped_share.")
+
+
 def find_videos(pattern):
-  """Sorted files under a directory (recursively) or matching a glob; hidden files are left out."""
-  if os.path.isdir(pattern):
-    paths = [os.path.join(root, name) for root, _, names in os.walk(pattern) for name in names]
-  else:
-    paths = glob.glob(pattern, recursive=True)
-  paths = sorted(p for p in paths if os.path.isfile(p) and not os.path.basename(p).startswith("."))
+  """Sorted files under a directory (recursively) or matching a glob, on any filesystem
+  `files.filesystem()` reaches (gs:// too); hidden files are left out."""
+  paths = [p for p in files.glob(pattern) if not posixpath.basename(p).startswith(".")]
   if not paths:
     raise FileNotFoundError(f"No files found at {pattern!r}: expected a directory of videos or a "
                             "glob such as 'videos/**/*.mp4'.")
   return paths
 
 
+def read_videos_list(path):
+  """The video paths listed in the text file `path`, one a line (blank lines and lines starting
+  with '#' are left out), sorted; for inputs too many to list by glob."""
+  with files.filesystem().GFile(path) as f:
+    paths = sorted({line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")})
+  if not paths:
+    raise ValueError(f"--videos_list={path!r} lists no video: expected one path a line.")
+  return paths
+
+
+def list_inputs(videos=None, videos_list=None):
+  """The sorted video paths of `videos` (a directory, a glob or a list of paths) or of the list file
+  `videos_list`: exactly one of the two."""
+  if (videos is None) == (videos_list is None):
+    raise ValueError(f"Give exactly one of videos ({videos!r}) and videos_list ({videos_list!r}).")
+  if videos_list is not None:
+    return read_videos_list(videos_list)
+  if isinstance(videos, (str, os.PathLike)):
+    return find_videos(os.fspath(videos))
+  return sorted(os.fspath(p) for p in videos)
+
+
 def video_ids(paths):
-  """Ids unique within a dataset: each path relative to the common directory of all paths."""
-  absolute = [os.path.abspath(p) for p in paths]
-  root = os.path.commonpath([os.path.dirname(p) for p in absolute])
-  return [os.path.relpath(p, root) for p in absolute]
+  """Ids unique within a dataset: each path relative to the common directory of all paths (paths
+  with a scheme, such as gs://, are compared as they are written)."""
+  absolute = [files.absolute(os.fspath(p)) for p in paths]
+  split = [p.split("://", 1) if "://" in p else ["", p] for p in absolute]
+  if len({scheme for scheme, _ in split}) > 1:
+    raise ValueError("All videos must be on one filesystem, got paths with schemes "
+                     f"{sorted({scheme + '://' for scheme, _ in split})}.")
+  root = posixpath.commonpath([posixpath.dirname(rest) for _, rest in split])
+  return [posixpath.relpath(rest, root) for _, rest in split]
 
 
 def detect_in_batches(detector, frames, batch_size):
@@ -137,6 +197,17 @@ def prepare_video(path, video_id, detector, config, decoders=None):
   if decoders is None:
     with decoder_process.DecoderPool() as pool:
       return prepare_video(path, video_id, detector, config, pool)
+  if "://" in os.fspath(path):  # decoded from a bounded local copy: PyAV reads local files
+    with files.local_copy(path, MAX_COPY_BYTES) as local:
+      try:
+        return _prepare_local_video(path, local, video_id, detector, config, decoders)
+      except video_lib.VideoDecodeError as e:  # named by the path the user gave, not the copy's
+        raise video_lib.VideoDecodeError(path, e.reason) from None
+  return _prepare_local_video(path, path, video_id, detector, config, decoders)
+
+
+def _prepare_local_video(path, local, video_id, detector, config, decoders):
+  """`prepare_video` of the local file `local`, recorded as `path`."""
   detected, jpegs, pending = {}, {}, []
 
   def flush():
@@ -147,7 +218,7 @@ def prepare_video(path, video_id, detector, config, decoders=None):
         jpegs[index] = records.encode_jpeg(image, config.jpeg_quality)
       pending.clear()
 
-  decoding = decoders.decode(path, queue_size=config.detector_batch, rate=config.fps,
+  decoding = decoders.decode(local, queue_size=config.detector_batch, rate=config.fps,
                              shot_config=config.shot, short_side=config.frame_short_side,
                              threads=DECODER_THREADS)
   try:
@@ -271,16 +342,32 @@ def _worker_process(item):
   return _prepare_or_report(item, _WORKER["detector"], _WORKER["config"], _WORKER["decoders"])
 
 
-def _load_or_write_plan(output_dir, paths, ids, config):
-  # Settings that change what is written; the number of workers does not.
+def plan_settings(config):
+  """The settings of `config` that change what is written (JSON-ready); the number of workers and
+  the other `RUNTIME_FIELDS` do not."""
   settings = dataclasses.asdict(dataclasses.replace(config, workers=1, detector_batch=1))
   for name in RUNTIME_FIELDS:
     del settings[name]
   if config.min_video_side == PrepareConfig.min_video_side:
     del settings["min_video_side"]  # the default is left out: plans that do not name it resume
-  plan = {"videos": [{"source": os.path.abspath(p), "id": i} for p, i in zip(paths, ids)],
+  return json.loads(json.dumps(settings))
+
+
+def refuse_other_kind(output_dir, plan_file):
+  """Raises ValueError if `output_dir` holds `plan_file`: the plan of the other kind of run (the local
+  job's or the Beam pipeline's), whose shards a run of this kind must not mix with its own."""
+  path = files.join(output_dir, plan_file)
+  if files.filesystem().exists(path):
+    raise ValueError(f"{output_dir!r} holds a preparation made by the other kind of run ({path}: "
+                     "the local job writes plan.json, the Beam pipeline beam_plan.json); prepare "
+                     "into a new --output.")
+
+
+def _load_or_write_plan(output_dir, paths, ids, config):
+  refuse_other_kind(output_dir, BEAM_PLAN_FILE)
+  plan = {"videos": [{"source": files.absolute(p), "id": i} for p, i in zip(paths, ids)],
           "videos_per_shard": config.videos_per_shard,
-          "config": json.loads(json.dumps(settings))}
+          "config": plan_settings(config)}
   path = os.path.join(output_dir, PLAN_FILE)
   old = None
   if tf.io.gfile.exists(path):
@@ -312,8 +399,9 @@ def _own_temporary_files(output_dir, count):
           if files.final_name_of(name) in finals]
 
 
-def prepare(videos, output_dir, config=PrepareConfig(), progress=True):
-  """Prepares every video of `videos` (a directory, a glob or a list of paths) into `output_dir`.
+def prepare(videos, output_dir, config=PrepareConfig(), progress=True, videos_list=None):
+  """Prepares every video of `videos` (a directory, a glob or a list of paths), or of the list file
+  `videos_list`, into `output_dir` (any filesystem tf.io.gfile reaches).
 
   Videos go to shards in sorted order, `videos_per_shard` each. A shard is written under a
   temporary name and renamed when complete, next to a `.stats.json` of its videos, so a killed
@@ -325,13 +413,17 @@ def prepare(videos, output_dir, config=PrepareConfig(), progress=True):
 
   Returns:
     The manifest dict (also written to `output_dir/manifest.json`, with plots beside it).
+
+  Raises:
+    TooManySkipped: every video, or more than `config.max_skipped_share` of them, was skipped.
   """
-  paths = find_videos(videos) if isinstance(videos, (str, os.PathLike)) else sorted(
-      os.fspath(p) for p in videos)
+  paths = list_inputs(videos, videos_list)
   ids = video_ids(paths)
   # One job at a time in `output_dir`: the start-up sweep below removes only its own leftovers.
   with files.DirectoryLock(output_dir, "vivi-prepare"):
-    return _prepare(paths, ids, output_dir, config, progress)
+    manifest = _prepare(paths, ids, output_dir, config, progress)
+  check_skipped(manifest, config, output_dir)
+  return manifest
 
 
 def _prepare(paths, ids, output_dir, config, progress):
@@ -430,19 +522,24 @@ def write_manifest(output_dir, count, detector_info, config):
                 detector_info, config)
 
 
-def finish(output_dir, summary, shard_paths, detector_info, config):
-  """Writes `manifest.json`, its plots and the contact sheet (all through tf.io.gfile); returns the
-  manifest. `detector_info` is `describe_detector(detector)`."""
+def finish(output_dir, summary, shard_paths, detector_info, config, sample_records=None,
+           rows=None):
+  """Writes `manifest.json`, its plots and the contact sheet (all through `files.filesystem()`);
+  returns the manifest. `detector_info` is `describe_detector(detector)`; `sample_records`: the
+  serialized records the contact sheet draws (default: the first ones of `shard_paths`, read with
+  TensorFlow); `rows`: the glob of the per-video row files, if the videos are listed there."""
   manifest = manifest_lib.build_manifest(
-      summary, shards=sorted(os.path.basename(p) for p in shard_paths),
+      summary, shards=sorted(posixpath.basename(p) for p in shard_paths),
       detector=detector_info["detector"], label_map=detector_info["label_map"],
-      config=json.loads(json.dumps(dataclasses.asdict(config))))
-  files.write_json(os.path.join(output_dir, manifest_lib.MANIFEST_FILE), manifest)
+      config=json.loads(json.dumps(dataclasses.asdict(config))), rows=rows)
+  files.write_json(files.join(output_dir, manifest_lib.MANIFEST_FILE), manifest)
+  if sample_records is None:
+    sample_records = tf.data.TFRecordDataset(sorted(shard_paths)).as_numpy_iterator()
   # The sheet is drawn beside the plots: TensorFlow's JPEG decoder and PIL's PNG encoder leave the
-  # interpreter to matplotlib.
+  # interpreter to matplotlib. The thread writes through this context's filesystem.
   with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="contact sheet") as pool:
-    sheet = pool.submit(manifest_lib.contact_sheet, shard_paths,
-                        os.path.join(output_dir, manifest_lib.CONTACT_SHEET))
+    sheet = pool.submit(contextvars.copy_context().run, manifest_lib.contact_sheet, sample_records,
+                        files.join(output_dir, manifest_lib.CONTACT_SHEET))
     manifest_lib.plot_manifest(manifest, output_dir)
     sheet.result()
   return manifest

@@ -60,6 +60,11 @@ def _has_sha256(path: pathlib.Path, expected: str) -> bool:
   return path.is_file() and files.file_sha256(str(path)) == expected
 
 
+# Where the registry is out of reach (cluster workers), the tarball is staged once and named instead.
+STAGE_HINT = (f"Or stage the tarball of `npm pack {NPM_PACKAGE}` (made where the registry is reachable) "
+              "and pass it with vivi-prepare --detector_package=PATH (any tf.io.gfile path, e.g. gs://).")
+
+
 def _npm_pack(dest_dir: pathlib.Path) -> pathlib.Path:
   """Runs `npm pack NPM_PACKAGE` in `dest_dir`; returns the tarball's path."""
   npm = shutil.which("npm")
@@ -68,13 +73,15 @@ def _npm_pack(dest_dir: pathlib.Path) -> pathlib.Path:
     proc = subprocess.run(cmd, cwd=dest_dir, capture_output=True, text=True, timeout=NPM_TIMEOUT_S,
                           check=False)
   except subprocess.TimeoutExpired as e:
-    raise DetectorLoadError(f"`{' '.join(cmd[1:])}` did not finish within {NPM_TIMEOUT_S} s") from e
+    raise DetectorLoadError(f"`{' '.join(cmd[1:])}` did not finish within {NPM_TIMEOUT_S} s; {STAGE_HINT}"
+                            ) from e
   tarballs = sorted(dest_dir.glob("*.tgz"))
   if proc.returncode != 0 or len(tarballs) != 1:
     tail = (proc.stderr or proc.stdout or "").strip()[-2000:]
     raise DetectorLoadError(
         f"`npm pack {NPM_PACKAGE}` failed (exit code {proc.returncode}, {len(tarballs)} tarball(s) "
-        f"written); is the npm registry reachable (see `npm config get registry`)? npm said:\n{tail}")
+        f"written); is the npm registry reachable (see `npm config get registry`)? {STAGE_HINT} "
+        f"npm said:\n{tail}")
   return tarballs[0]
 
 
@@ -91,8 +98,7 @@ def _http_get(url: str) -> bytes:
   except (urllib.error.URLError, OSError) as e:  # timeouts are OSErrors
     raise DetectorLoadError(
         f"cannot fetch {url} (timeout {HTTP_TIMEOUT_S} s per read): {e}. Is the npm registry "
-        f"reachable (set $npm_config_registry for a mirror)? Or stage the tarball of `npm pack "
-        f"{NPM_PACKAGE}` and pass it as package_tgz (vivi-prepare --detector_package=gs://...)") from e
+        f"reachable (set $npm_config_registry for a mirror)? {STAGE_HINT}") from e
 
 
 def _registry_tarball() -> bytes:

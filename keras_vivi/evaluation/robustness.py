@@ -267,7 +267,8 @@ def _folder_dataset(path):
   """A class-folder directory as `(dataset of (image, label), count)`, or raises ValueError."""
   from keras_vivi.evaluation import vtab_tasks  # pylint: disable=g-import-not-at-top
 
-  classes = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
+  fs = files.filesystem()
+  classes = sorted(d.rstrip("/") for d in fs.listdir(path) if fs.isdir(files.join(path, d.rstrip("/"))))
   if not classes:
     raise ValueError(f"{path} has no class folders: expected one sub-directory per class.")
   # Integer folder names are class indices of the classifier; other names are indexed in
@@ -383,7 +384,7 @@ def evaluate_shifts(classifier, test_sets, batch_size=64, image_size=None, data_
   for name, source in test_sets.items():
     split = None
     try:
-      if os.path.isdir(source):
+      if tf.io.gfile.isdir(source):
         dataset, total = _folder_dataset(source)
       else:
         dataset, total, split = _tfds_dataset(source, data_dir)

@@ -412,8 +412,8 @@ def resolve_handle(handle, sha256=None, offline=None) -> str:
 
   Args:
     handle: a TF-Hub / Kaggle Models URL, an http(s):// or gs:// URL of a `.tar.gz` (or a
-      gs:// SavedModel directory), a local SavedModel directory or `.tar.gz`, or `file://`
-      of either.
+      SavedModel directory on gs:// or another tf.io.gfile filesystem such as ram://, read in
+      place), a local SavedModel directory or `.tar.gz`, or `file://` of either.
     sha256: expected hex digest of the archive `handle` points to.
     offline: never fetch; default `$KERAS_VIVI_OFFLINE`.
 
@@ -427,9 +427,11 @@ def resolve_handle(handle, sha256=None, offline=None) -> str:
   """
   if not isinstance(handle, str) or not handle:
     raise ValueError(f"handle must be a non-empty URL or path, got {handle!r}.")
-  if handle.startswith("gs://") and not presets_lib.is_archive(handle):
-    # A SavedModel directory on GCS is read in place, as tensorflow_hub does.
-    if offline_mode(offline):
+  other_filesystem = "://" in handle and not files.has_url_scheme(handle)  # ram://, s3://, ...
+  if (handle.startswith("gs://") or other_filesystem) and not presets_lib.is_archive(handle):
+    # A SavedModel directory on GCS (or another tf.io.gfile filesystem) is read in place, as
+    # tensorflow_hub does.
+    if handle.startswith("gs://") and offline_mode(offline):
       raise _not_cached(handle, cached_module_dir(handle),
                         "a gs:// directory is read in place, which needs network access")
     return handle

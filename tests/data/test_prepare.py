@@ -257,24 +257,83 @@ def test_beam_on_two_worker_processes_writes_the_same_records(prepared, video_di
                                     num_shards=2, pipeline_options=options)
   assert len(tf.io.gfile.glob(str(tmp_path / schema.SHARD_GLOB))) == 2
   assert records_by_video(tmp_path) == records_by_video(reference)
-  for key in ("counts", "class_histogram", "score_histogram", "flagged", "skipped", "videos",
-              "detector", "label_map"):
+  for key in ("counts", "class_histogram", "score_histogram", "detector", "label_map"):
     assert beam_manifest[key] == manifest[key], key
+  # Aggregates only: the lists of the local manifest are counted, the rows are in sharded files.
+  assert beam_manifest["flagged"] == {flag: len(ids) for flag, ids in manifest["flagged"].items()}
+  assert (beam_manifest["skipped"], beam_manifest["videos"]) == (
+      len(manifest["skipped"]), len(manifest["videos"]))
+  assert beam_manifest["rows"] == beam_pipeline.ROWS_GLOB
+  assert beam_rows(tmp_path) == local_rows(reference)
 
 
-def test_beam_writes_everything_but_its_own_sink_through_gfile(video_dir, tmp_path):
-  """Manifest, plots and contact sheet on a non-local filesystem (ram://): no local-only call."""
+def local_rows(out):
+  """The local job's per-video stats (its shards' `.stats.json`), by source."""
+  rows = {}
+  for path in tf.io.gfile.glob(str(out / (schema.SHARD_GLOB + ".stats.json"))):
+    rows.update((s["source"], s) for s in json.loads(tf.io.gfile.GFile(path).read()))
+  return rows
+
+
+def beam_rows(out):
   from keras_vivi.data import beam_pipeline
-  output = "ram://beam_prepared/out"
-  manifest = beam_pipeline.run([str(video_dir / "carphone_pristine.mp4"), str(video_dir / "notes.mp4")],
-                               output, prepare.PrepareConfig(**SMALL), num_shards=1,
-                               shard_dir=str(tmp_path))
-  assert manifest["counts"]["videos"] == 1 and manifest["counts"]["skipped"] == 1
-  assert sorted(os.listdir(tmp_path)) == ["videos-00000-of-00001.tfrecord"]
-  for name in ("manifest.json", "class_histogram.png", "score_histogram.png", "contact_sheet.png"):
-    with tf.io.gfile.GFile(f"{output}/{name}", "rb") as f:
-      head = f.read(8)
-    assert head == (b"{\n \"coun" if name.endswith(".json") else b"\x89PNG\r\n\x1a\n"), name
+  paths = tf.io.gfile.glob(str(out / beam_pipeline.ROWS_GLOB))
+  rows = [json.loads(line) for path in paths for line in tf.io.gfile.GFile(path)]
+  assert len(paths) == 2 and len(rows) == len({r["source"] for r in rows})
+  return {r["source"]: r for r in rows}
+
+
+def _with_source(serialized, source):
+  example = tf.train.SequenceExample.FromString(serialized)
+  example.context.feature[schema.VIDEO_SOURCE].bytes_list.value[:] = [source.encode()]
+  return example.SerializeToString(deterministic=True)
+
+
+def test_beam_prepares_from_gcs_to_gcs_on_two_worker_processes(prepared, video_dir, tmp_path):
+  """Videos in a bucket, outputs to the bucket, through a real GCS API (the emulator) and Beam's
+  multi-process DirectRunner: the records are the local job's (but for the source they name), the
+  manifest and row files are written beside them, and a rerun with other settings is refused."""
+  from apache_beam.options.pipeline_options import PipelineOptions
+  from google.cloud import storage
+  from keras_vivi.data import beam_pipeline
+  from tests.helpers.gcs_emulator import gcs_emulator
+  reference, manifest = prepared
+  with gcs_emulator("vivi-test"):
+    bucket = storage.Client().bucket("vivi-test")
+    for path in sorted(video_dir.iterdir()):
+      bucket.blob(f"videos/{path.name}").upload_from_filename(str(path))
+    options = PipelineOptions(direct_running_mode="multi_processing", direct_num_workers=2)
+    gcs_manifest = beam_pipeline.run("gs://vivi-test/videos", "gs://vivi-test/prepared",
+                                     prepare.PrepareConfig(**SMALL), num_shards=2,
+                                     pipeline_options=options)
+    written = {b.name: b for b in bucket.list_blobs(prefix="prepared/")}
+    for name, blob in written.items():
+      blob.download_to_filename(str(tmp_path / os.path.basename(name)))
+    with pytest.raises(ValueError, match=r"other videos or settings \(config.fps: 1.0 → 2.0"):
+      beam_pipeline.run("gs://vivi-test/videos", "gs://vivi-test/prepared",
+                        prepare.PrepareConfig(**SMALL, fps=2.0), num_shards=2,
+                        pipeline_options=options)
+    assert {b.name for b in bucket.list_blobs(prefix="prepared/")} == set(written)
+  assert sorted(os.path.basename(n) for n in written) == sorted([
+      "beam_plan.json", "class_histogram.png", "contact_sheet.png", "manifest.json",
+      "score_histogram.png", "video_rows-00000-of-00002.jsonl", "video_rows-00001-of-00002.jsonl",
+      "videos-00000-of-00002.tfrecord", "videos-00001-of-00002.tfrecord"])
+  local = records_by_video(reference)
+  remote = records_by_video(tmp_path)
+  assert sorted(remote) == sorted(local)
+  for video_id, serialized in remote.items():
+    assert tf.train.SequenceExample.FromString(serialized).context.feature[
+        schema.VIDEO_SOURCE].bytes_list.value == [f"gs://vivi-test/videos/{video_id}".encode()]
+    assert _with_source(serialized, "") == _with_source(local[video_id], ""), video_id
+  for key in ("counts", "class_histogram", "score_histogram", "detector", "label_map"):
+    assert gcs_manifest[key] == manifest[key], key
+  rows = beam_rows(tmp_path)
+  assert sorted(rows) == sorted(f"gs://vivi-test/videos/{os.path.basename(s)}"
+                                for s in local_rows(reference))
+  assert sorted((os.path.basename(r["source"]), r["reason"].replace(r["source"], "VIDEO"))
+                for r in rows.values() if "reason" in r) == sorted(
+      (os.path.basename(s["source"]), s["reason"].replace(s["source"], "VIDEO"))
+      for s in manifest["skipped"])
 
 
 @pytest.mark.parametrize("first", ["empty.mp4", "carphone_pristine.mp4"])
@@ -291,3 +350,73 @@ def test_a_detector_that_fails_to_load_stops_the_job_before_any_shard(video_dir,
                     progress=False)
   assert "_DetectorFailed" not in repr(error.value)
   assert sorted(os.listdir(out)) == [prepare.PLAN_FILE]
+
+
+def test_videos_are_found_on_any_gfile_filesystem():
+  """ram:// stands for gs://: folders are listed recursively, `**` spans folders, hidden files are
+  left out, and ids are relative to the common folder, scheme kept apart."""
+  for name in ("a.mp4", "sub/b.mp4", "sub/deeper/c.mkv", "sub/.hidden.mp4"):
+    tf.io.gfile.makedirs(os.path.dirname(f"ram://found/videos/{name}"))
+    with tf.io.gfile.GFile(f"ram://found/videos/{name}", "w") as f:
+      f.write("x")
+  every = ["ram://found/videos/a.mp4", "ram://found/videos/sub/b.mp4",
+           "ram://found/videos/sub/deeper/c.mkv"]
+  assert prepare.find_videos("ram://found/videos") == every
+  assert prepare.find_videos("ram://found/videos/") == every
+  assert prepare.find_videos("ram://found/videos/**/*.mp4") == every[:2]
+  assert prepare.find_videos("ram://found/videos/sub/*") == ["ram://found/videos/sub/b.mp4"]
+  with pytest.raises(FileNotFoundError, match="No files found at 'ram://found/none/\\*.mp4'"):
+    prepare.find_videos("ram://found/none/*.mp4")
+  assert prepare.video_ids(every) == ["a.mp4", "sub/b.mp4", "sub/deeper/c.mkv"]
+  assert prepare.video_ids(["gs://b/x/1.mp4", "gs://b/y/2.mp4"]) == ["x/1.mp4", "y/2.mp4"]
+  with pytest.raises(ValueError, match="one filesystem"):
+    prepare.video_ids(["gs://b/1.mp4", "/local/2.mp4"])
+
+
+def test_a_videos_list_names_the_inputs(tmp_path):
+  listing = "ram://lists/videos.txt"
+  with tf.io.gfile.GFile(listing, "w") as f:
+    f.write("# the sample videos\ngs://b/v/2.mp4\n\n  gs://b/v/1.mp4\ngs://b/v/2.mp4\n")
+  assert prepare.list_inputs(videos_list=listing) == ["gs://b/v/1.mp4", "gs://b/v/2.mp4"]
+  with tf.io.gfile.GFile("ram://lists/empty.txt", "w") as f:
+    f.write("# nothing\n")
+  with pytest.raises(ValueError, match="--videos_list='ram://lists/empty.txt' lists no video"):
+    prepare.list_inputs(videos_list="ram://lists/empty.txt")
+  with pytest.raises(ValueError, match="exactly one of videos"):
+    prepare.list_inputs("a", listing)
+
+
+@pytest.mark.parametrize("videos, skipped, share, fails", [
+    (3, 1, 0.5, False), (1, 3, 0.5, True), (0, 2, 1.0, True), (2, 2, 0.5, False), (1, 2, 1.0, False)])
+def test_too_many_skipped_videos_fail_the_run(videos, skipped, share, fails):
+  manifest = {"counts": {"videos": videos, "skipped": skipped},
+              "skipped": [{"source": f"/v/{i}.mp4", "reason": "VideoDecodeError: bad"}
+                          for i in range(skipped)]}
+  config = prepare.PrepareConfig(max_skipped_share=share)
+  if not fails:
+    prepare.check_skipped(manifest, config, "out")
+    return
+  with pytest.raises(prepare.TooManySkipped, match=rf"{skipped} of {videos + skipped} videos were "
+                     r"skipped \(first: /v/0.mp4: VideoDecodeError: bad"):
+    prepare.check_skipped(manifest, config, "out")
+
+
+def test_remote_videos_are_prepared_like_local_ones_and_all_skipped_fails(prepared, video_dir,
+                                                                            tmp_path):
+  """Inputs on another filesystem (ram:// for gs://) decode from a bounded local copy: the record
+  is the local one but for its source. A run that skips every video fails, its manifest kept."""
+  reference, _ = prepared
+  for name in ("carphone_pristine.mp4", "notes.mp4"):
+    tf.io.gfile.copy(str(video_dir / name), f"ram://remote_videos/{name}", overwrite=True)
+  manifest = prepare.prepare("ram://remote_videos", str(tmp_path / "out"),
+                             prepare.PrepareConfig(**SMALL), progress=False)
+  assert manifest["counts"]["videos"] == 1
+  ((source, reason),) = [(s["source"], s["reason"]) for s in manifest["skipped"]]
+  assert source == "ram://remote_videos/notes.mp4" and "keras_vivi_copy" not in reason
+  (serialized,) = records_by_video(tmp_path / "out").values()
+  assert _with_source(serialized, "") == _with_source(
+      records_by_video(reference)["carphone_pristine.mp4"], "")
+  with pytest.raises(prepare.TooManySkipped, match="1 of 1 videos were skipped"):
+    prepare.prepare(["ram://remote_videos/notes.mp4"], str(tmp_path / "bad"),
+                    prepare.PrepareConfig(**SMALL), progress=False)
+  assert json.loads((tmp_path / "bad" / "manifest.json").read_text())["counts"]["skipped"] == 1

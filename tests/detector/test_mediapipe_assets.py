@@ -114,7 +114,8 @@ def test_npm_failure_is_reported(tmp_path, monkeypatch):
   npm.write_text("#!/bin/sh\necho 'npm ERR! 404 Not Found' >&2\nexit 1\n")
   npm.chmod(npm.stat().st_mode | stat.S_IXUSR)
   monkeypatch.setenv("PATH", str(bin_dir) + os.pathsep + os.environ["PATH"])
-  with pytest.raises(DetectorLoadError, match=r"(?s)npm pack @mediapipe/objectron@.*exit code 1.*404"):
+  with pytest.raises(DetectorLoadError, match=r"(?s)npm pack @mediapipe/objectron@.*exit code 1.*"
+                     r"--detector_package=PATH.*404"):
     fetch_mediapipe_oidv4(tmp_path / "cache")
 
 

@@ -268,3 +268,24 @@ def test_cli_trains(small_export, tmp_path):
   bad = run_module("keras_vivi.cli.vtab", f"--hub={small_export}", "--tasks=nope",
                    f"--output={output}")
   assert bad.returncode != 0 and "Unknown VTAB task 'nope'" in bad.stderr
+
+
+def test_a_module_and_outputs_on_another_filesystem(small_export, tmp_path, monkeypatch):
+  """ram:// stands for gs:// (TensorFlow's GCS client cannot be pointed at an emulator): the module
+  loads from there in place and every output is written there, none on the local disk."""
+  import keras_vivi
+  from keras_vivi import files
+  monkeypatch.chdir(tmp_path)  # a path taken for a local one would appear here ("ram:/…")
+  hub = "ram://vtab_remote/module"
+  files.copy_tree(small_export, hub)
+  images = tf.random.stateless_uniform([2, 32, 32, 3], seed=[1, 2])
+  np.testing.assert_allclose(keras_vivi.load_feature_extractor(hub)(images).numpy(),
+                             keras_vivi.load_feature_extractor(small_export)(images).numpy(),
+                             rtol=1e-5, atol=1e-5)
+  results = vtab.run_vtab(hub, ["dmlab"], "ram://vtab_remote/out", vtab.VtabConfig(seed=7),
+                          data_dir=str(tmp_path / "no_tfds"), progress=False)
+  assert results["hub"] == hub and list(results["missing"]) == ["dmlab"]
+  assert sorted(tf.io.gfile.listdir("ram://vtab_remote/out")) == [
+      "results.csv", "results.json", "results.md", "results.png"]
+  assert json.loads(tf.io.gfile.GFile("ram://vtab_remote/out/results.json").read()) == results
+  assert os.listdir(tmp_path) == []

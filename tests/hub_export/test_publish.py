@@ -390,3 +390,45 @@ def test_foreign_versions_are_refused_and_leftovers_do_not_count(published):
   publish_lib.publish(published.saved_model, published.zoo, "tiny_vivi", 5, overwrite=True)
   assert sorted(os.listdir(module)) == [".5.deadbeef.tmp", "2", "5"]
   assert sha256_of(archive) == entry["sha256"]  # Same source, same bytes.
+
+
+def test_export_and_publish_to_another_filesystem(tiny_run, tmp_path, monkeypatch):
+  """ram:// stands for gs:// (TensorFlow's GCS client cannot be pointed at an emulator): the export,
+  the publication and its archive are written there, and nothing on the local disk."""
+  import tensorflow as tf
+  import keras_vivi
+  monkeypatch.chdir(tmp_path)  # a path taken for a local one would appear here ("ram:/…")
+  export = "ram://exports/tiny"
+  run_main(f"--model_dir={tiny_run.model_dir}", f"--export_dir={export}")
+  np.testing.assert_allclose(keras_vivi.load_feature_extractor(export)(tiny_run.images).numpy(),
+                             tiny_run.reference, rtol=1e-5, atol=1e-5)
+  stdout = run_main(f"--model_dir={tiny_run.model_dir}", "--publish=ram://zoo", "--name=tiny_vivi",
+                    "--version=1")
+  directory = "ram://zoo/tiny_vivi/1"
+  assert f"{directory}/tiny_vivi-1.tar.gz" in stdout
+  assert sorted(tf.io.gfile.listdir(directory)) == [
+      "MODEL_CARD.md", "preset.json", "saved_model", "tiny_vivi-1.tar.gz",
+      "tiny_vivi-1.tar.gz.sha256"]
+  assert not [f for f in tf.io.gfile.listdir("ram://zoo") if f.startswith(".")]
+  with tf.io.gfile.GFile(f"{directory}/tiny_vivi-1.tar.gz", "rb") as f:
+    archive = f.read()
+  digest = hashlib.sha256(archive).hexdigest()
+  with tf.io.gfile.GFile(f"{directory}/tiny_vivi-1.tar.gz.sha256") as f:
+    assert f.read() == f"{digest}  tiny_vivi-1.tar.gz\n"
+  assert json.loads(tf.io.gfile.GFile(f"{directory}/preset.json").read())["tiny_vivi"][
+      "sha256"] == digest
+  with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+    for m in tar.getmembers():
+      if m.isfile():
+        with tf.io.gfile.GFile(f"{directory}/saved_model/{m.name}", "rb") as f:
+          assert tar.extractfile(m).read() == f.read(), m.name
+  assert os.listdir(tmp_path) == []
+  # The same files on the local disk make the same archive.
+  local = tmp_path / "copy"
+  for m in tarfile.open(fileobj=io.BytesIO(archive)).getmembers():
+    (local / m.name).parent.mkdir(parents=True, exist_ok=True)
+    if m.isdir():
+      (local / m.name).mkdir(exist_ok=True)
+    else:
+      tf.io.gfile.copy(f"{directory}/saved_model/{m.name}", str(local / m.name))
+  assert publish_lib.write_archive(str(local), str(tmp_path / "local.tar.gz")) == digest

@@ -11,6 +11,7 @@ import tensorflow_hub as hub
 import tf_keras
 
 import keras_vivi
+from keras_vivi import files
 from keras_vivi.zoo import loader
 from keras_vivi.zoo import presets as presets_lib
 from keras_vivi.zoo.presets import Preset
@@ -37,6 +38,16 @@ def test_local_directory(tiny_saved_models, cache):
   assert isinstance(layer, hub.KerasLayer) and not layer.trainable
   np.testing.assert_allclose(outputs(layer), tiny_features(ramp_images(2, 8), 1.0), rtol=1e-6)
   assert not os.path.exists(cache)  # A directory is read in place.
+
+
+def test_directory_on_another_filesystem_is_read_in_place(tiny_saved_models, cache):
+  """ram:// stands for any tf.io.gfile filesystem (gs:// included) that holds an export."""
+  handle = "ram://zoo_loader/tiny"
+  files.copy_tree(tiny_saved_models[1.0][0], handle)
+  assert loader.resolve_handle(handle, offline=True) == handle
+  layer = keras_vivi.load_feature_extractor(handle)
+  np.testing.assert_allclose(outputs(layer), tiny_features(ramp_images(2, 8), 1.0), rtol=1e-6)
+  assert not os.path.exists(cache)
 
 
 def test_local_archive_is_verified_and_unpacked_into_the_cache(tiny_saved_models, cache,
