@@ -21,8 +21,6 @@ from absl import logging
 
 from keras_vivi.cli import errors
 import hub_export
-from hub_export import exporter
-from hub_export import publish as publish_lib
 from keras_vivi import configs
 from keras_vivi import files
 
@@ -54,6 +52,7 @@ _RESULTS = flags.DEFINE_string("results", None, "VTAB results.json for the model
 def export(model_dir=None, checkpoint=None, experiment=None, init="checkpoint", seed=0,
            export_dir=None, overwrite=False, overrides=()) -> dict:
   """Validates the flag combination and exports; returns the metadata of the export."""
+  from hub_export import exporter
   try:
     exporter.check_replaceable(export_dir, overwrite)
   except FileExistsError as e:
@@ -91,6 +90,7 @@ def check_outputs(export_dir, publish_dir, name=None, results=None, version_give
 
 
 def _publication_report(publication):
+  from hub_export import publish as publish_lib
   preset = publication.preset
   return (f"Published {preset.name} version {preset.version} ({preset.output_dim}-d features) "
           f"to {publication.directory}:\n"
@@ -115,6 +115,7 @@ def main(argv) -> None:
   if not flags.FLAGS["verbosity"].present:
     # SavedModel writing logs every captured variable at INFO.
     logging.set_verbosity(logging.WARNING)
+  from hub_export import publish as publish_lib
   publish_dir = _PUBLISH.value
   check_outputs(_EXPORT_DIR.value, publish_dir, name=_NAME.value, results=_RESULTS.value,
                 version_given=flags.FLAGS["version"].present)
@@ -127,6 +128,7 @@ def main(argv) -> None:
 
 
 def _export_and_publish(publish_dir) -> None:
+  from hub_export import publish as publish_lib
   if publish_dir:
     # Fail before the export, not after it.
     try:

@@ -11,7 +11,6 @@ import os
 import re
 import typing
 
-import tensorflow as tf
 import yaml
 
 from keras_vivi import files
@@ -20,6 +19,8 @@ RUN_CONFIG_FILE = "config.json"  # beside a training run's checkpoints
 # The detector of the paper's experiments: TF-Hub's SSD-MobileNetV2 on all 600 Open Images V4
 # classes. The MediaPipe detector (23 of those classes) is the offline default of demos and tests.
 PAPER_DETECTOR = "https://tfhub.dev/google/openimages_v4/ssd/mobilenet_v2/1"
+# The `tf.distribute` strategies training and fine-tuning run on (`trainer.build_strategy`).
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
 def _expected_type(value, kind):
@@ -256,6 +257,10 @@ class DiagnosticConfig:
                      "videos_per_batch": _POSITIVE})
 
 
+FRAME_SOURCES = typing.get_args(DiagnosticConfig.__dataclass_fields__["frames"].type)
+TRAINING_SAMPLER, EVERY_STORED_FRAME = FRAME_SOURCES
+
+
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
   name: str
@@ -292,9 +297,9 @@ _BEFORE_FIELD_EXISTED = {("loss", "shot_normalization"): "per_query",
 def load_run_config(model_dir):
   """The `ExperimentConfig` saved in `model_dir`, or None when there is none."""
   path = os.path.join(model_dir, RUN_CONFIG_FILE)
-  if not tf.io.gfile.exists(path):
+  if not files.filesystem().exists(path):
     return None
-  with tf.io.gfile.GFile(path) as f:
+  with files.filesystem().GFile(path) as f:
     text = f.read()
   try:
     values = json.loads(text)
@@ -445,14 +450,14 @@ def build_config(experiment, data=None, config_files=(), overrides=(), params_ov
   if data:
     config = apply_overrides(config, [f"data.path={data}"])
   for path in config_files:
-    with tf.io.gfile.GFile(path) as f:
+    with files.filesystem().GFile(path) as f:
       config = _merged(config, yaml.safe_load(f), f"--config_file {path!r}")
   config = apply_overrides(config, overrides)
   text = params_override.strip()
   if not text:
     return config
-  if tf.io.gfile.exists(text):
-    with tf.io.gfile.GFile(text) as f:
+  if files.filesystem().exists(text):
+    with files.filesystem().GFile(text) as f:
       return _merged(config, yaml.safe_load(f), f"--params_override file {text!r}")
   if re.match(r"[A-Za-z_]\w*\.[A-Za-z_]\w*\s*=", text):
     return apply_overrides(config, _NEXT_OVERRIDE.split(text))

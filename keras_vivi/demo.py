@@ -13,7 +13,6 @@ import time
 import numpy as np
 
 from keras_vivi import files
-from keras_vivi import plotting
 
 REPORT_FILE = "REPORT.md"
 CONFIG_FILE = "demo_config.json"   # the settings the output was made with
@@ -166,6 +165,7 @@ def read_diagnostic_log(model_dir):
 def plot_training(runs, steps_per_epoch, path):
   """Loss curves and the object diagnostic of every run against the training step; returns the
   `Figure` written to `path`."""
+  from keras_vivi import plotting  # matplotlib: not on `vivi-demo --help`'s path
   fig, axes = plotting.subplots(1, len(_LOSSES) + 1, figsize=(4 * (len(_LOSSES) + 1), 3.4))
   for name, model_dir in runs.items():
     history = read_history(model_dir)
@@ -187,6 +187,7 @@ def plot_training(runs, steps_per_epoch, path):
 
 def plot_bars(values, title, ylabel, path):
   """One bar per model: `values` is `{name: fraction}`; returns the `Figure` written to `path`."""
+  from keras_vivi import plotting
   fig, ax = plotting.subplots(figsize=(1.6 * len(values) + 2, 3.2))
   names = list(values)
   bars = ax.bar(names, [values[n] for n in names], color="tab:blue")

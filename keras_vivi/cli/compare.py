@@ -21,7 +21,6 @@ from absl import app
 from absl import flags
 
 from keras_vivi.cli import errors
-from keras_vivi.evaluation import comparison as comparison_lib
 from keras_vivi.evaluation import statistics
 
 _A = flags.DEFINE_list("a", None, "Baseline runs: vivi-vtab output directories.", required=True)
@@ -40,6 +39,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if len(_NAMES.value) != 2:
     raise app.UsageError(f"--names takes two names, got {_NAMES.value!r}.")
+  from keras_vivi.evaluation import comparison as comparison_lib
   try:
     comparison = comparison_lib.compare(_A.value, _B.value, tuple(_NAMES.value),
                                         alpha=_ALPHA.value, correction=_CORRECTION.value)

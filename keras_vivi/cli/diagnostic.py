@@ -26,8 +26,6 @@ from absl import flags
 
 from keras_vivi import configs
 from keras_vivi.cli import errors
-from keras_vivi.evaluation import object_comparison
-from keras_vivi.evaluation import object_diagnostic
 
 _SAMPLER = configs.DataConfig()
 
@@ -53,8 +51,7 @@ _VIDEOS_PER_BATCH = flags.DEFINE_integer("videos_per_batch", 8, "Neighbours are 
                                          lower_bound=1)
 _NUM_BATCHES = flags.DEFINE_integer("num_batches", 50, "Batches of videos counted (the paper's).",
                                     lower_bound=1)
-_FRAMES = flags.DEFINE_enum("frames", object_diagnostic.TRAINING_SAMPLER,
-                            object_diagnostic.FRAME_SOURCES,
+_FRAMES = flags.DEFINE_enum("frames", configs.TRAINING_SAMPLER, configs.FRAME_SOURCES,
                             "A video's frames: those the training sampler takes (K shots × F "
                             "frames, un-augmented), or every stored frame.")
 _SHOTS = flags.DEFINE_integer("shots_per_video", _SAMPLER.shots_per_video,
@@ -67,6 +64,7 @@ _EVERY_OBJECT = flags.DEFINE_bool("every_object", False, "Seek neighbours among 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  from keras_vivi.evaluation import object_comparison
   try:
     result = object_comparison.diagnose(
         _HUB.value, _DATA.value, _IMAGE_SIZE.value, _NAMES.value, _MIN_SCORE.value,

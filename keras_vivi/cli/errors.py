@@ -1,14 +1,23 @@
-"""How every `vivi-*` command ends on an error it expects: bad flags, missing or damaged inputs, a
-full disk, a path it may not write, a directory another run holds. Such an error is one line on
-stderr naming the path or value and the fix, with exit code 2; `--debug` shows its traceback.
-Any other error keeps Python's traceback.
+"""How every `vivi-*` command starts, and ends on an error it expects.
 
-  def main(argv): ...
+Start: `--help` (also `-h`, `--helpshort`) prints the command's description and its own flags and
+exits 0 before anything heavy is imported (`--helpfull` lists every flag defined). Otherwise, once
+the flags parse, one line on stderr ("vivi-train: loading TensorFlow…") comes before `main`
+imports TensorFlow, and TF_CPP_MIN_LOG_LEVEL defaults to 3 (TensorFlow's C++ log off: no CUDA /
+oneDNN start-up lines) unless it is set already or `--debug` is given.
+
+End: bad flags, missing or damaged inputs, a full disk, a path it may not write, a directory
+another run holds. Such an error is one line on stderr naming the path or value and the fix, with
+exit code 2; `--debug` shows its traceback (and TensorFlow's log). Any other error keeps Python's
+traceback.
+
+  def main(argv): ...   # imports TensorFlow (and modules that do) inside
   def run(): errors.run(main)
 """
 
 import errno
 import math
+import os
 import sys
 import traceback
 
@@ -19,7 +28,11 @@ from keras_vivi import files
 
 EXIT_CODE = 2
 _DEBUG = flags.DEFINE_bool("debug", False, "Show the traceback of an error instead of the one "
-                           "line that names the path or value and the fix.")
+                           "line that names the path or value and the fix, and TensorFlow's "
+                           "C++ log (TF_CPP_MIN_LOG_LEVEL is left as it is).")
+_HELP = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
+LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
+QUIET_LOG_LEVEL = "3"  # errors too: `cuInit` failing on a machine without a GPU is one
 
 # Errors of keras_vivi's own modules that a user's input causes (checked once those are loaded).
 _EXPECTED_IN = (("keras_vivi.detector.detector", "DetectorLoadError"),
@@ -97,9 +110,53 @@ def _parse_flags(argv):
     fail(f"{e} (see --helpshort)")
 
 
+def _module_name(main) -> str:
+  """The module defining `main`, by its import name also when it runs as `python -m`."""
+  if main.__module__ != "__main__":
+    return main.__module__
+  spec = getattr(sys.modules["__main__"], "__spec__", None)
+  return spec.name if spec else "__main__"
+
+
+def command_name(main) -> str:
+  """The console script of `main`'s module (vivi-train, ...), else the program's file name."""
+  from keras_vivi.__main__ import COMMANDS
+  name = _module_name(main)
+  return next((c for c, m in COMMANDS.items() if m == name), os.path.basename(sys.argv[0]))
+
+
+def help_text(main) -> str:
+  """The command's description and its own flags (absl's short help lists the script's only)."""
+  # absl files a flag under the module that defined it; a module run as `python -m` is argv[0].
+  key = sys.argv[0] if main.__module__ == "__main__" else main.__module__
+  own = [flags.FLAGS.module_help(module).lstrip("\n").split("\n", 1)[-1]
+         for module in (key, __name__) if flags.FLAGS.get_key_flags_for_module(module)]
+  doc = (sys.modules[main.__module__].__doc__ or "").strip("\n")
+  return (f"{doc}\n\nflags:\n" + "\n".join(own) +
+          "\n\nTry --helpfull to get a list of all flags.\n")
+
+
+def _wants_help(argv) -> bool:
+  args = argv[1:argv.index("--")] if "--" in argv else argv[1:]
+  return any(a in _HELP for a in args)
+
+
+def start_up(command: str, debug: bool, environ=os.environ) -> None:
+  """Quiets TensorFlow's C++ log unless asked not to, and says what the pause is for."""
+  if not debug:
+    environ.setdefault(LOG_LEVEL_ENV, QUIET_LOG_LEVEL)
+  sys.stderr.write(f"{command}: loading TensorFlow…\n")
+  sys.stderr.flush()
+
+
 def run(main) -> None:
-  """`app.run(main)` with expected errors as one line and exit code 2 (see the module doc)."""
+  """`app.run(main)` with the start and the expected errors of the module doc."""
+  if _wants_help(sys.argv):
+    sys.stdout.write(help_text(main))
+    sys.exit(0)
+
   def guarded(argv):
+    start_up(command_name(main), _DEBUG.value)
     try:
       return main(argv)
     except Exception as e:  # noqa: BLE001 — sorted into expected and unexpected just below

@@ -11,8 +11,7 @@ from absl import app
 from absl import flags
 
 from keras_vivi.cli import errors
-from keras_vivi.data import prepare as prepare_lib
-from keras_vivi.detector import loader
+from keras_vivi.data import video
 
 _VIDEOS = flags.DEFINE_string(
     "videos", None, "Directory of videos (recursive) or a glob ('**' spans folders), on any "
@@ -37,7 +36,7 @@ _SCORE = flags.DEFINE_float("score_threshold", 0.05, "Detections below this scor
 _MAX_OBJECTS = flags.DEFINE_integer("max_objects", 5, "At most this many objects per frame.",
                                     lower_bound=1)
 _MIN_SIDE = flags.DEFINE_integer(
-    "min_video_side", prepare_lib.PrepareConfig.min_video_side, "Videos whose shorter side has "
+    "min_video_side", video.MIN_VIDEO_SIDE, "Videos whose shorter side has "
     "fewer pixels are skipped and listed (1×1 placeholders); 1 accepts every size.",
     lower_bound=1)
 _PER_SHARD = flags.DEFINE_integer("videos_per_shard", 16, "Videos per TFRecord shard.",
@@ -67,6 +66,7 @@ flags.mark_flags_as_mutual_exclusive(["videos", "videos_list"], required=True)
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  from keras_vivi.data import prepare as prepare_lib
   config = prepare_lib.PrepareConfig(
       fps=_FPS.value, frame_short_side=_SHORT_SIDE.value or None, detector=_DETECTOR.value,
       score_threshold=_SCORE.value, max_objects=_MAX_OBJECTS.value,
@@ -88,6 +88,7 @@ def main(argv):
 
 def summary(manifest, output_dir):
   """The closing lines a person reads after a run."""
+  from keras_vivi.detector import loader
   counts = manifest["counts"]
   lines = [f"Prepared {counts['videos']} videos into {output_dir}: {counts['shots']} shots, "
            f"{counts['frames']} frames, {counts['objects']} objects in "

@@ -17,13 +17,11 @@ the same flags skips finished work.
 from absl import app
 from absl import flags
 
+from keras_vivi import configs
 from keras_vivi.cli import errors
-from keras_vivi.evaluation import robustness_classifier as classifier_lib
-from keras_vivi.evaluation import robustness_data
-from keras_vivi.evaluation import robustness_suite
-from keras_vivi.training import trainer
+from keras_vivi.evaluation import robustness_config
 
-_RECIPE = classifier_lib.ImageNetRecipe()
+_RECIPE = robustness_config.ImageNetRecipe()
 
 _CLASSIFIER = flags.DEFINE_string("classifier", None, "ImageNet classifier directory (made "
                                   "from --hub or --cotrain_run when absent).", required=True)
@@ -31,8 +29,8 @@ _HUB = flags.DEFINE_string("hub", None, "Export / hub handle / preset to fine-tu
                            "when --classifier does not exist yet.")
 _COTRAIN_RUN = flags.DEFINE_string("cotrain_run", None, "Co-training run (model_dir) whose "
                                    "supervised head is the classifier.")
-_DATASETS = flags.DEFINE_string("datasets", "all", "all | NAME,NAME of "
-                                f"{','.join(robustness_data.list_datasets())}.")
+_DATASETS = flags.DEFINE_string("datasets", "all", "all | NAME,NAME of the datasets named in "
+                                "the description above (imagenet, imagenet_a, ...).")
 _OUTPUT = flags.DEFINE_string("output", None, "Results directory.", required=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "tfds data directory (default: tfds's).")
 _DATA_ROOT = flags.DEFINE_string("data_root", None, "Directory holding release folders "
@@ -55,13 +53,14 @@ _WARMUP = flags.DEFINE_integer("warmup_steps", _RECIPE.warmup_steps, "With --hub
                                lower_bound=0)
 _VERBOSE = flags.DEFINE_integer("keras_verbose", 1, "Keras progress of the fine-tuning.",
                                 lower_bound=0, upper_bound=2)
-_STRATEGY = flags.DEFINE_enum("strategy", "default", trainer.STRATEGIES, "With --hub: "
+_STRATEGY = flags.DEFINE_enum("strategy", "default", configs.STRATEGIES, "With --hub: "
                               "tf.distribute strategy of the fine-tuning.")
 _TPU = flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
 
 errors.positive_finite(_LR)
 
 def _folders(items):
+  from keras_vivi.evaluation import robustness_data
   folders = {}
   for item in items:
     name, sep, path = item.partition("=")
@@ -77,11 +76,15 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if _HUB.value and _COTRAIN_RUN.value:
     raise app.UsageError("Give --hub or --cotrain_run, not both.")
+  from keras_vivi.evaluation import robustness_classifier as classifier_lib
+  from keras_vivi.evaluation import robustness_data
+  from keras_vivi.evaluation import robustness_suite
+  from keras_vivi.training import trainer
   try:
     names = robustness_data.resolve_datasets(_DATASETS.value)
     folders = _folders(_FOLDERS.value)
     if _HUB.value:
-      recipe = classifier_lib.ImageNetRecipe(
+      recipe = robustness_config.ImageNetRecipe(
           mode=_MODE.value, steps=_STEPS.value, batch_size=_BATCH.value,
           learning_rate=_LR.value, decay_every=_DECAY.value, warmup_steps=_WARMUP.value,
           image_size=_IMAGE_SIZE.value)

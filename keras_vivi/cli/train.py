@@ -13,20 +13,18 @@ shapes; only train.steps and data.path may change) is refused.
 
 from absl import app
 from absl import flags
-import tensorflow as tf
 import yaml
 
 from keras_vivi.cli import errors
 from keras_vivi import configs
-from keras_vivi.data import pipeline
-from keras_vivi.training import trainer
+from keras_vivi import files
 
 _EXPERIMENT = flags.DEFINE_enum("experiment", None, configs.list_experiments(),
                                 "Named experiment (a row of the paper's tables).", required=True)
 _DATA = flags.DEFINE_string("data", None, "Directory of prepared records (vivi-prepare --output).")
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints, config.json and TensorBoard logs.",
                                  required=True)
-_STRATEGY = flags.DEFINE_enum("strategy", "default", trainer.STRATEGIES,
+_STRATEGY = flags.DEFINE_enum("strategy", "default", configs.STRATEGIES,
                               "tf.distribute strategy; multi_worker reads TF_CONFIG.")
 _TPU = flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
 _OVERRIDE = flags.DEFINE_multi_string("override", [], "section.field=value, e.g. train.steps=300.")
@@ -51,13 +49,16 @@ _STEPS_PER_EXECUTION = flags.DEFINE_integer(
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  import tensorflow as tf
+  from keras_vivi.data import pipeline
+  from keras_vivi.training import trainer
   overrides = list(_OVERRIDE.value)
   if _DIAGNOSTIC_EVERY.value is not None:
     overrides.append(f"diagnostic.every_epochs={_DIAGNOSTIC_EVERY.value}")
   if _STEPS_PER_EXECUTION.value is not None:
     overrides.append(f"train.steps_per_execution={_STEPS_PER_EXECUTION.value}")
   for path in _CONFIG_FILE.value:
-    if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
+    if not files.filesystem().exists(path) or files.filesystem().isdir(path):
       raise app.UsageError(f"--config_file={path} is not a file: give a YAML file of "
                            "{section: {field: value}}.")
   try:

@@ -15,9 +15,9 @@ from absl import app
 from absl import flags
 
 from keras_vivi.cli import errors
-from keras_vivi.evaluation import vtab
+from keras_vivi.evaluation import vtab_config
 
-_DEFAULT = vtab.VtabConfig()
+_DEFAULT = vtab_config.VtabConfig()
 
 _HUB = flags.DEFINE_string("hub", None, "Hub module: SavedModel directory (vivi-export), TF-Hub "
                            "handle, archive or zoo preset name; obj(images [B,H,W,3] in [0,1], "
@@ -48,12 +48,13 @@ errors.positive_finite(_STEPS_SCALE)
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  from keras_vivi.evaluation import vtab
   try:
     names = vtab.resolve_tasks(_TASKS.value)
     sweep = vtab.parse_sweep(_SWEEP.value) if _SWEEP.value else _DEFAULT.sweep
   except ValueError as error:
     raise app.UsageError(str(error)) from None
-  config = vtab.VtabConfig(sweep=sweep, steps_scale=_STEPS_SCALE.value, batch_size=_BATCH.value,
+  config = vtab_config.VtabConfig(sweep=sweep, steps_scale=_STEPS_SCALE.value, batch_size=_BATCH.value,
                            eval_batch_size=_EVAL_BATCH.value, image_size=_IMAGE_SIZE.value,
                            seed=_SEED.value)
   results = vtab.run_vtab(_HUB.value, names, _OUTPUT.value, config, data_dir=_DATA_DIR.value,

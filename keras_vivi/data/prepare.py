@@ -53,7 +53,7 @@ class PrepareConfig:
   videos_per_shard: int = 16
   workers: int = 1                     # processes decoding and detecting in parallel
   shot: shots_lib.ShotConfig = shots_lib.ShotConfig()
-  min_video_side: int = 16             # videos smaller than this (1×1 placeholders) are skipped
+  min_video_side: int = video_lib.MIN_VIDEO_SIDE
   # How the job runs, not what it writes (left out of the plan):
   threads: Optional[int] = None        # detector (TFLite, TF) threads per worker; None: cores / workers
   time_limit: Optional[float] = 1800.0  # seconds of decoding one video may take, then it is skipped

@@ -19,6 +19,9 @@ import numpy as np
 
 PathLike = Union[str, os.PathLike]
 
+# Videos whose shorter side has fewer pixels (1×1 placeholders) are skipped by `prepare`.
+MIN_VIDEO_SIDE = 16
+
 # 8-bit planar YUV layouts whose planes can be subsampled in place (no swscale call).
 _PLANAR_YUV8 = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
                           "yuv440p", "yuvj440p", "yuv411p", "yuv410p"})

@@ -9,7 +9,6 @@ then mostly the same object a frame later).
 """
 
 import dataclasses
-import typing
 
 import numpy as np
 import tensorflow as tf
@@ -20,7 +19,7 @@ from keras_vivi.data import pipeline
 from keras_vivi.data import records as records_lib
 from keras_vivi.data import schema
 
-FRAME_SOURCES = typing.get_args(configs.DiagnosticConfig.__dataclass_fields__["frames"].type)
+FRAME_SOURCES = configs.FRAME_SOURCES
 TRAINING_SAMPLER, EVERY_STORED_FRAME = FRAME_SOURCES
 
 

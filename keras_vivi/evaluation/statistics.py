@@ -8,13 +8,13 @@
   fig = plot_relative_increase(rows, "relative_increase.png")  # Figure 4 (also written)
 
 Everything is NumPy / SciPy on host values; TensorFlow is imported only to write the figure.
+SciPy is imported where used: its constants (`CORRECTIONS`) are `vivi-compare --help`'s.
 """
 
 import dataclasses
 import math
 
 import numpy as np
-from scipy import stats
 
 # The colours of the VTAB groups in every plot (here and `vtab`'s results.png): Figure 4's blue
 # Natural, orange Specialized, green Structured (matplotlib's C0, C1, C2); gray for the rest.
@@ -71,6 +71,7 @@ def welch_t_test(a, b):
     if diff == 0.0:
       return 0.0, dof, 1.0
     return math.copysign(math.inf, diff), dof, 0.0
+  from scipy import stats
   result = stats.ttest_ind(a, b, equal_var=False)
   return float(result.statistic), float(result.df), float(result.pvalue)
 
@@ -98,6 +99,7 @@ def bootstrap_ci(values, confidence=0.95, num_resamples=10000, seed=0):
     raise ValueError(f"num_resamples must be positive, got {num_resamples}.")
   if x.size == 1:
     return float(x[0]), float(x[0])
+  from scipy import stats
   interval = stats.bootstrap((x,), np.mean, n_resamples=num_resamples,
                              batch=max(1, 2 ** 22 // x.size), confidence_level=confidence,
                              method="percentile", rng=np.random.default_rng(seed)
@@ -191,6 +193,7 @@ def adjust_p_values(p_values, method="bh"):
   p_values = [float(p) for p in p_values]
   if method == "none" or not p_values:
     return p_values
+  from scipy import stats
   return [float(q) for q in stats.false_discovery_control(p_values, method=method)]
 
 
@@ -213,6 +216,7 @@ def fisher_exact(hits_a, total_a, hits_b, total_b):
     raise ValueError("fisher_exact needs integer counts with 0 <= hits <= total, got "
                      f"hits_a={hits_a}, total_a={total_a}, hits_b={hits_b}, total_b={total_b}.")
   hits_a, total_a, hits_b, total_b = map(int, counts)
+  from scipy import stats
   result = stats.fisher_exact([[hits_a, total_a - hits_a], [hits_b, total_b - hits_b]])
   return float(result.statistic), float(result.pvalue)
 

@@ -23,7 +23,7 @@ from keras_vivi.training import checkpoints as checkpoints_lib
 from keras_vivi.training.optimization import build_optimizer
 from keras_vivi.training.vivi_model import VIVIModel
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+STRATEGIES = configs.STRATEGIES
 HISTORY_FILE = "history.csv"    # one row of metrics per epoch, in model_dir
 DIAGNOSTIC_FILE = "object_diagnostic.jsonl"  # the object diagnostic from step 0 on
 INITIAL_LOSSES_FILE = "initial_losses.json"  # each loss term at the first step, and its weight
