@@ -9,10 +9,11 @@ import platform
 import re
 import sys
 
-from benchmarks import hub_layer, pipeline, prepare, scale_memory, train_step, triplet
+from benchmarks import cli_help, hub_layer, pipeline, prepare, scale_memory, train_step, triplet
 
 BENCHMARKS = {"triplet": triplet, "prepare": prepare, "pipeline": pipeline,
-              "train_step": train_step, "hub_layer": hub_layer, "memory": scale_memory}
+              "train_step": train_step, "hub_layer": hub_layer, "memory": scale_memory,
+              "cli_help": cli_help}
 RESULTS = os.path.join(os.path.dirname(__file__), "RESULTS.md")
 HEADER = ("# Benchmark results\n\nWritten by `make bench` (`python -m benchmarks.run`). Ratios are "
           "measured side by side in one run on a shared, noisy machine; absolute times vary.\n")
