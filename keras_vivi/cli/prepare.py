@@ -36,8 +36,8 @@ _SCORE = flags.DEFINE_float("score_threshold", 0.05, "Detections below this scor
 _MAX_OBJECTS = flags.DEFINE_integer("max_objects", 5, "At most this many objects per frame.",
                                     lower_bound=1)
 _MIN_SIDE = flags.DEFINE_integer(
-    "min_video_side", video.MIN_VIDEO_SIDE, "Videos whose shorter side has "
-    "fewer pixels are skipped and listed (1×1 placeholders); 1 accepts every size.",
+    "min_video_side", video.MIN_VIDEO_SIDE, "Videos whose shorter side has fewer pixels are "
+    "skipped and listed (1×1 placeholders); 1 accepts every size.",
     lower_bound=1)
 _PER_SHARD = flags.DEFINE_integer("videos_per_shard", 16, "Videos per TFRecord shard.",
                                   lower_bound=1)

@@ -84,7 +84,7 @@ def main(argv):
     names = robustness_data.resolve_datasets(_DATASETS.value)
     folders = _folders(_FOLDERS.value)
     if _HUB.value:
-      recipe = robustness_config.ImageNetRecipe(
+      recipe = classifier_lib.ImageNetRecipe(
           mode=_MODE.value, steps=_STEPS.value, batch_size=_BATCH.value,
           learning_rate=_LR.value, decay_every=_DECAY.value, warmup_steps=_WARMUP.value,
           image_size=_IMAGE_SIZE.value)

@@ -54,7 +54,7 @@ def main(argv):
     sweep = vtab.parse_sweep(_SWEEP.value) if _SWEEP.value else _DEFAULT.sweep
   except ValueError as error:
     raise app.UsageError(str(error)) from None
-  config = vtab_config.VtabConfig(sweep=sweep, steps_scale=_STEPS_SCALE.value, batch_size=_BATCH.value,
+  config = vtab.VtabConfig(sweep=sweep, steps_scale=_STEPS_SCALE.value, batch_size=_BATCH.value,
                            eval_batch_size=_EVAL_BATCH.value, image_size=_IMAGE_SIZE.value,
                            seed=_SEED.value)
   results = vtab.run_vtab(_HUB.value, names, _OUTPUT.value, config, data_dir=_DATA_DIR.value,
