@@ -7,6 +7,7 @@ Nor TensorFlow: its names import it on first use (PEP 562), so `vivi-export --he
 """
 
 import importlib
+import importlib.util
 
 _NAMES = {
     "backbone_from_checkpoint": "hub_export.checkpoint",
@@ -25,6 +26,8 @@ __all__ = ["backbone_from_checkpoint", "find_checkpoint", "restore_backbone", "e
 def __getattr__(name):
   if name in _NAMES:
     return getattr(importlib.import_module(_NAMES[name]), name)
+  if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # `package.submodule`
+    return importlib.import_module(f"{__name__}.{name}")
   raise AttributeError(f"module 'hub_export' has no attribute {name!r}")
 
 

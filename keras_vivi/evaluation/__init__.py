@@ -5,6 +5,7 @@ Its names import TensorFlow on first use (PEP 562), so the light modules (`stati
 """
 
 import importlib
+import importlib.util
 
 _NAMES = {
     "diagnose_records": "keras_vivi.evaluation.object_diagnostic",
@@ -21,6 +22,8 @@ __all__ = ["diagnose_records", "nearest_neighbour_same_class", "object_groups", 
 def __getattr__(name):
   if name in _NAMES:
     return getattr(importlib.import_module(_NAMES[name]), name)
+  if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # `package.submodule`
+    return importlib.import_module(f"{__name__}.{name}")
   raise AttributeError(f"module 'keras_vivi.evaluation' has no attribute {name!r}")
 
 

@@ -127,6 +127,7 @@ def test_package_names_load_on_first_use():
   from keras_vivi import evaluation
   from keras_vivi.evaluation import object_diagnostic
   assert hub_export.read_metadata is exporter.read_metadata
+  assert hub_export.exporter is exporter  # a submodule, imported on first use too
   assert evaluation.diagnose_records is object_diagnostic.diagnose_records
   assert set(hub_export.__all__) <= set(dir(hub_export))
   assert set(evaluation.__all__) <= set(dir(evaluation))
