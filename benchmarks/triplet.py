@@ -15,7 +15,7 @@ from keras_vivi.losses.triplet import DEFAULT_BLOCK_SIZE
 TITLE = "Semi-hard triplet loss (forward + backward, D = 128, 8 items per label; skewed labels)"
 RATIO_SIZES = (256, 512, 1024)
 SCALING_SIZES = (2048, 4096, 8192, 16384)
-# Blockwise only: all anchors in one block would need ~40 GB at 32,768 (issue 13).
+# Blockwise only: all anchors in one block would need ~40 GB at 32,768.
 LARGE_SIZES = (32768, 81920)
 DIM = 128
 
@@ -156,7 +156,7 @@ def run(quick=False):
   previous = None
   for n in scaling_sizes + large_sizes:
     if n in large_sizes:
-      one = {"error": "not run (O(N²): ~40 GB at 32,768 before blocking, issue 13)"}
+      one = {"error": "not run (one block of all N anchors: O(N²), ~40 GB at 32,768)"}
     else:  # ~75·N² bytes (4.7 GB at N = 8192)
       one = _run_if_free("one_block", n, 3 if n <= 4096 else 1, 75 * n ** 2)
     ours = _run("blockwise", n, 0 if n in large_sizes else 3 if n <= 4096 else 1)

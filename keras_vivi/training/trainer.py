@@ -161,8 +161,8 @@ def with_label_space(config) -> configs.ExperimentConfig:
   if l.object or l.box_classifier or l.detector_crops:
     from keras_vivi.detector import loader
     if space != loader.PAPER_LABEL_SPACE:
-      logging.warning("Object labels come from %s; the paper's experiments used %s (see the "
-                      "README, 'Reproducing the paper').", space, config.data.paper_detector)
+      logging.warning("Object labels come from %s; the paper's experiments used %s (see "
+                      "docs/reproducing.md).", space, config.data.paper_detector)
     else:
       logging.info("Object labels come from %s.", space)
   return dataclasses.replace(config, data=dataclasses.replace(config.data, label_space=space))
