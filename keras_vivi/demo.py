@@ -185,13 +185,17 @@ def plot_training(runs, steps_per_epoch, path):
   return files.save_figure(fig, path, dpi=90)
 
 
-def plot_bars(values, title, ylabel, path):
-  """One bar per model: `values` is `{name: fraction}`; returns the `Figure` written to `path`."""
+def plot_bars(values, title, ylabel, path, chance=None):
+  """One bar per model, each a single run: `values` is `{name: fraction}`, `chance` the chance
+  level (a fraction) when one is defined; returns the `Figure` written to `path`."""
   fig, ax = plotting.subplots(figsize=(1.6 * len(values) + 2, 3.2))
   names = list(values)
   bars = ax.bar(names, [values[n] for n in names], color="tab:blue")
-  ax.bar_label(bars, labels=[f"{100 * values[n]:.1f}%" for n in names])
-  ax.set_ylim(0, 1)
+  plotting.label_bars(ax, bars, [f"{100 * values[n]:.1f}%" for n in names], fontsize=9)
+  plotting.mark_single_run(bars)
+  plotting.chance_lines(ax, bars, [chance] * len(bars))
+  plotting.legend(ax, [plotting.single_run_handle()], fontsize=7, loc="upper right")
+  ax.set_ylim(0, 1.15)
   ax.set_ylabel(ylabel)
   ax.set_title(title)
   fig.tight_layout()
@@ -243,9 +247,11 @@ def _write_figures(demo, runs, vtab_results):
       files.write_atomically(os.path.join(out, png), f.read())
   plot_training(runs, demo.steps_per_epoch, os.path.join(out, "training.png"))
   task = demo.vtab_tasks[0]
-  plot_bars({n: r["tasks"][task]["test_accuracy"] for n, r in vtab_results.items()
-             if task in r["tasks"]},
-            f"Fine-tuned test accuracy on {task}", "accuracy", os.path.join(out, "vtab.png"))
+  from keras_vivi.evaluation import vtab
+  entries = {n: r["tasks"][task] for n, r in vtab_results.items() if task in r["tasks"]}
+  plot_bars({n: e["test_accuracy"] for n, e in entries.items()},
+            f"Fine-tuned test accuracy on {task}", "accuracy", os.path.join(out, "vtab.png"),
+            chance=vtab.chance_level(task, next(iter(entries.values()), None)))
 
 
 def write_report(demo, manifest, runs, diagnostic, vtab_results, seconds):

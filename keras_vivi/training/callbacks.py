@@ -47,6 +47,24 @@ class CheckpointCallback(tf_keras.callbacks.Callback):
     self.manager.save(checkpoint_number=self.model.optimizer.iterations)
 
 
+class CompactProgbarLogger(tf_keras.callbacks.ProgbarLogger):
+  """Keras' progress bar showing only the logs named in `shown` (the other logs still reach
+  every other callback: history.csv, TensorBoard)."""
+
+  def __init__(self, shown):
+    super().__init__(count_mode="steps")
+    self.shown = tuple(shown)
+
+  def short(self, logs) -> dict:
+    return {k: v for k, v in (logs or {}).items() if k in self.shown}
+
+  def _batch_update_progbar(self, batch, logs=None):
+    super()._batch_update_progbar(batch, self.short(logs))
+
+  def _finalize_progbar(self, logs, counter):
+    super()._finalize_progbar(self.short(logs), counter)
+
+
 class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
   """Table 2's diagnostic on the prepared records, by the paper's protocol.
 
