@@ -158,6 +158,19 @@ def frames_text(result):
   return f"{result['frames']}: every stored frame of each video"
 
 
+def chance_text(result):
+  """Chance and the majority class's share, in words."""
+  c = result["chance"]
+  parts = [f"{label}: {100 * c[figure]['fraction']:.1f} %" for figure, label in
+           (("all", "all neighbours"), ("other_shots", "other shots only"))
+           if c[figure]["fraction"] is not None]
+  text = "Chance (a random neighbour of the batch): " + ("; ".join(parts) or "–")
+  if c["all"]["majority_share"] is not None:
+    text += (f". Majority class {c['all']['majority_class']}: "
+             f"{100 * c['all']['majority_share']:.1f} % of the objects")
+  return text + "."
+
+
 def mark(test) -> str:
   """▲ / ▼ when `test` is significant (higher / lower than its reference), else ''."""
   return MARKS[test["direction"]] if test and test.get("direction") else ""

@@ -125,29 +125,21 @@ def test_keep_checkpoints_keeps_the_newest_ones_and_a_restart_resumes(tmp_path):
                         "train.keep_checkpoints=2")
   trainer.train(config, str(run), steps_per_epoch=1, dataset_fn=batches(config), verbose=0)
   assert checkpoint_steps(run) == [3, 4]
-  # The newest is damaged: the restart falls back to the one before and keeps 2 again.
+  # The newest is damaged: the restart falls back to the one before, trains step 4 again, and
+  # (keep_checkpoints=None) keeps every checkpoint from then on.
   for name in os.listdir(run):
     if name.startswith("ckpt-4.data"):
       os.remove(run / name)
-  longer = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=6))
+  longer = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=6,
+                                                                 keep_checkpoints=None))
   _, history = trainer.train(longer, str(run), steps_per_epoch=1, dataset_fn=batches(longer),
                              verbose=0)
   assert history.epoch == [3, 4, 5]
-  assert checkpoint_steps(run) == [5, 6]
+  assert checkpoint_steps(run) == [3, 4, 5, 6]
+  assert committed(str(run)) == 6
 
 
 @pytest.mark.parametrize("value", [0, 1, -3])
 def test_keep_checkpoints_below_two_is_refused(value):
   with pytest.raises(ValueError, match=rf"keep_checkpoints must be >= 2.*got {value}"):
     small_config("vivi_objects", f"train.keep_checkpoints={value}")
-
-
-def test_keep_checkpoints_none_keeps_every_checkpoint(tmp_path):
-  run = tmp_path / "run"
-  train(run, 4)
-  assert checkpoint_steps(run) == [2, 3, 4]  # the default, 3
-  config = small_config("vivi_objects", "train.steps=5", "train.decay_steps=")
-  config = dataclasses.replace(config, train=dataclasses.replace(config.train,
-                                                                 keep_checkpoints=None))
-  trainer.train(config, str(run), steps_per_epoch=1, dataset_fn=batches(config), verbose=0)
-  assert checkpoint_steps(run) == [2, 3, 4, 5]
