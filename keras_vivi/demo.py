@@ -125,7 +125,9 @@ def diagnostic_stage(exports, records, image_size, output_dir):
   if files.filesystem().exists(path):
     with files.filesystem().GFile(path) as f:
       cached = json.load(f)
-    if list(cached["models"]) == names and cached.get("frames") == object_diagnostic.TRAINING_SAMPLER:
+    # A result without the chance baseline cannot fill the report: computed again.
+    if (list(cached["models"]) == names and "chance" in cached
+        and cached.get("frames") == object_diagnostic.TRAINING_SAMPLER):
       print(f"Reusing {path}.")
       return cached
   result = object_comparison.diagnose([exports[n] for n in names], records, image_size,
@@ -279,7 +281,7 @@ these numbers show the machinery working, not the paper's results.
 {demo.fps:g} Hz inside shots, {counts['objects']} objects (score ≥ 0.05, at most 5 per frame);
 skipped files: {counts['skipped']}. Most detected: {top}.
 
-![sampled frames with boxes and shot cuts](contact_sheet.png)
+![the middle frame of every shot, with its boxes](contact_sheet.png)
 
 ![detected classes](class_histogram.png)
 
@@ -295,7 +297,8 @@ object diagnostic (neighbours in other shots) from before training to the end.
 Every stored object of the records, backbone features at the box centre (block 4), cosine
 nearest neighbour; "other shots" only looks for neighbours in other shots (within a shot the
 neighbour is mostly the same object a frame later). p: Fisher's exact test against
-`{diagnostic['baseline']}`; † p < {diagnostic['alpha']} (the paper's level).
+`{diagnostic['baseline']}`, and a test against chance (a random neighbour of the batch);
+▲ / ▼ significantly higher / lower at p < {diagnostic['alpha']} (the paper's level).
 
 | model{diag_table}
 ![object diagnostic](diagnostic/diagnostic.png)
