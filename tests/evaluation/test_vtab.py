@@ -213,8 +213,8 @@ def test_protocol_end_to_end_on_digits(small_export, tmp_path, monkeypatch):
   assert stored["config"]["sweep"][0] == {"learning_rate": 0.01, "steps": 200,
                                           "decay_every": 150}
   assert stored["config"]["image_size"] == 32 and stored["config"]["batch_size"] == 32
-  assert set(stored["tasks"]["digits"]) == {"group", "num_classes", "test_accuracy", "selected",
-                                                  "sweep", "seed"}
+  assert set(stored["tasks"]["digits"]) == {"group", "num_classes", "test_accuracy",
+                                            "selected", "sweep", "seed"}
   assert stored["tasks"]["digits"]["seed"] == 0
   assert [p["seed"] for p in stored["tasks"]["digits"]["sweep"]] == [0, 0]
   assert stored["tasks"] == results["tasks"]
