@@ -58,11 +58,11 @@ class CompactProgbarLogger(tf_keras.callbacks.ProgbarLogger):
   def short(self, logs) -> dict:
     return {k: v for k, v in (logs or {}).items() if k in self.shown}
 
-  def _batch_update_progbar(self, batch, logs=None):
-    super()._batch_update_progbar(batch, self.short(logs))
+  def on_train_batch_end(self, batch, logs=None):
+    super().on_train_batch_end(batch, self.short(logs))
 
-  def _finalize_progbar(self, logs, counter):
-    super()._finalize_progbar(self.short(logs), counter)
+  def on_epoch_end(self, epoch, logs=None):
+    super().on_epoch_end(epoch, self.short(logs))
 
 
 class ObjectNeighbourCallback(tf_keras.callbacks.Callback):

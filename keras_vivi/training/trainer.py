@@ -300,7 +300,9 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
   initial_epoch = step // steps_per_epoch
   epochs = math.ceil(config.train.steps / steps_per_epoch)
   data = tf_keras.utils.experimental.DatasetCreator(dataset_fn or make_dataset_fn(config, step))
-  all_callbacks = [callbacks_lib.CompactProgbarLogger(PROGRESS_LOGS)] + list(callbacks)
+  all_callbacks = list(callbacks)
+  if not any(isinstance(c, tf_keras.callbacks.ProgbarLogger) for c in all_callbacks):
+    all_callbacks.insert(0, callbacks_lib.CompactProgbarLogger(PROGRESS_LOGS))
   if chief:
     log_dir = os.path.join(model_dir, "logs")
     if config.data.path and not config.data.inline_detection:
