@@ -112,6 +112,8 @@ _TRAIN_RULES = {
     "steps": _POSITIVE, "steps_per_execution": _POSITIVE, "base_learning_rate": _range(0, math.inf, low_open=True),
     "base_batch_size": _POSITIVE, "decay_factor": _range(0, 1, low_open=True),
     "momentum": _range(0, 1, high_open=True), "weight_decay": _NON_NEGATIVE,
+    "keep_checkpoints": (lambda v: v >= 2, ">= 2 (the one before the newest is the fallback when "
+                         "the newest is damaged) or None to keep every checkpoint"),
     "decay_steps": (lambda v: all(isinstance(s, int) and s >= 0 for s in v) and
                     list(v) == sorted(v), "increasing step numbers (ints >= 0)")}
 
@@ -236,6 +238,10 @@ class TrainConfig:
                                                   "mixed_bfloat16"]] = None
   jit_compile: bool = False      # XLA, as TPUs compile; slower for ResNet training on CPU
   steps_per_execution: int = 1   # train steps per call of the compiled function (TPU host loop)
+  # The newest checkpoints kept in model_dir (older ones the run wrote are deleted once a newer
+  # one is committed); at least 2, so a damaged newest one falls back to the one before; None
+  # keeps all.
+  keep_checkpoints: typing.Optional[int] = 3
 
   def __post_init__(self):
     _validate(self, _TRAIN_RULES)
@@ -291,7 +297,8 @@ def save_run_config(config, model_dir):
 _BEFORE_FIELD_EXISTED = {("loss", "shot_normalization"): "per_query",
                          ("train", "weight_decay_type"): "decoupled",
                          ("data", "color_policy"): "simclr",
-                         ("loss", "cross_entropy_normalization"): "none"}
+                         ("loss", "cross_entropy_normalization"): "none",
+                         ("train", "keep_checkpoints"): 3}
 
 
 def load_run_config(model_dir):

@@ -124,7 +124,9 @@ def diagnostic_stage(exports, records, image_size, output_dir):
   if files.filesystem().exists(path):
     with files.filesystem().GFile(path) as f:
       cached = json.load(f)
-    if list(cached["models"]) == names and cached.get("frames") == object_diagnostic.TRAINING_SAMPLER:
+    # A result without the chance baseline cannot fill the report: computed again.
+    if (list(cached["models"]) == names and "chance" in cached
+        and cached.get("frames") == object_diagnostic.TRAINING_SAMPLER):
       print(f"Reusing {path}.")
       return cached
   result = object_comparison.diagnose([exports[n] for n in names], records, image_size,
@@ -185,14 +187,18 @@ def plot_training(runs, steps_per_epoch, path):
   return files.save_figure(fig, path, dpi=90)
 
 
-def plot_bars(values, title, ylabel, path):
-  """One bar per model: `values` is `{name: fraction}`; returns the `Figure` written to `path`."""
+def plot_bars(values, title, ylabel, path, chance=None):
+  """One bar per model, each a single run: `values` is `{name: fraction}`, `chance` the chance
+  level (a fraction) when one is defined; returns the `Figure` written to `path`."""
   from keras_vivi import plotting
   fig, ax = plotting.subplots(figsize=(1.6 * len(values) + 2, 3.2))
   names = list(values)
   bars = ax.bar(names, [values[n] for n in names], color="tab:blue")
-  ax.bar_label(bars, labels=[f"{100 * values[n]:.1f}%" for n in names])
-  ax.set_ylim(0, 1)
+  plotting.label_bars(ax, bars, [f"{100 * values[n]:.1f}%" for n in names], fontsize=9)
+  plotting.mark_single_run(bars)
+  plotting.chance_lines(ax, bars, [chance] * len(bars))
+  plotting.legend(ax, [plotting.single_run_handle()], fontsize=7, loc="upper right")
+  ax.set_ylim(0, 1.15)
   ax.set_ylabel(ylabel)
   ax.set_title(title)
   fig.tight_layout()
@@ -244,9 +250,11 @@ def _write_figures(demo, runs, vtab_results):
       files.write_atomically(os.path.join(out, png), f.read())
   plot_training(runs, demo.steps_per_epoch, os.path.join(out, "training.png"))
   task = demo.vtab_tasks[0]
-  plot_bars({n: r["tasks"][task]["test_accuracy"] for n, r in vtab_results.items()
-             if task in r["tasks"]},
-            f"Fine-tuned test accuracy on {task}", "accuracy", os.path.join(out, "vtab.png"))
+  from keras_vivi.evaluation import vtab
+  entries = {n: r["tasks"][task] for n, r in vtab_results.items() if task in r["tasks"]}
+  plot_bars({n: e["test_accuracy"] for n, e in entries.items()},
+            f"Fine-tuned test accuracy on {task}", "accuracy", os.path.join(out, "vtab.png"),
+            chance=vtab.chance_level(task, next(iter(entries.values()), None)))
 
 
 def write_report(demo, manifest, runs, diagnostic, vtab_results, seconds):
@@ -274,7 +282,7 @@ these numbers show the machinery working, not the paper's results.
 {demo.fps:g} Hz inside shots, {counts['objects']} objects (score ≥ 0.05, at most 5 per frame);
 skipped files: {counts['skipped']}. Most detected: {top}.
 
-![sampled frames with boxes and shot cuts](contact_sheet.png)
+![the middle frame of every shot, with its boxes](contact_sheet.png)
 
 ![detected classes](class_histogram.png)
 
@@ -290,7 +298,8 @@ object diagnostic (neighbours in other shots) from before training to the end.
 Every stored object of the records, backbone features at the box centre (block 4), cosine
 nearest neighbour; "other shots" only looks for neighbours in other shots (within a shot the
 neighbour is mostly the same object a frame later). p: Fisher's exact test against
-`{diagnostic['baseline']}`; † p < {diagnostic['alpha']} (the paper's level).
+`{diagnostic['baseline']}`, and a test against chance (a random neighbour of the batch);
+▲ / ▼ significantly higher / lower at p < {diagnostic['alpha']} (the paper's level).
 
 | model{diag_table}
 ![object diagnostic](diagnostic/diagnostic.png)

@@ -40,3 +40,15 @@ def test_demo_refuses_an_output_made_with_other_settings(tmp_path):
   demo._check_reusable(demo.DemoConfig(output=out, steps=5))  # same settings: reused
   with pytest.raises(ValueError, match=r"other settings \(steps: 5 → 6\)"):
     demo._check_reusable(demo.DemoConfig(output=out, steps=6))
+
+
+def test_report_bars_carry_values_chance_and_the_single_run_marker(tmp_path):
+  fig = demo.plot_bars({"vivi": 0.25, "ours": 0.5}, "t", "accuracy", str(tmp_path / "b.png"),
+                       chance=0.1)
+  (ax,) = fig.axes
+  assert [t.get_text() for t in ax.texts] == ["25.0%", "50.0%"]
+  (chance,) = ax.collections
+  assert [float(seg[0][1]) for seg in chance.get_segments()] == [0.1, 0.1]
+  assert [bar.get_hatch() for bar in ax.patches] == ["//", "//"]
+  assert [t.get_text() for t in ax.get_legend().get_texts()] == ["chance",
+                                                                 "single run, no error bar"]

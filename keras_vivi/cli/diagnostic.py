@@ -81,9 +81,12 @@ def main(argv):
     print(f"{name}: {100 * m['all']['fraction']:.1f} % of {m['all']['queries']} objects "
           f"(other shots only: {100 * m['other_shots']['fraction']:.1f} % of "
           f"{m['other_shots']['queries']})")
+  print(object_comparison.chance_text(result))
   for name, test in result["tests"].items():
-    print(f"{name} vs {result['baseline']}: Fisher p = {test['all']['p']:.3g} "
-          f"(other shots only: {test['other_shots']['p']:.3g})")
+    said = {f: f"{test[f]['p']:.3g}" + (f", {test[f]['direction']}" if test[f]["direction"]
+                                         else "") for f in ("all", "other_shots")}
+    print(f"{name} vs {result['baseline']}: Fisher p = {said['all']} (other shots only: "
+          f"{said['other_shots']})")
   print(f"Wrote {os.path.join(_OUTPUT.value, 'diagnostic.md')}")
 
 

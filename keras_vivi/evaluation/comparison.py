@@ -294,5 +294,7 @@ def write(comparison, output):
           for task, c in comparison["tasks"].items()]
   title = (f"{comparison['benchmark']} accuracy of {b} relative to {a}\n"
            f"(* Welch p < {comparison['alpha']}; correction: {comparison['correction_name']})")
+  single_run = min(len(comparison["runs"]["a"]), len(comparison["runs"]["b"])) == 1
   return statistics.plot_relative_increase(
-      rows, os.path.join(output, "relative_increase.png"), title=title, label_a=a, label_b=b)
+      rows, os.path.join(output, "relative_increase.png"), title=title, label_a=a, label_b=b,
+      single_run=single_run)

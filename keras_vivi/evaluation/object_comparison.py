@@ -11,7 +11,8 @@ frames are those the training sampler takes (K shots × F frames, un-augmented) 
 `frames="every_stored_frame"`, all of its stored frames (`object_diagnostic`). Reported
 over all other objects and over objects of other shots only (on few, densely sampled videos the
 nearest neighbour is otherwise mostly the same object a frame later). Each later export is
-compared with the first by Fisher's exact test (the paper: p < 0.001).
+compared with the first by Fisher's exact test (the paper: p < 0.001), and every export with
+chance: a random neighbour of the same batch (`object_diagnostic.chance_counts`).
 """
 
 import math
@@ -26,6 +27,30 @@ from keras_vivi.evaluation import statistics
 
 FIGURES = (("all", "nearest neighbour among all other objects"),
            ("other_shots", "nearest neighbour among objects of other shots"))
+# Significantly higher / lower than the reference (the baseline model, or chance).
+MARKS = {"higher": "▲", "lower": "▼"}
+
+
+def chance_test(hits, queries, chance, alpha):
+  """Two-sided test of `hits` of `queries` against a random neighbour (`chance`: the
+  `diagnose_records` entry): a normal approximation of the number of hits under chance,
+  mean Σp_i and variance Σp_i(1 − p_i).
+
+  Returns:
+    `{z, p, significant, direction}`; direction "higher", "lower" or None when not significant.
+  """
+  if not queries or chance["fraction"] is None:
+    return {"z": None, "p": 1.0, "significant": False, "direction": None}
+  expected = chance["fraction"] * queries
+  if chance["variance"] <= 0:   # every query's outcome is certain under chance
+    p = 1.0 if hits == round(expected) else 0.0
+    z = None
+  else:
+    z = (hits - expected) / math.sqrt(chance["variance"])
+    p = math.erfc(abs(z) / math.sqrt(2))
+  significant = p < alpha
+  return {"z": z, "p": p, "significant": significant,
+          "direction": ("higher" if hits > expected else "lower") if significant else None}
 
 
 def hub_feature_fn(name_or_handle):
@@ -59,8 +84,11 @@ def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects
     frames, sampler: which frames of a video count, as in `object_diagnostic.object_groups`.
 
   Returns:
-    A JSON-ready dict: `models[name] = {hub, objects, FIGURE: {fraction, hits, queries}}` and
-    `tests[name] = {FIGURE: {odds_ratio, p, significant}}` against the first model.
+    A JSON-ready dict: `models[name] = {hub, objects, FIGURE: {fraction, hits, queries}}`,
+    `tests[name] = {FIGURE: {odds_ratio, p, significant, direction}}` against the first model
+    (direction "higher"/"lower" than it when significant, else None), `chance[FIGURE] =
+    {fraction, variance, majority_class, majority_share}` (a random neighbour; the same objects
+    for every model) and `chance_tests[name] = {FIGURE: chance_test(…)}`.
   """
   given, hubs = hubs, list(hubs)
   if not hubs:
@@ -75,7 +103,7 @@ def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects
   names = list(names) if names else [os.path.basename(os.path.normpath(h)) or h for h in hubs]
   if len(names) != len(hubs) or len(set(names)) != len(names):
     raise ValueError(f"Need one distinct name per export, got names={names!r} for hubs={hubs!r}.")
-  models = {}
+  models, chance = {}, {}
   for name, hub_path in zip(names, hubs):
     feature_fn = (feature_fns or {}).get(hub_path) or hub_feature_fn(hub_path)
     figures = object_diagnostic.diagnose_records(feature_fn, data, image_size, min_score,
@@ -85,6 +113,7 @@ def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects
       raise ValueError(f"No object of the records at {data!r} has a neighbour to compare with.")
     # Every object with another one in its batch is a query.
     entry = {"hub": hub_path, "objects": int(figures["all"][2])}
+    chance = figures.pop("chance")
     for figure, (fraction, hits, queries) in figures.items():
       entry[figure] = {"fraction": float(fraction), "hits": int(hits), "queries": int(queries)}
     models[name] = entry
@@ -97,14 +126,19 @@ def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects
       a, b = models[base][figure], models[name][figure]
       odds, p = statistics.fisher_exact(a["hits"], a["queries"], b["hits"], b["queries"])
       # JSON has no NaN or infinity.
-      tests[name][figure] = {"odds_ratio": odds if math.isfinite(odds) else None, "p": p,
-                             "significant": p < alpha}
+      tests[name][figure] = {
+          "odds_ratio": odds if math.isfinite(odds) else None, "p": p, "significant": p < alpha,
+          "direction": ("higher" if b["fraction"] > a["fraction"] else "lower")
+                       if p < alpha else None}
+  chance_tests = {name: {figure: chance_test(m[figure]["hits"], m[figure]["queries"],
+                                             chance[figure], alpha) for figure, _ in FIGURES}
+                  for name, m in models.items()}
   return {"data": data, "image_size": image_size, "min_score": min_score,
           "max_objects": max_objects, "alpha": alpha, "videos_per_batch": videos_per_batch,
           "num_batches": num_batches if videos_per_batch else None, "frames": frames,
           "shots_per_video": sampler.shots_per_video if sampled else None,
           "frames_per_shot": sampler.frames_per_shot if sampled else None, "baseline": base,
-          "models": models, "tests": tests}
+          "models": models, "tests": tests, "chance": chance, "chance_tests": chance_tests}
 
 
 def protocol_text(result):
@@ -124,32 +158,81 @@ def frames_text(result):
   return f"{result['frames']}: every stored frame of each video"
 
 
+def chance_text(result):
+  """Chance and the majority class's share, in words."""
+  c = result["chance"]
+  parts = [f"{label}: {100 * c[figure]['fraction']:.1f} %" for figure, label in
+           (("all", "all neighbours"), ("other_shots", "other shots only"))
+           if c[figure]["fraction"] is not None]
+  text = "Chance (a random neighbour of the batch): " + ("; ".join(parts) or "–")
+  if c["all"]["majority_share"] is not None:
+    text += (f". Majority class {c['all']['majority_class']}: "
+             f"{100 * c['all']['majority_share']:.1f} % of the objects")
+  return text + "."
+
+
+def mark(test) -> str:
+  """▲ / ▼ when `test` is significant (higher / lower than its reference), else ''."""
+  return MARKS[test["direction"]] if test and test.get("direction") else ""
+
+
 def to_markdown(result):
-  """`diagnostic.md`: one row per model, fractions in %, Fisher's p against the baseline."""
-  base = result["baseline"]
+  """`diagnostic.md`: one row per model and one for chance, fractions in %, the tests' p and
+  direction, and what each column means."""
+  base, alpha = result["baseline"], result["alpha"]
+  chance = result["chance"]
   lines = ["# Object diagnostic (Table 2)", "",
            f"Fraction of objects whose nearest neighbour has the same detector class, over the "
            f"objects of `{result['data']}` (frames at {result['image_size']}², detections with "
            f"score ≥ {result['min_score']}, ≤ {result['max_objects']} a frame); neighbours "
-           f"{protocol_text(result)}; frames: {frames_text(result)}. p: Fisher's exact test "
-           f"against {base}; "
-           f"† p < {result['alpha']}.", "",
-           "| model | objects | all neighbours | p | other shots only | p |",
-           "|---|---|---|---|---|---|"]
+           f"{protocol_text(result)}; frames: {frames_text(result)}.", "",
+           "| model | objects | all neighbours | p vs chance | p vs " + base +
+           " | other shots only | p vs chance | p vs " + base + " |",
+           "|---|---|---|---|---|---|---|---|"]
   for name, m in result["models"].items():
     cells = []
     for figure, _ in FIGURES:
       f = m[figure]
       test = result["tests"].get(name, {}).get(figure)
-      mark = " †" if test and test["significant"] else ""
-      cells += [f"{100 * f['fraction']:.1f}{mark} ({f['hits']}/{f['queries']})",
-                "–" if test is None else f"{test['p']:.2g}"]
+      against_chance = result["chance_tests"][name][figure]
+      cells += [f"{100 * f['fraction']:.1f} ({f['hits']}/{f['queries']})",
+                f"{against_chance['p']:.2g} {mark(against_chance)}".strip(),
+                "–" if test is None else f"{test['p']:.2g} {mark(test)}".strip()]
     lines.append(f"| {name} | {m['objects']} | " + " | ".join(cells) + " |")
+  chance_cells = []
+  for figure, _ in FIGURES:
+    c = chance[figure]
+    chance_cells += ["–" if c["fraction"] is None else f"{100 * c['fraction']:.1f}", "", ""]
+  lines.append("| chance (random neighbour) | | " + " | ".join(chance_cells) + " |")
+  majority = []
+  for figure, label in FIGURES:
+    c = chance[figure]
+    if c["majority_share"] is not None:
+      majority.append(f"{label}: class {c['majority_class']}, "
+                      f"{100 * c['majority_share']:.1f} % of the objects")
+  lines += ["", "Columns:", "",
+            "- *objects*: objects with at least one other object in their batch (the queries).",
+            "- *all neighbours*: % of objects whose nearest neighbour (cosine) among all other "
+            "objects of their batch has their detector class (hits/queries).",
+            "- *other shots only*: the same with neighbours from other shots only (on densely "
+            "sampled videos the nearest neighbour is otherwise mostly the same object a frame "
+            "later).",
+            "- *chance (random neighbour)*: the expected % if each object's neighbour were a "
+            "random other object of its batch (per batch Σ_c n_c(n_c − 1) / (N(N − 1)) of its "
+            "N objects, n_c of class c; other shots only: among the objects of other shots), "
+            "summed over batches as the hits are. A representation that ignores the image "
+            "scores about this.",
+            f"- *p vs chance*: two-sided test of the hits against chance (normal approximation); "
+            f"*p vs {base}*: Fisher's exact test against the baseline {base}. "
+            f"▲ / ▼: significantly higher / lower (p < {alpha}); no mark: not significant.",
+            "- Majority class (a classifier always answering it would be right this often): "
+            + ("; ".join(majority) or "–") + "."]
   return "\n".join(lines) + "\n"
 
 
 def _plot(result, path):
-  """Writes the bar chart of the fractions to `path`; returns its `Figure`."""
+  """Writes the bar chart of the fractions to `path`; returns its `Figure`: values on the bars
+  (▲ / ▼ against the baseline), chance as a dotted line, hatched bars (one run each)."""
   from keras_vivi import plotting  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
 
@@ -159,17 +242,20 @@ def _plot(result, path):
   for i, (figure, label) in enumerate(FIGURES):
     x = np.arange(len(names)) + (i - (len(FIGURES) - 1) / 2) * width
     values = [100 * result["models"][n][figure]["fraction"] for n in names]
-    ax.bar(x, values, width, label=label)
-    for xi, name, v in zip(x, names, values):
-      test = result["tests"].get(name, {}).get(figure)
-      ax.text(xi, v, f"{v:.1f}" + ("†" if test and test["significant"] else ""), ha="center",
-              va="bottom", fontsize=7)
+    bars = ax.bar(x, values, width, label=label, color=f"C{i}")
+    plotting.mark_single_run(bars)
+    plotting.label_bars(ax, bars, [
+        f"{v:.1f}{mark(result['tests'].get(n, {}).get(figure))}" for n, v in zip(names, values)])
+    level = result["chance"][figure]["fraction"]
+    plotting.chance_lines(ax, bars, [None if level is None else 100 * level] * len(bars),
+                          label=plotting.CHANCE if i == 0 else "_nolegend_")
   ax.set_xticks(np.arange(len(names)))
   ax.set_xticklabels(names, fontsize=8)
   ax.set_ylabel("same-class nearest neighbour [%]")
   ax.set_ylim(0, 110)
-  ax.legend(fontsize=7, loc="upper left")
-  ax.set_title(f"frames: {result['frames']}", fontsize=8)
+  plotting.legend(ax, [plotting.single_run_handle()], fontsize=7, loc="upper left")
+  ax.set_title(f"frames: {result['frames']}; ▲/▼: vs {result['baseline']}, p < "
+               f"{result['alpha']}", fontsize=8)
   fig.tight_layout()
   return files.save_figure(fig, path)
 

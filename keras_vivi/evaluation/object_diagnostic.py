@@ -60,6 +60,40 @@ def nearest_neighbour_same_class(features, labels, mask=None, groups=None, block
   return tf.cast(hits, tf.float32) / tf.cast(tf.maximum(total, 1), tf.float32), hits, total
 
 
+def chance_counts(labels, groups=None):
+  """What a random neighbour would score on one batch: each query's chance that a random other
+  object (of another group, when `groups` is given) has its class.
+
+  Args:
+    labels: `[N]` int class of each object.
+    groups: optional `[N]` int, as in `nearest_neighbour_same_class`.
+
+  Returns:
+    `(expected hits, their variance, {class: queries of that class})` over the queries of
+    `nearest_neighbour_same_class` (objects with at least one allowed neighbour): expected hits
+    Σ_i p_i (without groups Σ_c n_c(n_c − 1)/(N − 1)) and variance Σ_i p_i(1 − p_i).
+  """
+  labels = np.asarray(labels).reshape(-1)
+  _, label_ix, per_class = np.unique(labels, return_inverse=True, return_counts=True)
+  label_ix = label_ix.reshape(-1)
+  if groups is None:
+    allowed = np.full(len(labels), len(labels) - 1)      # every other object
+    same = per_class[label_ix] - 1
+  else:
+    _, group_ix, per_group = np.unique(np.asarray(groups).reshape(-1), return_inverse=True,
+                                       return_counts=True)
+    group_ix = group_ix.reshape(-1)
+    _, pair_ix, per_pair = np.unique(np.stack([group_ix, label_ix]), axis=1,
+                                     return_inverse=True, return_counts=True)
+    allowed = len(labels) - per_group[group_ix]           # objects of other groups
+    same = per_class[label_ix] - per_pair[pair_ix.reshape(-1)]
+  queries = allowed > 0
+  p = same[queries] / allowed[queries]
+  classes, counts = np.unique(labels[queries], return_counts=True)
+  return (float(p.sum()), float((p * (1 - p)).sum()),
+          {int(c): int(n) for c, n in zip(classes, counts)})
+
+
 def record_frames(records, image_size, min_score=0.05, max_objects=5, max_videos=None,
                   reader=None):
   """Every stored frame of prepared records (of the first `max_videos` videos), once.
@@ -254,9 +288,13 @@ def diagnose_records(feature_fn, records, image_size, min_score=0.05, max_object
     no object has a neighbour) with neighbours
     among all other objects of the batch, and among objects of other shots only: on few videos
     sampled densely an object's nearest neighbour is otherwise mostly the same object a frame
-    later, whatever the representation.
+    later, whatever the representation. `"chance"` maps each of the two to what a random
+    neighbour scores on the same objects (`chance_counts`, summed as the hits are): `{fraction:
+    expected hits / queries, variance: of the hits, majority_class, majority_share: the
+    largest class's share of the queries}` (fraction and share None without queries).
   """
   counts = {"all": [0, 0], "other_shots": [0, 0]}
+  chance = {figure: [0.0, 0.0, {}] for figure in counts}
   for features, labels, shots in object_groups(
       feature_fn, records, image_size, min_score, max_objects, batch_size, videos_per_batch,
       num_batches if videos_per_batch else None, frames, sampler):
@@ -265,5 +303,19 @@ def diagnose_records(feature_fn, records, image_size, min_score=0.05, max_object
                                                       block_size=block_size)
       counts[figure][0] += int(hits)
       counts[figure][1] += int(queries)
-  return {figure: (hits / max(queries, 1), hits, queries)
-          for figure, (hits, queries) in counts.items()}
+      expected, variance, classes = chance_counts(labels, groups)
+      chance[figure][0] += expected
+      chance[figure][1] += variance
+      for c, n in classes.items():
+        chance[figure][2][c] = chance[figure][2].get(c, 0) + n
+  figures = {figure: (hits / max(queries, 1), hits, queries)
+             for figure, (hits, queries) in counts.items()}
+  figures["chance"] = {}
+  for figure, (expected, variance, classes) in chance.items():
+    queries = counts[figure][1]
+    majority = max(classes, key=lambda c: (classes[c], -c)) if classes else None
+    figures["chance"][figure] = {
+        "fraction": expected / queries if queries else None, "variance": variance,
+        "majority_class": majority,
+        "majority_share": classes[majority] / queries if queries else None}
+  return figures

@@ -222,8 +222,9 @@ def fisher_exact(hits_a, total_a, hits_b, total_b):
 
 
 def plot_relative_increase(rows, path, title="Relative increase of B over A", label_b="B",
-                           label_a="A"):
-  """Figure 4: a bar per task of B's relative increase over A, stars on significant bars.
+                           label_a="A", single_run=False):
+  """Figure 4: a bar per task of B's relative increase over A, its value written on it (with a
+  star when significant); hatched bars when `single_run` (a side has one run: no error bar).
 
   Args:
     rows: sequence of dicts with 'task', 'group' (natural / specialized / structured / other),
@@ -231,6 +232,7 @@ def plot_relative_increase(rows, path, title="Relative increase of B over A", la
     path: PNG file to write.
     title: figure title.
     label_b, label_a: model names for the axis label.
+    single_run: whether a side has a single run.
 
   Returns:
     The matplotlib `Figure` (also written to `path`).
@@ -245,14 +247,14 @@ def plot_relative_increase(rows, path, title="Relative increase of B over A", la
   colours = [GROUP_COLOURS.get(r["group"], OTHER_COLOUR) for r in rows]
   fig, ax = plotting.subplots(figsize=(max(4.5, 0.45 * len(rows) + 1.5), 3.6))
   x = np.arange(len(rows))
-  ax.bar(x, values, color=colours)
+  bars = ax.bar(x, values, color=colours)
   ax.axhline(0.0, color="black", linewidth=0.8)
   span = max([abs(v) for v in values] + [1e-9])
-  for i, (row, v) in enumerate(zip(rows, values)):
-    if row["significant"]:
-      offset = 0.03 * span
-      ax.text(i, v + offset if v >= 0 else v - offset, "*", ha="center",
-              va="bottom" if v >= 0 else "top", fontsize=12)
+  plotting.label_bars(ax, bars, [
+      ("–" if not np.isfinite(r["relative_increase"]) else f"{v:+.1f}")
+      + ("*" if r["significant"] else "") for r, v in zip(rows, values)])
+  if single_run:
+    plotting.mark_single_run(bars)
   ax.set_xticks(x)
   ax.set_xticklabels([r["task"] for r in rows], rotation=60, ha="right", fontsize=8)
   ax.set_ylabel(f"({label_b} − {label_a}) / {label_a} [%]")
@@ -263,6 +265,8 @@ def plot_relative_increase(rows, path, title="Relative increase of B over A", la
   handles = [patches.Patch(color=GROUP_COLOURS[g], label=g.capitalize()) for g in present]
   if any(r["group"] not in GROUP_COLOURS for r in rows):
     handles.append(patches.Patch(color=OTHER_COLOUR, label="Other"))
+  if single_run:
+    handles.append(plotting.single_run_handle())
   if handles:
     ax.legend(handles=handles, fontsize=7, loc="best")
   fig.tight_layout()

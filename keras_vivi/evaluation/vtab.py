@@ -12,11 +12,12 @@ The module is a zoo preset name or a hub handle (`keras_vivi.load_feature_extrac
 receives, rewritten after every finished task (a re-run with the same OUTPUT, module and config
 skips finished tasks, so long jobs never lose finished work; a local module counts by its
 absolute path):
-  results.json  {"hub", "config", "tasks": {name: {"group", "test_accuracy", "selected",
-                "sweep", "seed"}}, "missing": {name: reason}, "means": {key: mean | null}}
+  results.json  {"hub", "config", "tasks": {name: {"group", "num_classes", "test_accuracy",
+                "selected", "sweep", "seed"}}, "missing": {name: reason}, "means": {key: mean | null}}
                 (every sweep point and the selected point's retraining ran with `seed`)
                 (keys and what they average: `vtab_tasks.mean_members`)
-  results.csv, results.md (tables) and results.png (bar chart by group, with group means);
+  results.csv, results.md (tables) and results.png (bar chart by group, with group means;
+  values on the bars, chance 1/num_classes dotted, hatched: a single run);
   logs/TASK/sweep_lrLR_stepsS_decayD and logs/TASK/selected_... : TensorBoard scalars of every
   fine-tuning run (train_loss, train_accuracy: Keras's running means; learning_rate;
   val_accuracy, or test_accuracy for the selected point's retraining), `tensorboard --logdir
@@ -156,8 +157,8 @@ def run_task(handle, task, config, data_dir=None, verbose=0, progress=True, log_
   test = _fit_and_score(handle, task, selected, splits["train800val200"], splits["test"], config,
                         verbose, task_logs and os.path.join(task_logs, run_name(selected, True)),
                         metric="test_accuracy")
-  return {"group": task.group, "test_accuracy": test, "selected": dataclasses.asdict(selected),
-          "sweep": sweep, "seed": config.seed}
+  return {"group": task.group, "num_classes": task.num_classes, "test_accuracy": test,
+          "selected": dataclasses.asdict(selected), "sweep": sweep, "seed": config.seed}
 
 
 def _groups(tasks):
@@ -167,6 +168,18 @@ def _groups(tasks):
 def group_means(tasks):
   """`vtab_tasks.means` of `tasks` (task name → {'group', 'test_accuracy', ...})."""
   return vtab_tasks.means({name: t["test_accuracy"] for name, t in tasks.items()}, _groups(tasks))
+
+
+def chance_level(name, entry=None):
+  """Accuracy of guessing among the classes of task `name`: 1 / its number of classes (from its
+  results entry, else the task registry); None when not known (e.g. a robustness task)."""
+  classes = (entry or {}).get("num_classes")
+  if classes is None:
+    try:
+      classes = vtab_tasks.get_task(name).num_classes
+    except (ValueError, OSError, tf.errors.OpError):
+      return None
+  return 1 / classes
 
 
 def _ordered(names):
@@ -220,32 +233,38 @@ def write_results(results, output_dir):
 
 
 def _plot(results, path):
-  """Writes the accuracy bars of `results` to `path`; returns its `Figure`."""
+  """Writes the accuracy bars of `results` to `path`; returns its `Figure`: values on the bars,
+  each task's chance level dotted, bars hatched (one run, no error bar), means with a thick
+  edge."""
   from keras_vivi import plotting  # pylint: disable=g-import-not-at-top
   tasks, means = results["tasks"], results["means"]
-  names, values, colours = [], [], []
+  names, values, colours, chance = [], [], [], []
   for group in vtab_tasks.GROUPS + ("local",):
     members = [n for n in _ordered(tasks) if tasks[n]["group"] == group]
     names += members + ([f"mean {group}"] if members else [])
     values += [100 * tasks[n]["test_accuracy"] for n in members]
     values += [100 * means[group]] if members else []
+    chance += [None if (c := chance_level(n, tasks[n])) is None else 100 * c for n in members]
+    chance += [None] if members else []
     colour = statistics.GROUP_COLOURS.get(group, statistics.OTHER_COLOUR)
     colours += [colour] * (len(members) + bool(members))
   figure, axis = plotting.subplots(figsize=(max(4.0, 0.45 * len(names) + 1.5), 4.5))
   bars = axis.bar(range(len(names)), values, color=colours)
+  plotting.mark_single_run(bars)
   for bar, name in zip(bars, names):
     if name.startswith("mean "):
-      bar.set_hatch("//")
-      bar.set_edgecolor("black")
+      bar.set_linewidth(2)
+  plotting.label_bars(axis, bars, [f"{v:.1f}" for v in values], fontsize=6)
+  plotting.chance_lines(axis, bars, chance, label="chance (1 / classes)")
   for key in ("overall", "partial"):
     if means.get(key) is not None:
       axis.axhline(100 * means[key], color="black", linestyle="--", linewidth=1,
                    label=f"{key} {100 * means[key]:.1f}")
-      axis.legend(loc="upper right")
+  plotting.legend(axis, [plotting.single_run_handle()], loc="upper right", fontsize=7)
   axis.set_xticks(range(len(names)))
   axis.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
   axis.set_ylabel("test accuracy (%)")
-  axis.set_ylim(0, 100)
+  axis.set_ylim(0, 105)
   title = f"VTAB-1k: {os.path.basename(os.path.normpath(results['hub']))}"
   if results["missing"]:
     title += f" ({len(results['missing'])} tasks missing)"

@@ -47,6 +47,24 @@ class CheckpointCallback(tf_keras.callbacks.Callback):
     self.manager.save(checkpoint_number=self.model.optimizer.iterations)
 
 
+class CompactProgbarLogger(tf_keras.callbacks.ProgbarLogger):
+  """Keras' progress bar showing only the logs named in `shown` (the other logs still reach
+  every other callback: history.csv, TensorBoard)."""
+
+  def __init__(self, shown):
+    super().__init__(count_mode="steps")
+    self.shown = tuple(shown)
+
+  def short(self, logs) -> dict:
+    return {k: v for k, v in (logs or {}).items() if k in self.shown}
+
+  def on_train_batch_end(self, batch, logs=None):
+    super().on_train_batch_end(batch, self.short(logs))
+
+  def on_epoch_end(self, epoch, logs=None):
+    super().on_epoch_end(epoch, self.short(logs))
+
+
 class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
   """Table 2's diagnostic on the prepared records, by the paper's protocol.
 

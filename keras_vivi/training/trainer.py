@@ -21,7 +21,7 @@ from keras_vivi import losses
 from keras_vivi.training import callbacks as callbacks_lib
 from keras_vivi.training import checkpoints as checkpoints_lib
 from keras_vivi.training.optimization import build_optimizer
-from keras_vivi.training.vivi_model import VIVIModel
+from keras_vivi.training.vivi_model import LOSS_NAMES, VIVIModel
 
 STRATEGIES = configs.STRATEGIES
 HISTORY_FILE = "history.csv"    # one row of metrics per epoch, in model_dir
@@ -48,9 +48,14 @@ def build_strategy(name="default", tpu="") -> tf.distribute.Strategy:
 
 
 # What a restarted run may change: a larger train.steps extends it; prepared data may move.
-RESTART_CHANGEABLE = ("train.steps", "data.path", "data.label_space", "description",
-                      "diagnostic.every_epochs", "diagnostic.num_batches",
+RESTART_CHANGEABLE = ("train.steps", "train.keep_checkpoints", "data.path", "data.label_space",
+                      "description", "diagnostic.every_epochs", "diagnostic.num_batches",
                       "diagnostic.videos_per_batch", "diagnostic.frames")
+
+
+# The progress line: the total and each level's loss (every log goes to history.csv and
+# TensorBoard).
+PROGRESS_LOGS = tuple(n for n in LOSS_NAMES if n != "weight_decay_loss")
 
 
 def check_restart(config, model_dir) -> None:
@@ -285,7 +290,8 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
                   jit_compile=config.train.jit_compile,
                   steps_per_execution=config.train.steps_per_execution)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=3)
+    manager = tf.train.CheckpointManager(checkpoint, write_dir,
+                                         max_to_keep=config.train.keep_checkpoints)
     # Every worker resumes from the chief's checkpoints.
     latest = resume_checkpoint(model_dir)
     if latest:
@@ -295,6 +301,8 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
   epochs = math.ceil(config.train.steps / steps_per_epoch)
   data = tf_keras.utils.experimental.DatasetCreator(dataset_fn or make_dataset_fn(config, step))
   all_callbacks = list(callbacks)
+  if not any(isinstance(c, tf_keras.callbacks.ProgbarLogger) for c in all_callbacks):
+    all_callbacks.insert(0, callbacks_lib.CompactProgbarLogger(PROGRESS_LOGS))
   if chief:
     log_dir = os.path.join(model_dir, "logs")
     if config.data.path and not config.data.inline_detection:

@@ -180,6 +180,7 @@ def test_markdown_and_figure(runs, tmp_path):
   result = comparison.compare(a, b, names=("VIVI", "Ours"))
   figure = comparison.write(result, str(tmp_path))
   assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == list(result["tasks"])
+  assert {bar.get_hatch() for bar in figure.axes[0].patches} == {None}  # 4 and 3 runs
   text = (tmp_path / "comparison.md").read_text()
   assert text.startswith("# VTAB-1k: Ours against VIVI\n")
   assert "| caltech101 | natural |" in text and "better *" in text
@@ -192,7 +193,12 @@ def test_markdown_and_figure(runs, tmp_path):
 def test_single_runs_give_no_p_value(tmp_path):
   a = write_run(tmp_path / "a", "/hub/a", {"dmlab": 0.4})
   b = write_run(tmp_path / "b", "/hub/b", {"dmlab": 0.5})
-  row = comparison.compare([a], [b])["tasks"]["dmlab"]
+  single = comparison.compare([a], [b])
+  row = single["tasks"]["dmlab"]
+  # The figure writes the relative increase (0.5 / 0.4 − 1) on the bar, hatched: one run a side.
+  (axis,) = comparison.write(single, str(tmp_path / "single")).axes
+  assert [t.get_text() for t in axis.texts] == ["+25.0"]
+  assert [bar.get_hatch() for bar in axis.patches] == ["//"]
   local_a = write_run(tmp_path / "la", "/hub/a", {"digits": 0.8})
   local_b = write_run(tmp_path / "lb", "/hub/b", {"digits": 0.9})
   local_a2 = write_run(tmp_path / "la2", "/hub/a", {"digits": 0.82})

@@ -2,7 +2,11 @@
 
 import itertools
 
+import numpy as np
+from PIL import Image
+
 from keras_vivi.data import manifest
+from tests.helpers.records import synthetic_video
 
 
 def _stats():
@@ -34,3 +38,29 @@ def test_any_merge_order_gives_the_same_manifest():
     merged = manifest.merge_summaries([manifest.new_summary(), *parts[::-1]])
     manifests.add(repr(manifest.build_manifest(merged, [], {}, {}, {})))
   assert len(manifests) == 1
+
+
+def test_shot_thumbnails_are_each_shots_middle_frame():
+  assert manifest.shot_thumbnails([0, 0, 0, 1, 2, 2, 2, 2, 5, 5]) == [1, 3, 5, 8]
+  assert manifest.shot_thumbnails([]) == []
+
+
+def test_contact_sheet_shows_every_shot_of_each_video(tmp_path):
+  # 6 and 13 shots: the second video takes two lines of 10 thumbnails.
+  first = [2, 3, 1, 4, 1, 2]
+  second = [1] * 13
+  records = [synthetic_video("six", first, seed=1), synthetic_video("thirteen", second, seed=2)]
+  sheet = manifest.contact_sheet(records, str(tmp_path / "sheet.png"), columns=10)
+  assert sheet.info["thumbnails"] == {"six": [0, 3, 5, 7, 10, 11], "thirteen": list(range(13))}
+  on_disk = Image.open(tmp_path / "sheet.png")
+  assert on_disk.size == sheet.size
+  # Thumbnails are drawn: 10 columns of cells, 3 lines (one for "six", two for "thirteen").
+  cell_h, cell_w, label_w, caption_h, title_h, pad = 90, 160, 120, 12, 20, 6
+  assert sheet.size == (label_w + 10 * (cell_w + pad), title_h + 3 * (cell_h + caption_h + pad))
+  pixels = np.asarray(sheet)
+  def drawn(line, column):
+    top = title_h + line * (cell_h + caption_h + pad) + caption_h
+    left = label_w + column * (cell_w + pad)
+    return (pixels[top + 5:top + 40, left + 5:left + 40] != 255).any()
+  assert [drawn(0, c) for c in range(10)] == [True] * 6 + [False] * 4
+  assert [drawn(2, c) for c in range(10)] == [True] * 3 + [False] * 7

@@ -11,8 +11,10 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 import tensorflow as tf
 
+from keras_vivi.data import manifest as manifest_lib
 from keras_vivi.data import prepare, records, sample_videos, sampling, schema
 from keras_vivi.detector import loader
 from tests.helpers.videos import first_half, remux
@@ -104,6 +106,22 @@ def test_manifest_counts_match_the_records(prepared):
   assert on_disk["counts"] == manifest["counts"]
   for png in ("class_histogram.png", "score_histogram.png", "contact_sheet.png"):
     assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_contact_sheet_shows_one_thumbnail_per_shot(prepared, tmp_path):
+  out, _ = prepared
+  records = tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(str(out / schema.SHARD_GLOB))))
+  sheet = manifest_lib.contact_sheet(records.as_numpy_iterator(), str(tmp_path / "sheet.png"))
+  videos = read_videos(out)
+  shown = sheet.info["thumbnails"]
+  assert len(shown["bikes.mp4"]) == 6  # bikes.mp4 has six shots
+  for video_id, frames in shown.items():
+    context, seq = videos[video_id]
+    assert len(frames) == len(context[schema.SHOT_START].numpy())
+    shots = seq[schema.FRAME_SHOT].numpy()
+    assert list(shots[frames]) == sorted(set(shots))
+  # The sheet prepare wrote is this one.
+  assert Image.open(out / "contact_sheet.png").size == sheet.size
 
 
 def test_resuming_with_other_videos_is_refused(prepared, video_dir):

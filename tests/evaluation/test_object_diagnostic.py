@@ -139,6 +139,36 @@ def test_records_diagnostic_by_batches_of_videos(tmp_path):
   assert run(videos_per_batch=3)["all"] == run(videos_per_batch=None)["all"] == (7 / 8, 7, 8)
   # Every video is one shot, so within one video no object has a neighbour in another shot.
   assert run(videos_per_batch=1)["other_shots"] == (0, 0, 0)
+  # Chance, a random neighbour of the batch: Σ_c n_c(n_c − 1)/(N − 1) per batch, over queries.
+  # One video a batch: classes [3, 7, 3] give 2/2, [7, 4, 5] and [7, 4] give 0.
+  one = run(videos_per_batch=1)["chance"]
+  assert one["all"]["fraction"] == pytest.approx(1 / 8)
+  assert (one["all"]["majority_class"], one["all"]["majority_share"]) == (7, 3 / 8)
+  assert one["other_shots"]["fraction"] is None
+  # Videos 0 and 1: [3, 7, 3, 7, 4, 5] give (2 + 2)/5; video 2 gives 0.
+  assert run(videos_per_batch=2)["chance"]["all"]["fraction"] == pytest.approx(0.8 / 8)
+  # All together: 3 ×2, 7 ×3, 4 ×2, 5 ×1 give (2 + 6 + 2)/7. Other shots (a video is a shot):
+  # 7s of video 0 and 1 find 2 of 5, the 4 of video 1 1 of 5, the 7 and 4 of video 2 2 and 1
+  # of 6, the 3s and the 5 none.
+  every = run(videos_per_batch=None)["chance"]
+  assert every["all"]["fraction"] == pytest.approx(10 / 7 / 8)
+  assert every["other_shots"]["fraction"] == pytest.approx((0.4 + 0.4 + 0.2 + 2 / 6 + 1 / 6) / 8)
+
+
+def test_chance_counts_by_hand():
+  from keras_vivi.evaluation.object_diagnostic import chance_counts
+  labels = [0, 0, 0, 1, 1, 2]
+  # p = 2/5 for the three 0s, 1/5 for the two 1s, 0 for the 2.
+  expected, variance, classes = chance_counts(labels)
+  assert expected == pytest.approx(3 * 2 / 5 + 2 * 1 / 5)
+  assert variance == pytest.approx(3 * 0.4 * 0.6 + 2 * 0.2 * 0.8)
+  assert classes == {0: 3, 1: 2, 2: 1}
+  # Groups [a, a, b, b, c, c]: 4 objects of other groups each; same class among them:
+  # 1, 1, 2 (0s), 1, 1 (1s), 0 (the 2).
+  expected, _, _ = chance_counts(labels, groups=[0, 0, 1, 1, 2, 2])
+  assert expected == pytest.approx((1 + 1 + 2 + 1 + 1) / 4)
+  # A lone object is no query.
+  assert chance_counts([5]) == (0.0, 0.0, {})
 
 
 def test_records_diagnostic_takes_the_training_samplers_frames_by_default(tmp_path):
@@ -169,6 +199,7 @@ def test_records_diagnostic_takes_the_training_samplers_frames_by_default(tmp_pa
   n = len(objects)
   figures = diagnose_records(lambda x: x, str(tmp_path), 8, videos_per_batch=2,
                              sampler=sampler)
+  figures.pop("chance")
   assert figures == {"all": (hits / n, hits, n), "other_shots": (other_shots / n, other_shots, n)}
   every = diagnose_records(lambda x: x, str(tmp_path), 8, videos_per_batch=2,
                            frames="every_stored_frame")

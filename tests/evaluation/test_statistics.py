@@ -155,6 +155,12 @@ def test_relative_increase_plot(tmp_path):
   path = str(tmp_path / "fig.png")
   figure = statistics.plot_relative_increase(rows, path)
   assert [bar.get_height() for bar in figure.axes[0].patches] == pytest.approx([5, -2, 10, 0])
+  # Each bar's value written on it, a star where significant; no hatching for repeated runs.
+  assert [t.get_text() for t in figure.axes[0].texts] == ["+5.0*", "-2.0", "+10.0*", "–"]
+  assert {bar.get_hatch() for bar in figure.axes[0].patches} == {None}
+  single = statistics.plot_relative_increase(rows, str(tmp_path / "single.png"), single_run=True)
+  assert {bar.get_hatch() for bar in single.axes[0].patches} == {"//"}
+  assert "single run, no error bar" in [t.get_text() for t in single.axes[0].get_legend().get_texts()]
   pixels = mpimg.imread(path)
   assert pixels.ndim == 3 and pixels.shape[0] > 100
   # The three group colours are drawn.

@@ -3,6 +3,7 @@ import dataclasses
 import json
 import os
 
+import matplotlib.collections
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
@@ -102,14 +103,31 @@ def test_resume_counts_spellings_of_one_path_as_one_hub(tmp_path, monkeypatch):
 
 
 def test_write_results_tables_and_group_colours(tmp_path):
-  tasks = {"dtd": _entry("natural", 0.4), "eurosat": _entry("specialized", 0.9),
-           "dmlab": _entry("structured", 0.3), "digits": _entry("local", 0.8)}
+  tasks = {"dtd": {**_entry("natural", 0.4), "num_classes": 50},
+           "eurosat": _entry("specialized", 0.9), "dmlab": _entry("structured", 0.3),
+           "digits": _entry("local", 0.8)}
   results = {"hub": "h", "config": {}, "tasks": tasks, "missing": {"svhn": "not prepared"},
              "means": vtab.group_means(tasks)}
   figure = vtab.write_results(results, str(tmp_path))
   # The returned Figure is the one written: a bar per task and per group mean, in percent.
   heights = [round(bar.get_height(), 6) for bar in figure.axes[0].patches]
   assert heights == [40.0, 40.0, 90.0, 90.0, 30.0, 30.0, 80.0, 80.0]
+  # Values on the bars; chance 1/classes over each task's bar (dtd's 50 recorded in its entry, the
+  # others' from the task registry: eurosat 10, dmlab 6, digits 10), none over the means;
+  # every bar hatched as one run.
+  axis = figure.axes[0]
+  assert [t.get_text() for t in axis.texts] == ["40.0", "40.0", "90.0", "90.0", "30.0", "30.0",
+                                                "80.0", "80.0"]
+  (chance,) = [c for c in axis.collections if isinstance(c, matplotlib.collections.LineCollection)]
+  segments = chance.get_segments()
+  assert [round(float(s[0][1]), 4) for s in segments] == [2.0, 10.0,
+                                                          round(100 / 6, 4), 10.0]
+  task_bars = [b for i, b in enumerate(axis.patches) if i % 2 == 0]
+  assert [(s[0][0], s[1][0]) for s in segments] == [
+      (b.get_x(), b.get_x() + b.get_width()) for b in task_bars]
+  assert {b.get_hatch() for b in axis.patches} == {"//"}
+  assert {t.get_text() for t in axis.get_legend().get_texts()} >= {
+      "chance (1 / classes)", "single run, no error bar"}
   assert sorted(os.listdir(tmp_path)) == ["results.csv", "results.json", "results.md",
                                           "results.png"]
   with open(tmp_path / "results.csv", newline="") as f:
@@ -152,7 +170,7 @@ def test_protocol_end_to_end_on_digits(small_export, tmp_path, monkeypatch):
                           data_dir=str(tmp_path / "no_tfds"), progress=False)
 
   digits = results["tasks"]["digits"]
-  assert digits["group"] == "local"
+  assert (digits["group"], digits["num_classes"]) == ("local", 10)
   assert [(p["learning_rate"], p["steps"], p["decay_every"]) for p in digits["sweep"]] == [
       (0.01, 20, 15), (1e-6, 20, 15)]
   # A learning rate of 1e-6 hardly moves the zero head: the usable rate wins on val200.
@@ -195,7 +213,8 @@ def test_protocol_end_to_end_on_digits(small_export, tmp_path, monkeypatch):
   assert stored["config"]["sweep"][0] == {"learning_rate": 0.01, "steps": 200,
                                           "decay_every": 150}
   assert stored["config"]["image_size"] == 32 and stored["config"]["batch_size"] == 32
-  assert set(stored["tasks"]["digits"]) == {"group", "test_accuracy", "selected", "sweep", "seed"}
+  assert set(stored["tasks"]["digits"]) == {"group", "num_classes", "test_accuracy",
+                                            "selected", "sweep", "seed"}
   assert stored["tasks"]["digits"]["seed"] == 0
   assert [p["seed"] for p in stored["tasks"]["digits"]["sweep"]] == [0, 0]
   assert stored["tasks"] == results["tasks"]

@@ -2,6 +2,7 @@
 never from step 0 over them, and loses or repeats no epoch's log rows."""
 
 import csv
+import dataclasses
 import logging
 import os
 
@@ -111,3 +112,34 @@ def test_a_torn_last_line_of_the_diagnostic_log_does_not_block_a_restart(tmp_pat
   with pytest.raises(ValueError, match=rf"{log}, line 2, is damaged"):
     callbacks.ObjectNeighbourCallback(config.data, config.diagnostic, str(log))
   tf.io.gfile.remove(str(log))
+
+
+def checkpoint_steps(run):
+  return sorted(int(n[len("ckpt-"):-len(".index")]) for n in os.listdir(run)
+                if n.startswith("ckpt-") and n.endswith(".index"))
+
+
+def test_keep_checkpoints_keeps_the_newest_ones_and_a_restart_resumes(tmp_path):
+  run = tmp_path / "run"
+  config = small_config("vivi_objects", "train.steps=4", "train.decay_steps=",
+                        "train.keep_checkpoints=2")
+  trainer.train(config, str(run), steps_per_epoch=1, dataset_fn=batches(config), verbose=0)
+  assert checkpoint_steps(run) == [3, 4]
+  # The newest is damaged: the restart falls back to the one before, trains step 4 again, and
+  # (keep_checkpoints=None) keeps every checkpoint from then on.
+  for name in os.listdir(run):
+    if name.startswith("ckpt-4.data"):
+      os.remove(run / name)
+  longer = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=6,
+                                                                 keep_checkpoints=None))
+  _, history = trainer.train(longer, str(run), steps_per_epoch=1, dataset_fn=batches(longer),
+                             verbose=0)
+  assert history.epoch == [3, 4, 5]
+  assert checkpoint_steps(run) == [3, 4, 5, 6]
+  assert committed(str(run)) == 6
+
+
+@pytest.mark.parametrize("value", [0, 1, -3])
+def test_keep_checkpoints_below_two_is_refused(value):
+  with pytest.raises(ValueError, match=rf"keep_checkpoints must be >= 2.*got {value}"):
+    small_config("vivi_objects", f"train.keep_checkpoints={value}")

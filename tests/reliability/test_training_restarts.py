@@ -97,3 +97,13 @@ def test_a_run_saved_before_the_objective_fields_keeps_its_objective(tmp_path):
   trainer.check_restart(configs.apply_overrides(config, [
       "loss.shot_normalization=per_query", "train.weight_decay_type=decoupled",
       "loss.cross_entropy_normalization=none", "data.color_policy=simclr"]), str(tmp_path))
+
+
+def test_a_run_saved_before_keep_checkpoints_loads_and_may_change_it(tmp_path):
+  config = configs.get_experiment("vivi")
+  values = configs.to_dict(config)
+  del values["train"]["keep_checkpoints"]
+  (tmp_path / configs.RUN_CONFIG_FILE).write_text(json.dumps(values))
+  assert configs.load_run_config(str(tmp_path)).train.keep_checkpoints == 3  # max_to_keep it ran with
+  trainer.check_restart(configs.apply_overrides(config, ["train.keep_checkpoints=5"]),
+                        str(tmp_path))

@@ -5,6 +5,7 @@ import dataclasses
 import glob
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -68,6 +69,11 @@ def test_killed_run_resumes_at_the_right_step(tmp_path):
   assert resumed["iterations"] == 6 == reference["iterations"]
   # One step per epoch: the resumed run starts with the step after the checkpoint.
   assert f"Epoch {saved + 1}/6" in out and f"Epoch {saved}/6" not in out
+  # The progress line shows the total and the level losses; history holds every log.
+  shown = {name for line in out.splitlines() if "/step" in line
+           for name in re.findall(r"(\w+): -?\d+\.\d", line)}
+  assert shown == {"total_loss", "frame_loss", "shot_loss", "object_loss"}
+  assert {"weight_decay_loss", "object_active_triplets"} <= set(resumed)
   # Weights and momentum came back exactly: the result equals an uninterrupted run.
   np.testing.assert_allclose(resumed["stem_sum"], reference["stem_sum"], rtol=1e-5)
   np.testing.assert_allclose(resumed["total_loss"], reference["total_loss"], rtol=1e-5)
