@@ -5,13 +5,13 @@ backbone builder 'vivi', its config types and the experiment 'retinanet_vivi_fpn
 `official.vision` (see `hub_export.model_garden`), as Model Garden's own `registry_imports` do.
 """
 
-from hub_export.checkpoint import backbone_from_checkpoint
-from hub_export.checkpoint import find_checkpoint
-from hub_export.checkpoint import restore_backbone
 from hub_export.exporter import export_backbone
 from hub_export.exporter import export_checkpoint
 from hub_export.exporter import export_random_init
 from hub_export.exporter import read_metadata
+from keras_vivi.training.runs import backbone_from_checkpoint
+from keras_vivi.training.runs import find_checkpoint
+from keras_vivi.training.runs import restore_backbone
 
 __all__ = ["backbone_from_checkpoint", "find_checkpoint", "restore_backbone", "export_backbone",
            "export_checkpoint", "export_random_init", "read_metadata"]

@@ -21,10 +21,10 @@ import uuid
 import tensorflow as tf
 import tf_keras
 
-from hub_export import checkpoint as checkpoint_lib
 from keras_vivi import configs
 from keras_vivi import files
 from keras_vivi import models
+from keras_vivi.training import runs as checkpoint_lib
 
 LEVELS = ("2", "3", "4", "5")
 METADATA_FILE = "vivi_export.json"

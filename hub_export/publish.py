@@ -163,7 +163,7 @@ def _data_section(data_path, manifest_path, manifest):
 
 def _vtab_split(results):
   """`(vtab, local)`: {task: test accuracy} of the 19 VTAB-1k tasks and of the others that ran."""
-  from keras_vivi.evaluation import vtab_tasks  # pylint: disable=g-import-not-at-top
+  from keras_vivi.evaluation.vtab import tasks as vtab_tasks  # pylint: disable=g-import-not-at-top
   names = vtab_tasks.list_tasks()
   tasks = {n: t for n, t in ((results or {}).get("tasks") or {}).items()
            if t.get("test_accuracy") is not None}
@@ -175,7 +175,7 @@ def _vtab_split(results):
 def vtab_means(results) -> dict[str, float]:
   """VTAB-1k means of `results` from its VTAB tasks only (never local ones): the means of the
   groups that ran and "overall" when all 19 ran (`vtab_tasks.mean_members`)."""
-  from keras_vivi.evaluation import vtab_tasks  # pylint: disable=g-import-not-at-top
+  from keras_vivi.evaluation.vtab import tasks as vtab_tasks  # pylint: disable=g-import-not-at-top
   results = results or {}
   vtab, _ = _vtab_split(results)
   if not results.get("tasks"):
@@ -192,7 +192,7 @@ def _evaluation_section(results, results_path):
   if results is None:
     return ("Not evaluated yet. Run the VTAB-1k protocol on this module and publish a new "
             "version with `--results=results.json`.")
-  from keras_vivi.evaluation import vtab_tasks  # pylint: disable=g-import-not-at-top
+  from keras_vivi.evaluation.vtab import tasks as vtab_tasks  # pylint: disable=g-import-not-at-top
   names = vtab_tasks.list_tasks()
   vtab, local = _vtab_split(results)
   tasks = results.get("tasks") or {}

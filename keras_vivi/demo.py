@@ -135,7 +135,7 @@ def diagnostic_stage(exports, records, image_size, output_dir):
 
 
 def vtab_stage(demo, exports, output):
-  from keras_vivi.evaluation import vtab
+  from keras_vivi.evaluation.vtab import run as vtab
   config = vtab.VtabConfig(sweep=vtab.parse_sweep(demo.vtab_sweep),
                            steps_scale=demo.vtab_steps_scale, batch_size=demo.vtab_batch_size,
                            image_size=demo.vtab_image_size, seed=demo.seed)

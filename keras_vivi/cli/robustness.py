@@ -18,9 +18,9 @@ from absl import app
 from absl import flags
 
 from keras_vivi.cli import errors
-from keras_vivi.evaluation import robustness_classifier as classifier_lib
-from keras_vivi.evaluation import robustness_data
-from keras_vivi.evaluation import robustness_suite
+from keras_vivi.evaluation.robustness import classifier as classifier_lib
+from keras_vivi.evaluation.robustness import data as robustness_data
+from keras_vivi.evaluation.robustness import suite as robustness_suite
 from keras_vivi.training import trainer
 
 _RECIPE = classifier_lib.ImageNetRecipe()

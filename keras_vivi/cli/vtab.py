@@ -15,7 +15,7 @@ from absl import app
 from absl import flags
 
 from keras_vivi.cli import errors
-from keras_vivi.evaluation import vtab
+from keras_vivi.evaluation.vtab import run as vtab
 
 _DEFAULT = vtab.VtabConfig()
 

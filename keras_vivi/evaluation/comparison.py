@@ -16,10 +16,10 @@ import tensorflow as tf
 
 from keras_vivi import files
 from keras_vivi.evaluation import outputs
-from keras_vivi.evaluation import robustness_suite
+from keras_vivi.evaluation.robustness import suite as robustness_suite
 from keras_vivi.evaluation import statistics
-from keras_vivi.evaluation import vtab
-from keras_vivi.evaluation import vtab_tasks
+from keras_vivi.evaluation.vtab import run as vtab
+from keras_vivi.evaluation.vtab import tasks as vtab_tasks
 
 RESULTS = vtab.RESULTS_JSON
 GROUPS = vtab_tasks.GROUPS

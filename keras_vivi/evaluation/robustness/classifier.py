@@ -23,7 +23,7 @@ import tensorflow as tf
 import tf_keras
 
 from keras_vivi.data import augment
-from keras_vivi.evaluation import finetune
+from keras_vivi.evaluation.vtab import finetune
 
 MARKER = "classifier.json"
 NUM_CLASSES = 1000
@@ -169,7 +169,7 @@ def train_imagenet_classifier(hub, output_dir, recipe=ImageNetRecipe(), data_dir
   Returns:
     `output_dir`.
   """
-  from keras_vivi.evaluation import vtab  # pylint: disable=g-import-not-at-top
+  from keras_vivi.evaluation.vtab import run as vtab  # pylint: disable=g-import-not-at-top
 
   info = {"source": vtab.normalize_hub(hub), "kind": recipe.mode,
           "recipe": dataclasses.asdict(recipe), "image_size": recipe.image_size}
@@ -197,7 +197,7 @@ def cotrain_classifier(run, output_dir, image_size=224):
   Returns:
     `output_dir`.
   """
-  from hub_export import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  from keras_vivi.training import runs as checkpoint_lib  # pylint: disable=g-import-not-at-top
   from keras_vivi import models  # pylint: disable=g-import-not-at-top
 
   path, config = checkpoint_lib.resolve_run(run)

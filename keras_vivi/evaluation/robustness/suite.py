@@ -28,8 +28,8 @@ from tqdm import auto as tqdm
 
 from keras_vivi import files
 from keras_vivi.evaluation import outputs
-from keras_vivi.evaluation import robustness_classifier
-from keras_vivi.evaluation import robustness_data as data_lib
+from keras_vivi.evaluation.robustness import classifier as robustness_classifier
+from keras_vivi.evaluation.robustness import data as data_lib
 
 RESULTS_JSON = "results.json"
 KIND = "robustness"

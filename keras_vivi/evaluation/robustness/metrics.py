@@ -265,7 +265,7 @@ def shape_bias(predicted, shape_labels, texture_labels):
 
 def _folder_dataset(path):
   """A class-folder directory as `(dataset of (image, label), count)`, or raises ValueError."""
-  from keras_vivi.evaluation import vtab_tasks  # pylint: disable=g-import-not-at-top
+  from keras_vivi.evaluation.vtab import tasks as vtab_tasks  # pylint: disable=g-import-not-at-top
 
   fs = files.filesystem()
   classes = sorted(d.rstrip("/") for d in fs.listdir(path) if fs.isdir(files.join(path, d.rstrip("/"))))
@@ -366,8 +366,8 @@ def evaluate_shifts(classifier, test_sets, batch_size=64, image_size=None, data_
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tqdm  # pylint: disable=g-import-not-at-top
-  from keras_vivi.evaluation import finetune  # pylint: disable=g-import-not-at-top
-  from keras_vivi.evaluation import vtab  # pylint: disable=g-import-not-at-top
+  from keras_vivi.evaluation.vtab import finetune  # pylint: disable=g-import-not-at-top
+  from keras_vivi.evaluation.vtab import run as vtab  # pylint: disable=g-import-not-at-top
 
   if not isinstance(test_sets, dict):
     test_sets = {str(source): str(source) for source in test_sets}
