@@ -32,8 +32,12 @@ README_FILE = "README.md"
 _IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
 
 
-class _Reusable(tf.__internal__.tracking.AutoTrackable):
+class _Reusable(tf.Module):
   """A callable with the attributes the reusable-SavedModel convention asks for."""
+
+  # Plain attributes, saved with the object, in place of `tf.Module`'s computed properties.
+  variables = ()
+  trainable_variables = ()
 
   def __init__(self, function, variables, trainable_variables, regularization_losses):
     super().__init__()

@@ -5,7 +5,7 @@
 
 --classifier is an ImageNet classifier directory. When it holds none yet, it is made first:
 from --hub (an export, hub handle or preset) by fine-tuning on tfds imagenet2012 (--mode=linear:
-a linear probe; recipe flags below, defaults in `robustness_classifier.ImageNetRecipe`), or from
+a linear probe; recipe flags below, defaults in `robustness.classifier.ImageNetRecipe`), or from
 --cotrain_run (a co-training run's own supervised head). --datasets: 'all' or NAME,NAME of
 imagenet, imagenet_a, imagenet_c, imagenet_v2, objectnet, imagenet_vid_robust, ytbb_robust,
 shape_bias. Sets come from tfds, or from their release folders under --data_root (or

@@ -9,11 +9,6 @@
 from keras_vivi.detector.detector import DETECTION_KEYS
 from keras_vivi.detector.detector import Detector
 from keras_vivi.detector.detector import DetectorLoadError
-from keras_vivi.detector.detector import NUM_DETECTIONS
-from keras_vivi.detector.detector import PAD_LABEL
-from keras_vivi.detector.detector import PAD_STRING
-from keras_vivi.detector.detector import pack_detections
-from keras_vivi.detector.loader import DEFAULT_SPEC
 from keras_vivi.detector.loader import load_detector
 from keras_vivi.detector.loader import mediapipe_oidv4_detector
 from keras_vivi.detector.mediapipe_assets import ChecksumError
@@ -24,8 +19,7 @@ from keras_vivi.detector.saved_model_detector import SavedModelDetector
 from keras_vivi.detector.ssd import SSDConfig
 from keras_vivi.detector.tflite_ssd_detector import TFLiteSSDDetector
 
-__all__ = ["DETECTION_KEYS", "Detector", "DetectorLoadError", "NUM_DETECTIONS", "PAD_LABEL",
-           "PAD_STRING", "pack_detections", "DEFAULT_SPEC", "load_detector",
+__all__ = ["DETECTION_KEYS", "Detector", "DetectorLoadError", "load_detector",
            "mediapipe_oidv4_detector", "ChecksumError", "default_cache_dir",
            "fetch_mediapipe_oidv4", "OIDV4_CLASSES", "SavedModelDetector", "SSDConfig",
            "TFLiteSSDDetector"]

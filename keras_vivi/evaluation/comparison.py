@@ -5,7 +5,7 @@
 
 Each run directory holds the `results.json` that `keras_vivi.evaluation.vtab` writes; several
 per side are independent repetitions of the protocol (the paper uses 12). Robustness runs
-(`robustness_suite`) compare their Table 5 cells, Δ aside, as tasks.
+(`robustness.suite`) compare their Table 5 cells, Δ aside, as tasks.
 """
 
 import json

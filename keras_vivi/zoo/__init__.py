@@ -1,7 +1,8 @@
 """The keras_vivi model zoo: named feature extractors and how to load them.
 
-`presets` (the registry) is light; `load_feature_extractor` and the cache helpers import
-TensorFlow and tensorflow_hub on first use.
+`presets` (the registry) is light; `load_feature_extractor` (a `hub.KerasLayer`), `resolve`
+(the local SavedModel directory of a preset, e.g. for Keras 3's `keras.layers.TFSMLayer`) and the
+cache helpers import TensorFlow and tensorflow_hub on first use.
 """
 
 from keras_vivi.zoo.presets import BACKBONE_PRESETS
@@ -13,7 +14,7 @@ from keras_vivi.zoo.presets import PRESETS_ENV
 from keras_vivi.zoo.presets import register_preset
 from keras_vivi.zoo.presets import UnknownPresetError
 
-_LOADER_NAMES = ("load_feature_extractor", "resolve_handle", "cache_archive", "cache_dir",
+_LOADER_NAMES = ("load_feature_extractor", "resolve", "resolve_handle", "cache_archive", "cache_dir",
                  "cached_module_dir", "ModuleNotCachedError",
                  "ChecksumMismatchError", "CorruptArchiveError", "PresetNotAvailableError",
                  "OFFLINE_ENV")

@@ -10,7 +10,7 @@ on ImageNet; the paper gives no recipe, so ours is `ImageNetRecipe` (documented 
 Both are saved the same way: a SavedModel whose `logits(images)` function and
 `serving_default` signature map float32 `[B, S, S, 3]` in [0, 1] to `[B, 1000]` logits, and a
 `classifier.json` marker (source, recipe, image size) written last, so a directory without it is
-not a finished classifier. Evaluation preprocessing (`robustness_suite.preprocess`): shorter
+not a finished classifier. Evaluation preprocessing (`suite.preprocess`): shorter
 side resized to S / 0.875, central S × S crop.
 """
 

@@ -8,10 +8,10 @@
   evaluate_shifts(classifier, {"ImageNet-A": "imagenet_a", "noisy": "/data/noisy"}, 64,
                   output_dir="shifts/")                    # accuracy on shifted test sets
 
-The classifier comes from `keras_vivi.evaluation.finetune` (`build_classifier` + `finetune` on
+The classifier comes from `keras_vivi.evaluation.vtab.finetune` (`build_classifier` + `finetune` on
 the source task, e.g. ImageNet): a tf_keras model of images `[B, S, S, 3]` in [0, 1] → logits.
 The paper's whole study (every dataset with its protocol, the ImageNet classifier, result
-files, Table 5) is `robustness_suite` and `vivi-robustness`, built on these metrics.
+files, Table 5) is `robustness.suite` and `vivi-robustness`, built on these metrics.
 """
 
 import dataclasses
@@ -22,7 +22,7 @@ import numpy as np
 from keras_vivi import files
 from keras_vivi.evaluation import outputs
 
-# Shifted sets that tfds does not serve: `robustness_suite` (vivi-robustness) reads their
+# Shifted sets that tfds does not serve: `suite` (vivi-robustness) reads their
 # releases with their own protocols.
 NOT_IN_TFDS = {
     "objectnet": "ObjectNet (objectnet.dev) is not in tfds: `vivi-robustness "
