@@ -1,14 +1,9 @@
 """Shared fixture: one export of the stand-in training run (`trained_run`) for the whole session."""
 
-import types
 
 import pytest
-import tf_keras
 
-from keras_vivi import configs
-from keras_vivi import models
 from tests.helpers.cli import run_module
-from tests.helpers.training import write_run
 
 
 @pytest.fixture(scope="session")
