@@ -1,6 +1,5 @@
 """Shared fixture: one export of the stand-in training run (`trained_run`) for the whole session."""
 
-
 import pytest
 
 from tests.helpers.cli import run_module
