@@ -214,7 +214,7 @@ def _save(model, export_dir, metadata):
     outputs = model(images, training=training)
     return {k: outputs[k] for k in LEVELS}
 
-  # Both modes are traced now: a SavedModel keeps only the traces that exist when it is saved.
+  # Both modes are traced before saving: a SavedModel keeps only the traces that exist when it is saved.
   for training in (False, True):
     pre_logits.get_concrete_function(_IMAGES, training=training)
     feature_maps.get_concrete_function(_IMAGES, training=training)
