@@ -21,10 +21,10 @@ import uuid
 import tensorflow as tf
 import tf_keras
 
-from hub_export import checkpoint as checkpoint_lib
 from keras_vivi import configs
 from keras_vivi import files
 from keras_vivi import models
+from keras_vivi.training import runs as checkpoint_lib
 
 LEVELS = ("2", "3", "4", "5")
 METADATA_FILE = "vivi_export.json"
@@ -32,8 +32,12 @@ README_FILE = "README.md"
 _IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
 
 
-class _Reusable(tf.__internal__.tracking.AutoTrackable):
+class _Reusable(tf.Module):
   """A callable with the attributes the reusable-SavedModel convention asks for."""
+
+  # Plain attributes, saved with the object, in place of `tf.Module`'s computed properties.
+  variables = ()
+  trainable_variables = ()
 
   def __init__(self, function, variables, trainable_variables, regularization_losses):
     super().__init__()
@@ -210,7 +214,7 @@ def _save(model, export_dir, metadata):
     outputs = model(images, training=training)
     return {k: outputs[k] for k in LEVELS}
 
-  # Both modes are traced now: a SavedModel keeps only the traces that exist when it is saved.
+  # Both modes are traced before saving: a SavedModel keeps only the traces that exist when it is saved.
   for training in (False, True):
     pre_logits.get_concrete_function(_IMAGES, training=training)
     feature_maps.get_concrete_function(_IMAGES, training=training)

@@ -32,11 +32,11 @@ from official.vision.modeling.backbones import factory as backbone_factory
 from official.vision.ops import preprocess_ops
 from official.vision.tasks import retinanet as retinanet_task
 
-from hub_export import checkpoint as checkpoint_lib
 from hub_export import exporter
 from keras_vivi import configs
 from keras_vivi import files
 from keras_vivi import models
+from keras_vivi.training import runs as checkpoint_lib
 
 BACKBONE_TYPE = "vivi"
 EXPERIMENT = "retinanet_vivi_fpn_coco"

@@ -163,7 +163,7 @@ def _data_section(data_path, manifest_path, manifest):
 
 def _vtab_split(results):
   """`(vtab, local)`: {task: test accuracy} of the 19 VTAB-1k tasks and of the others that ran."""
-  from keras_vivi.evaluation import vtab_tasks  # pylint: disable=g-import-not-at-top
+  from keras_vivi.evaluation.vtab import tasks as vtab_tasks  # pylint: disable=g-import-not-at-top
   names = vtab_tasks.list_tasks()
   tasks = {n: t for n, t in ((results or {}).get("tasks") or {}).items()
            if t.get("test_accuracy") is not None}
@@ -175,7 +175,7 @@ def _vtab_split(results):
 def vtab_means(results) -> dict[str, float]:
   """VTAB-1k means of `results` from its VTAB tasks only (never local ones): the means of the
   groups that ran and "overall" when all 19 ran (`vtab_tasks.mean_members`)."""
-  from keras_vivi.evaluation import vtab_tasks  # pylint: disable=g-import-not-at-top
+  from keras_vivi.evaluation.vtab import tasks as vtab_tasks  # pylint: disable=g-import-not-at-top
   results = results or {}
   vtab, _ = _vtab_split(results)
   if not results.get("tasks"):
@@ -192,7 +192,7 @@ def _evaluation_section(results, results_path):
   if results is None:
     return ("Not evaluated yet. Run the VTAB-1k protocol on this module and publish a new "
             "version with `--results=results.json`.")
-  from keras_vivi.evaluation import vtab_tasks  # pylint: disable=g-import-not-at-top
+  from keras_vivi.evaluation.vtab import tasks as vtab_tasks  # pylint: disable=g-import-not-at-top
   names = vtab_tasks.list_tasks()
   vtab, local = _vtab_split(results)
   tasks = results.get("tasks") or {}
@@ -228,29 +228,13 @@ def _evaluation_section(results, results_path):
   return "\n".join(lines).rstrip()
 
 
-def model_card(name, version, info, results=None, results_path=None) -> str:
-  """The MODEL_CARD.md text of a module described by its `vivi_export.json` dict `info`."""
-  config = info.get("experiment_config") or {}
-  source = info.get("source", {})
-  data_path = config.get("data", {}).get("path", "")
-  manifest_path, manifest = read_manifest(data_path)
-  arch = info.get("architecture", {})
+def _interface_section(name, info):
+  """The model card's "Input and output": the call contract and a loading snippet."""
   dim = info["output"]["dim"]
-  backbone = (f"{arch['depth']}-layer ResNet v2, width {arch['width']}×, "
-              f"{arch['normalization']} norm" if "depth" in arch else arch.get("family", "?"))
-  origin = ", ".join(f"{k} {v}" for k, v in source.items()) or "not recorded"
   maps = ", ".join(f"`'{k}'` stride {v['stride']}, {v['channels']} ch"
                    for k, v in info["output"].get("feature_maps", {}).items())
   size = info.get("trained_image_size", "?")
-  return f"""# {name} (version {version})
-
-{config.get('description', 'A keras_vivi image feature extractor.')}
-
-An image feature extractor ({backbone}) trained with keras_vivi on videos — shots, frames
-and detected objects ("Representation learning from videos in-the-wild: an object-centric
-approach"). A TF2 reusable SavedModel for TF-Hub / Kaggle Models. Source: {origin}.
-
-## Input and output
+  return f"""## Input and output
 
 - Input: float32 RGB images `[batch, height, width, 3]` with values in [0, 1], any size
   (trained at {size}×{size}; VTAB-1k resizes to 224×224).
@@ -264,7 +248,28 @@ approach"). A TF2 reusable SavedModel for TF-Hub / Kaggle Models. Source: {origi
 import keras_vivi, tf_keras
 features = keras_vivi.load_feature_extractor("{name}", trainable=True)  # or hub.KerasLayer(HANDLE)
 model = tf_keras.Sequential([features, tf_keras.layers.Dense(NUM_CLASSES)])
-```
+```"""
+
+
+def model_card(name, version, info, results=None, results_path=None) -> str:
+  """The MODEL_CARD.md text of a module described by its `vivi_export.json` dict `info`."""
+  config = info.get("experiment_config") or {}
+  source = info.get("source", {})
+  data_path = config.get("data", {}).get("path", "")
+  manifest_path, manifest = read_manifest(data_path)
+  arch = info.get("architecture", {})
+  backbone = (f"{arch['depth']}-layer ResNet v2, width {arch['width']}×, "
+              f"{arch['normalization']} norm" if "depth" in arch else arch.get("family", "?"))
+  origin = ", ".join(f"{k} {v}" for k, v in source.items()) or "not recorded"
+  return f"""# {name} (version {version})
+
+{config.get('description', 'A keras_vivi image feature extractor.')}
+
+An image feature extractor ({backbone}) trained with keras_vivi on videos — shots, frames
+and detected objects ("Representation learning from videos in-the-wild: an object-centric
+approach"). A TF2 reusable SavedModel for TF-Hub / Kaggle Models. Source: {origin}.
+
+{_interface_section(name, info)}
 
 ## Intended use
 

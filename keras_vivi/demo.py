@@ -136,7 +136,7 @@ def diagnostic_stage(exports, records, image_size, output_dir):
 
 
 def vtab_stage(demo, exports, output):
-  from keras_vivi.evaluation import vtab
+  from keras_vivi.evaluation.vtab import run as vtab
   config = vtab.VtabConfig(sweep=vtab.parse_sweep(demo.vtab_sweep),
                            steps_scale=demo.vtab_steps_scale, batch_size=demo.vtab_batch_size,
                            image_size=demo.vtab_image_size, seed=demo.seed)
@@ -257,19 +257,13 @@ def _write_figures(demo, runs, vtab_results):
             chance=vtab.chance_level(task, next(iter(entries.values()), None)))
 
 
-def write_report(demo, manifest, runs, diagnostic, vtab_results, seconds):
-  """Writes `REPORT.md` and its PNGs into `demo.output`; returns the report's path."""
-  from keras_vivi.evaluation import object_comparison
-  _write_figures(demo, runs, vtab_results)
+def _report_head(demo, manifest):
+  """The report's title, scale note and data section."""
   counts = manifest["counts"]
   records = os.path.join(demo.output, "records")
   shots = experiment_config(demo.experiments[0], demo, records).data.shots_per_video
   top = ", ".join(f"{k} ({v})" for k, v in list(manifest["class_histogram"].items())[:6])
-  train_rows = _training_rows(runs)
-  diag_table = object_comparison.to_markdown(diagnostic).split("\n| model", 1)[1]
-  vtab_rows = _vtab_rows(vtab_results)
-
-  text = f"""# keras_vivi demo report
+  return f"""# keras_vivi demo report
 
 Generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by `make demo`. A small-scale run of
 the whole chain on real sample videos and the real MediaPipe OIDv4 detector: ResNet-{demo.depth} v2 at
@@ -286,7 +280,18 @@ skipped files: {counts['skipped']}. Most detected: {top}.
 
 ![detected classes](class_histogram.png)
 
-## 2. Training
+"""
+
+
+def write_report(demo, manifest, runs, diagnostic, vtab_results, seconds):
+  """Writes `REPORT.md` and its PNGs into `demo.output`; returns the report's path."""
+  from keras_vivi.evaluation import object_comparison
+  _write_figures(demo, runs, vtab_results)
+  train_rows = _training_rows(runs)
+  diag_table = object_comparison.to_markdown(diagnostic).split("\n| model", 1)[1]
+  vtab_rows = _vtab_rows(vtab_results)
+
+  text = _report_head(demo, manifest) + f"""## 2. Training
 Per-epoch means ({demo.steps_per_epoch} steps an epoch), first epoch → last; the last column is the
 object diagnostic (neighbours in other shots) from before training to the end.
 

@@ -296,7 +296,7 @@ def temporary_path(path: str) -> str:
 
 
 def final_name_of(name: str) -> Optional[str]:
-  """The file name whose `temporary_path` (or whose `NAME.tmp` of earlier versions) `name` is,
+  """The file name whose `temporary_path` (or a plain `NAME.tmp`) `name` is,
   or None: how a rerun finds what a killed writer left behind."""
   match = _TEMPORARY.search(name)
   return name[:match.start()] if match else None

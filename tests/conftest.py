@@ -82,3 +82,20 @@ def small_preset(small_archive, tmp_path, monkeypatch):
   return presets_lib.register_preset(presets_lib.Preset(
       name="small_d14", experiment="vivi_objects", description="test export, depth 14",
       handle=archive, sha256=sha256, image_size=32))
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+  """A stand-in `vivi_objects` run after one training step, and its backbone in memory."""
+  import types
+  import tf_keras
+  from keras_vivi import configs
+  from keras_vivi import models
+  from tests.helpers.training import write_run
+  config = configs.get_experiment("vivi_objects")
+  model_dir = tmp_path_factory.mktemp("run")
+  tf_keras.utils.set_random_seed(1)
+  backbone = models.build_backbone(config.model)
+  latest = write_run(model_dir, config, backbone)
+  return types.SimpleNamespace(model_dir=str(model_dir), checkpoint=latest, config=config,
+                               backbone=backbone)

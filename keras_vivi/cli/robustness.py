@@ -5,7 +5,7 @@
 
 --classifier is an ImageNet classifier directory. When it holds none yet, it is made first:
 from --hub (an export, hub handle or preset) by fine-tuning on tfds imagenet2012 (--mode=linear:
-a linear probe; recipe flags below, defaults in `robustness_config.ImageNetRecipe`), or from
+a linear probe; recipe flags below, defaults in `robustness.config.ImageNetRecipe`), or from
 --cotrain_run (a co-training run's own supervised head). --datasets: 'all' or NAME,NAME of
 imagenet, imagenet_a, imagenet_c, imagenet_v2, objectnet, imagenet_vid_robust, ytbb_robust,
 shape_bias. Sets come from tfds, or from their release folders under --data_root (or
@@ -19,7 +19,7 @@ from absl import flags
 
 from keras_vivi import configs
 from keras_vivi.cli import errors
-from keras_vivi.evaluation import robustness_config
+from keras_vivi.evaluation.robustness import config as robustness_config
 
 _RECIPE = robustness_config.ImageNetRecipe()
 
@@ -60,7 +60,7 @@ _TPU = flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
 errors.positive_finite(_LR)
 
 def _folders(items):
-  from keras_vivi.evaluation import robustness_data
+  from keras_vivi.evaluation.robustness import data as robustness_data
   folders = {}
   for item in items:
     name, sep, path = item.partition("=")
@@ -76,9 +76,9 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if _HUB.value and _COTRAIN_RUN.value:
     raise app.UsageError("Give --hub or --cotrain_run, not both.")
-  from keras_vivi.evaluation import robustness_classifier as classifier_lib
-  from keras_vivi.evaluation import robustness_data
-  from keras_vivi.evaluation import robustness_suite
+  from keras_vivi.evaluation.robustness import classifier as classifier_lib
+  from keras_vivi.evaluation.robustness import data as robustness_data
+  from keras_vivi.evaluation.robustness import suite as robustness_suite
   from keras_vivi.training import trainer
   try:
     names = robustness_data.resolve_datasets(_DATASETS.value)

@@ -15,7 +15,7 @@ from absl import app
 from absl import flags
 
 from keras_vivi.cli import errors
-from keras_vivi.evaluation import vtab_config
+from keras_vivi.evaluation.vtab import config as vtab_config
 
 _DEFAULT = vtab_config.VtabConfig()
 
@@ -48,7 +48,7 @@ errors.positive_finite(_STEPS_SCALE)
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  from keras_vivi.evaluation import vtab
+  from keras_vivi.evaluation.vtab import run as vtab
   try:
     names = vtab.resolve_tasks(_TASKS.value)
     sweep = vtab.parse_sweep(_SWEEP.value) if _SWEEP.value else _DEFAULT.sweep

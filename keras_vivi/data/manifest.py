@@ -200,20 +200,8 @@ def contact_sheet(serialized_records, output_path, max_videos=CONTACT_SHEET_VIDE
     for i, c in enumerate(thumbs):
       left = label_w + (i % columns) * (cell_w + pad)
       top = video_top + (i // columns) * line_h
-      image = Image.fromarray(tf.io.decode_jpeg(jpegs[c]).numpy())
-      scale = min(cell_w / image.width, cell_h / image.height)
-      w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
-      sheet.paste(image.resize((w, h), Image.BILINEAR), (left, top))
-      boxes, names, scores = all_boxes[c].reshape(-1, 4), all_names[c], all_scores[c]
-      for (y0, x0, y1, x1), name, score in zip(boxes, names, scores):
-        alpha = int(255 * (0.3 + 0.7 * float(score)))
-        draw.rectangle((left + x0 * w, top + y0 * h, left + x1 * w, top + y1 * h),
-                       outline=(255, 255, 0, alpha))
-        if score >= 0.3:
-          text = f"{name.decode()} {score:.2f}"
-          x, y = left + x0 * w, top + y0 * h
-          draw.rectangle(draw.textbbox((x, y), text), fill=(255, 255, 0, 255))
-          draw.text((x, y), text, fill="black")
+      _draw_thumbnail(sheet, draw, jpegs[c], (all_boxes[c].reshape(-1, 4), all_names[c],
+                                              all_scores[c]), (left, top), cell)
       draw.text((left, top - caption_h), f"shot {shots[c]}, {times[c]:.1f}s", fill="black")
   buffer = io.BytesIO()
   # Level 1: a third of the default level's time (0.04 s against 0.12 s for six rows) for 8% more bytes,
@@ -221,6 +209,25 @@ def contact_sheet(serialized_records, output_path, max_videos=CONTACT_SHEET_VIDE
   sheet.save(buffer, format="PNG", compress_level=1)
   files.write_atomically(output_path, buffer.getvalue())
   return sheet
+
+
+def _draw_thumbnail(sheet, draw, jpeg, detections, corner, cell):
+  """Pastes one frame (`jpeg` bytes) scaled into `cell` (h, w) at `corner` (left, top), with its
+  `detections` (boxes [n, 4] yxyx, names, scores) drawn over it."""
+  left, top = corner
+  image = Image.fromarray(tf.io.decode_jpeg(jpeg).numpy())
+  scale = min(cell[1] / image.width, cell[0] / image.height)
+  w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+  sheet.paste(image.resize((w, h), Image.BILINEAR), (left, top))
+  for (y0, x0, y1, x1), name, score in zip(*detections):
+    alpha = int(255 * (0.3 + 0.7 * float(score)))
+    draw.rectangle((left + x0 * w, top + y0 * h, left + x1 * w, top + y1 * h),
+                   outline=(255, 255, 0, alpha))
+    if score >= 0.3:
+      text = f"{name.decode()} {score:.2f}"
+      x, y = left + x0 * w, top + y0 * h
+      draw.rectangle(draw.textbbox((x, y), text), fill=(255, 255, 0, 255))
+      draw.text((x, y), text, fill="black")
 
 
 def _ragged_rows(ragged):

@@ -234,6 +234,21 @@ def _crop_augmentation(config, seed, shape, training):
       shape, strength, color_seed, config.color_policy)}
 
 
+def _frame_crops(config, shape, real, crop_seed, flip_seed, training):
+  """Crop boxes `[n, 4]` and flips `[n]` of the sampled frames; padded frames (not `real`) get
+  the whole image, unflipped."""
+  n = real.shape[0]
+  if training:
+    crop = augment.sample_crop(shape, config.crop_area, config.crop_aspect_ratio, crop_seed,
+                               batch_shape=[n])
+    flip = augment.sample_flip([n], flip_seed) if config.flip else tf.zeros([n], tf.bool)
+  else:
+    crop = augment.central_crop(shape, 1.0, batch_shape=[n])
+    flip = tf.zeros([n], tf.bool)
+  crop = tf.where(real[:, None], crop, tf.constant([0.0, 0.0, 1.0, 1.0]))
+  return crop, flip & real
+
+
 def _make_example(index, parsed, config, base_seed, training, video_ids, raw_frames):
   k, f, m, s = (config.shots_per_video, config.frames_per_shot, config.max_objects,
                 config.image_size)
@@ -248,16 +263,8 @@ def _make_example(index, parsed, config, base_seed, training, video_ids, raw_fra
   shape = tf.shape(images)[1:3]
 
   n = k * f
-  if training:
-    crop = augment.sample_crop(shape, config.crop_area, config.crop_aspect_ratio, crop_seed,
-                               batch_shape=[n])
-    flip = augment.sample_flip([n], flip_seed) if config.flip else tf.zeros([n], tf.bool)
-  else:
-    crop = augment.central_crop(shape, 1.0, batch_shape=[n])
-    flip = tf.zeros([n], tf.bool)
   real = tf.reshape(frame_mask, [n])
-  crop = tf.where(real[:, None], crop, tf.constant([0.0, 0.0, 1.0, 1.0]))
-  flip = flip & real
+  crop, flip = _frame_crops(config, shape, real, crop_seed, flip_seed, training)
   frames = augment.crop_and_resize(images, crop, flip, s, image_index=which)
   if training and config.color_distortion > 0:
     frames = augment.color_distortion(frames, config.color_distortion, color_seed,

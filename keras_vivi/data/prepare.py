@@ -322,7 +322,7 @@ def describe_detector(detector):
           "label_map": dict(sorted(detector.label_map.items()))}
 
 
-_WORKER = {}  # the detector of a pool worker process
+_WORKER: dict = {}  # the detector of a pool worker process
 
 
 def _init_worker(config):

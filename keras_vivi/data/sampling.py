@@ -157,11 +157,12 @@ def decode_and_sample(path: Union[str, os.PathLike], *, rate: float = 1.0,
     keeper = _FrameKeeper(rate, shot_config, size, on_frame)
     for index, time, frame in reader.av_frames():
       keeper.add(index, time, frame)
-    keeper.finish(reader.end_time)
+    end_time = reader.decoded_end_time()
+    keeper.finish(end_time)
     times = np.array(keeper.times, np.float64)
-    shots, _, _, _ = shots_lib.detect_shots(keeper.collector.features(), times, reader.end_time,
+    shots, _, _, _ = shots_lib.detect_shots(keeper.collector.features(), times, end_time,
                                             shot_config)
-    sample = sample_frames(shots, times, reader.end_time, rate)
+    sample = sample_frames(shots, times, end_time, rate)
   kept = keeper.kept
   handed_over = set(keeper.grid_hits) if on_frame is not None else set()
   returned = sample.frame_indices.tolist()

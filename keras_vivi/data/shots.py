@@ -318,14 +318,15 @@ def detect_shots_in_video(path: Union[str, os.PathLike], config: ShotConfig = Sh
   """
   with video_lib.VideoReader(path, threads=threads) as reader:
     collector = FeatureCollector(config)
-    times = []
+    frame_times = []
     for _, time, frame in reader.av_frames():
       collector.add_counts(video_lib.yuv_counts(frame, config.thumbnail_side))
-      times.append(time)
+      frame_times.append(time)
     features = collector.features()
-  times = np.array(times, np.float64)
-  shots, cuts, distances, threshold = detect_shots(features, times, reader.end_time, config)
-  return ShotDetection(info=reader.info, shots=shots, cuts=cuts, times=times, end_time=reader.end_time,
+  times = np.array(frame_times, np.float64)
+  end_time = reader.decoded_end_time()
+  shots, cuts, distances, threshold = detect_shots(features, times, end_time, config)
+  return ShotDetection(info=reader.info, shots=shots, cuts=cuts, times=times, end_time=end_time,
                        distances=distances, threshold=threshold, truncated=reader.truncated,
                        problem=reader.problem)
 

@@ -145,7 +145,7 @@ def check_size(size) -> Tuple[int, int]:
   return int(size[0]), int(size[1])
 
 
-def yuv_thumbnail(frame: av.VideoFrame, min_side: int = 64) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def yuv_thumbnail(frame: av.VideoFrame, min_side: int = 64) -> Tuple[np.ndarray, ...]:
   """Full-range Y, U, V planes of `frame` subsampled so the shorter side keeps ≥ `min_side` pixels.
 
   For 8-bit planar YUV (what nearly every camera and codec produces) the decoder's planes are strided
@@ -188,7 +188,7 @@ def _thumbnail_planes(frame: av.VideoFrame, min_side: int):
     return tuple(frame.to_ndarray(format="yuv444p", width=w, height=h, interpolation="AREA")), False
   planes = []
   for plane in frame.planes[:3]:
-    data = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
+    data = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
     sy = max(1, round(step * plane.height / frame.height))
     sx = max(1, round(step * plane.width / frame.width))
     planes.append(data[::sy, ::sx])
@@ -238,6 +238,12 @@ class VideoReader:
 
   def close(self) -> None:
     self._container.close()
+
+  def decoded_end_time(self) -> float:
+    """`end_time` once decoding has ended (a RuntimeError before)."""
+    if self.end_time is None:
+      raise RuntimeError(f"{self.path!r}: end_time is known once decoding has ended")
+    return self.end_time
 
   def __enter__(self) -> "VideoReader":
     return self
@@ -308,8 +314,8 @@ class VideoReader:
     missing_frames = info.num_frames - self.num_decoded
     if info.num_frames_exact and missing_frames > _TRUNCATION_TOLERANCE_SECONDS / self.frame_period:
       self._fail(f"decoded {self.num_decoded} of the {info.num_frames} frames the container lists")
-    elif self.num_decoded == 0:
-      self._fail("no frame decoded")
+    elif self.num_decoded == 0 or self.first_time is None or self.end_time is None:
+      self._fail("no frame decoded")  # the first frame sets first_time, the end end_time
     elif (info.duration > 0
           and self.end_time - self.first_time < info.duration - _TRUNCATION_TOLERANCE_SECONDS):
       self._fail(f"decoded {self.end_time - self.first_time:.2f} s of the {info.duration:.2f} s "
@@ -338,7 +344,7 @@ def read_video(path: PathLike, size: Optional[Tuple[int, int]] = None, *,
     h, w = size if size is not None else (reader.info.height, reader.info.width)
     images = np.zeros((0, h, w, 3), np.uint8)
   times = np.array([f.time for f in frames], np.float64)
-  return DecodedVideo(info=reader.info, images=images, times=times, end_time=float(reader.end_time),
+  return DecodedVideo(info=reader.info, images=images, times=times, end_time=float(reader.decoded_end_time()),
                       truncated=reader.truncated, problem=reader.problem)
 
 

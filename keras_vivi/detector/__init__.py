@@ -4,28 +4,25 @@
     detector = load_detector("/path/to/saved_model")  # or a URL / TF-Hub handle
     out = detector(images)  # float32 [B, H, W, 3] in [0, 1]
     out["detection_boxes"]  # [B, M, 4] yxyx; also scores, class labels/entities/names, num_detections
+
+Names import their module (and TensorFlow) on first use (`keras_vivi.lazy`).
 """
 
-from keras_vivi.detector.detector import DETECTION_KEYS
-from keras_vivi.detector.detector import Detector
-from keras_vivi.detector.detector import DetectorLoadError
-from keras_vivi.detector.detector import NUM_DETECTIONS
-from keras_vivi.detector.detector import PAD_LABEL
-from keras_vivi.detector.detector import PAD_STRING
-from keras_vivi.detector.detector import pack_detections
-from keras_vivi.detector.loader import DEFAULT_SPEC
-from keras_vivi.detector.loader import load_detector
-from keras_vivi.detector.loader import mediapipe_oidv4_detector
-from keras_vivi.detector.mediapipe_assets import ChecksumError
-from keras_vivi.detector.mediapipe_assets import default_cache_dir
-from keras_vivi.detector.mediapipe_assets import fetch_mediapipe_oidv4
-from keras_vivi.detector.oidv4 import OIDV4_CLASSES
-from keras_vivi.detector.saved_model_detector import SavedModelDetector
-from keras_vivi.detector.ssd import SSDConfig
-from keras_vivi.detector.tflite_ssd_detector import TFLiteSSDDetector
+from keras_vivi import lazy
 
-__all__ = ["DETECTION_KEYS", "Detector", "DetectorLoadError", "NUM_DETECTIONS", "PAD_LABEL",
-           "PAD_STRING", "pack_detections", "DEFAULT_SPEC", "load_detector",
-           "mediapipe_oidv4_detector", "ChecksumError", "default_cache_dir",
-           "fetch_mediapipe_oidv4", "OIDV4_CLASSES", "SavedModelDetector", "SSDConfig",
-           "TFLiteSSDDetector"]
+_NAMES = {
+    "DETECTION_KEYS": "keras_vivi.detector.detector",
+    "Detector": "keras_vivi.detector.detector",
+    "DetectorLoadError": "keras_vivi.detector.detector",
+    "load_detector": "keras_vivi.detector.loader",
+    "mediapipe_oidv4_detector": "keras_vivi.detector.loader",
+    "ChecksumError": "keras_vivi.detector.mediapipe_assets",
+    "default_cache_dir": "keras_vivi.detector.mediapipe_assets",
+    "fetch_mediapipe_oidv4": "keras_vivi.detector.mediapipe_assets",
+    "OIDV4_CLASSES": "keras_vivi.detector.oidv4",
+    "SavedModelDetector": "keras_vivi.detector.saved_model_detector",
+    "SSDConfig": "keras_vivi.detector.ssd",
+    "TFLiteSSDDetector": "keras_vivi.detector.tflite_ssd_detector",
+}
+__all__ = list(_NAMES)
+__getattr__, __dir__ = lazy.attributes(__name__, _NAMES)

@@ -67,7 +67,7 @@ STAGE_HINT = (f"Or stage the tarball of `npm pack {NPM_PACKAGE}` (made where the
 
 def _npm_pack(dest_dir: pathlib.Path) -> pathlib.Path:
   """Runs `npm pack NPM_PACKAGE` in `dest_dir`; returns the tarball's path."""
-  npm = shutil.which("npm")
+  npm = shutil.which("npm") or "npm"  # callers check that npm is installed
   cmd = [npm, "pack", NPM_PACKAGE, "--silent"]
   try:
     proc = subprocess.run(cmd, cwd=dest_dir, capture_output=True, text=True, timeout=NPM_TIMEOUT_S,

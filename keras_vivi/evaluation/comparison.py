@@ -5,7 +5,7 @@
 
 Each run directory holds the `results.json` that `keras_vivi.evaluation.vtab` writes; several
 per side are independent repetitions of the protocol (the paper uses 12). Robustness runs
-(`robustness_suite`) compare their Table 5 cells, Δ aside, as tasks.
+(`robustness.suite`) compare their Table 5 cells, Δ aside, as tasks.
 """
 
 import json
@@ -16,10 +16,10 @@ import tensorflow as tf
 
 from keras_vivi import files
 from keras_vivi.evaluation import outputs
-from keras_vivi.evaluation import robustness_suite
+from keras_vivi.evaluation.robustness import suite as robustness_suite
 from keras_vivi.evaluation import statistics
-from keras_vivi.evaluation import vtab
-from keras_vivi.evaluation import vtab_tasks
+from keras_vivi.evaluation.vtab import run as vtab
+from keras_vivi.evaluation.vtab import tasks as vtab_tasks
 
 RESULTS = vtab.RESULTS_JSON
 GROUPS = vtab_tasks.GROUPS
@@ -144,6 +144,53 @@ def _as_dict(comparison):
   return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
 
 
+def _task_comparisons(a, b, ordered, groups, correction, options):
+  """Per task: both sides' runs, Welch's test and the verdict at the corrected p."""
+  tasks = {}
+  for task in ordered:
+    result = statistics.compare_runs(a["accuracies"][task], b["accuracies"][task], **options)
+    tasks[task] = dict(group=groups[task], runs_a=a["accuracies"][task],
+                       runs_b=b["accuracies"][task], **_as_dict(result), p_adjusted=None)
+  tested = [t for t, c in tasks.items() if c["p"] is not None]
+  adjusted = statistics.adjust_p_values([tasks[t]["p"] for t in tested], correction)
+  for task, q in zip(tested, adjusted):
+    tasks[task].update(p_adjusted=q,
+                       verdict=statistics.significance(tasks[task]["delta"], q, options["alpha"]))
+  return tasks
+
+
+def _mean_comparisons(a, b, groups, options):
+  """Per category mean (computed per run over the tasks every run of both sides has)."""
+  everywhere = _ordered(a["in_every_run"] & b["in_every_run"], groups)
+  # Per run, as vivi-vtab computes its means (vtab_tasks.mean_members).
+  run_means = {side: [vtab.group_means({t: {"group": groups[t],
+                                            "test_accuracy": s["accuracies"][t][r]}
+                                        for t in everywhere})
+                      for r in range(s["num_runs"])] for side, s in (("a", a), ("b", b))}
+  means = {}
+  for group, tasks_in in vtab_tasks.mean_members({t: groups[t] for t in everywhere}).items():
+    if not tasks_in:
+      continue
+    per_run = {side: [m[group] for m in run_means[side]] for side in ("a", "b")}
+    result = statistics.compare_runs(per_run["a"], per_run["b"], **options)
+    means[group] = dict(tasks=tasks_in, runs_a=per_run["a"], runs_b=per_run["b"],
+                        **_as_dict(result))
+  return means
+
+
+def _common_tasks(a, b, names):
+  """The tasks both sides ran, each in the same group on both sides."""
+  common = set(a["accuracies"]) & set(b["accuracies"])
+  if not common:
+    raise ValueError(f"No task in common: {names[0]} has {sorted(a['accuracies'])}, {names[1]} "
+                     f"has {sorted(b['accuracies'])}.")
+  for task in common:
+    if a["groups"][task] != b["groups"][task]:
+      raise ValueError(f"Task {task!r} is in group {a['groups'][task]!r} for {names[0]} but "
+                       f"{b['groups'][task]!r} for {names[1]}.")
+  return common
+
+
 def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0, correction="none"):
   """Per-task and per-category comparison of B against A.
 
@@ -174,40 +221,11 @@ def compare(a_dirs, b_dirs, names=("A", "B"), alpha=0.05, seed=0, correction="no
     raise ValueError(f"correction must be one of {statistics.CORRECTIONS}, got {correction!r}.")
   _check_distinct_dirs(a_dirs, b_dirs)
   a, b = _side(a_dirs, names[0]), _side(b_dirs, names[1])
-  common = set(a["accuracies"]) & set(b["accuracies"])
-  if not common:
-    raise ValueError(f"No task in common: {names[0]} has {sorted(a['accuracies'])}, {names[1]} "
-                     f"has {sorted(b['accuracies'])}.")
-  for task in common:
-    if a["groups"][task] != b["groups"][task]:
-      raise ValueError(f"Task {task!r} is in group {a['groups'][task]!r} for {names[0]} but "
-                       f"{b['groups'][task]!r} for {names[1]}.")
+  common = _common_tasks(a, b, names)
   groups = a["groups"]
   options = dict(alpha=alpha, seed=seed)
-  tasks = {}
-  for task in _ordered(common, groups):
-    result = statistics.compare_runs(a["accuracies"][task], b["accuracies"][task], **options)
-    tasks[task] = dict(group=groups[task], runs_a=a["accuracies"][task],
-                       runs_b=b["accuracies"][task], **_as_dict(result), p_adjusted=None)
-  tested = [t for t, c in tasks.items() if c["p"] is not None]
-  adjusted = statistics.adjust_p_values([tasks[t]["p"] for t in tested], correction)
-  for task, q in zip(tested, adjusted):
-    tasks[task].update(p_adjusted=q,
-                       verdict=statistics.significance(tasks[task]["delta"], q, alpha))
-  everywhere = _ordered(a["in_every_run"] & b["in_every_run"], groups)
-  # Per run, as vivi-vtab computes its means (vtab_tasks.mean_members).
-  run_means = {side: [vtab.group_means({t: {"group": groups[t],
-                                            "test_accuracy": s["accuracies"][t][r]}
-                                        for t in everywhere})
-                      for r in range(s["num_runs"])] for side, s in (("a", a), ("b", b))}
-  means = {}
-  for group, tasks_in in vtab_tasks.mean_members({t: groups[t] for t in everywhere}).items():
-    if not tasks_in:
-      continue
-    per_run = {side: [m[group] for m in run_means[side]] for side in ("a", "b")}
-    result = statistics.compare_runs(per_run["a"], per_run["b"], **options)
-    means[group] = dict(tasks=tasks_in, runs_a=per_run["a"], runs_b=per_run["b"],
-                        **_as_dict(result))
+  tasks = _task_comparisons(a, b, _ordered(common, groups), groups, correction, options)
+  means = _mean_comparisons(a, b, groups, options)
   benchmark = ("Robustness (Table 5)" if all(g == robustness_suite.KIND for g in groups.values())
                else "VTAB-1k")
   return {

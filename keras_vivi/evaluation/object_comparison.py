@@ -66,6 +66,36 @@ def hub_feature_fn(name_or_handle):
   return lambda images: obj.feature_maps(images, training=False)["5"]
 
 
+def _fisher_tests(base, model, alpha):
+  """`{FIGURE: {odds_ratio, p, significant, direction}}` of `model` against `base`."""
+  tests = {}
+  for figure, _ in FIGURES:
+    a, b = base[figure], model[figure]
+    odds, p = statistics.fisher_exact(a["hits"], a["queries"], b["hits"], b["queries"])
+    # JSON has no NaN or infinity.
+    tests[figure] = {
+        "odds_ratio": odds if math.isfinite(odds) else None, "p": p, "significant": p < alpha,
+        "direction": ("higher" if b["fraction"] > a["fraction"] else "lower")
+                     if p < alpha else None}
+  return tests
+
+
+def _checked_arguments(hubs, names, data, frames):
+  """`(hubs, names)` as lists, after checking them, `data` and `frames` before any model loads."""
+  given, hubs = hubs, list(hubs)
+  if not hubs:
+    raise ValueError(f"Need at least one hub export (directory, handle or preset name), got "
+                     f"hubs={given!r}.")
+  pipeline.shard_files(data)
+  if frames not in object_diagnostic.FRAME_SOURCES:
+    raise ValueError(f"frames must be one of {object_diagnostic.FRAME_SOURCES}, got "
+                     f"{frames!r}.")
+  names = list(names) if names else [os.path.basename(os.path.normpath(h)) or h for h in hubs]
+  if len(names) != len(hubs) or len(set(names)) != len(names):
+    raise ValueError(f"Need one distinct name per export, got names={names!r} for hubs={hubs!r}.")
+  return hubs, names
+
+
 def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects=5,
              batch_size=32, alpha=0.001, feature_fns=None, videos_per_batch=8, num_batches=50,
              frames=object_diagnostic.TRAINING_SAMPLER, sampler=None):
@@ -90,19 +120,8 @@ def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects
     {fraction, variance, majority_class, majority_share}` (a random neighbour; the same objects
     for every model) and `chance_tests[name] = {FIGURE: chance_test(…)}`.
   """
-  given, hubs = hubs, list(hubs)
-  if not hubs:
-    raise ValueError(f"Need at least one hub export (directory, handle or preset name), got "
-                     f"hubs={given!r}.")
-  # Fails early, before any model is loaded, on a wrong --data or --frames.
-  pipeline.shard_files(data)
-  if frames not in object_diagnostic.FRAME_SOURCES:
-    raise ValueError(f"frames must be one of {object_diagnostic.FRAME_SOURCES}, got "
-                     f"{frames!r}.")
+  hubs, names = _checked_arguments(hubs, names, data, frames)
   sampler = sampler or configs.DataConfig()
-  names = list(names) if names else [os.path.basename(os.path.normpath(h)) or h for h in hubs]
-  if len(names) != len(hubs) or len(set(names)) != len(names):
-    raise ValueError(f"Need one distinct name per export, got names={names!r} for hubs={hubs!r}.")
   models, chance = {}, {}
   for name, hub_path in zip(names, hubs):
     feature_fn = (feature_fns or {}).get(hub_path) or hub_feature_fn(hub_path)
@@ -119,17 +138,7 @@ def diagnose(hubs, data, image_size=224, names=None, min_score=0.05, max_objects
     models[name] = entry
   base = names[0]
   sampled = frames == object_diagnostic.TRAINING_SAMPLER
-  tests = {}
-  for name in names[1:]:
-    tests[name] = {}
-    for figure, _ in FIGURES:
-      a, b = models[base][figure], models[name][figure]
-      odds, p = statistics.fisher_exact(a["hits"], a["queries"], b["hits"], b["queries"])
-      # JSON has no NaN or infinity.
-      tests[name][figure] = {
-          "odds_ratio": odds if math.isfinite(odds) else None, "p": p, "significant": p < alpha,
-          "direction": ("higher" if b["fraction"] > a["fraction"] else "lower")
-                       if p < alpha else None}
+  tests = {name: _fisher_tests(models[base], models[name], alpha) for name in names[1:]}
   chance_tests = {name: {figure: chance_test(m[figure]["hits"], m[figure]["queries"],
                                              chance[figure], alpha) for figure, _ in FIGURES}
                   for name, m in models.items()}

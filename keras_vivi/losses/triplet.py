@@ -137,6 +137,32 @@ def semi_hard_triplet_terms(anchors, anchor_labels, candidates, candidate_labels
       candidate_valid, tf.cast(margin, tf.float32), block_size))
 
 
+def _to_blocks(x, padding, num_blocks, block_size):
+  """`x` `[A, ...]` padded with `padding` to `[num_blocks, block_size, ...]`."""
+  x = tf.pad(x, [[0, num_blocks * block_size - tf.shape(x)[0]]] + [[0, 0]] * (x.shape.rank - 1),
+             constant_values=padding)
+  return tf.reshape(x, tf.concat([[num_blocks, block_size], tf.shape(x)[1:]], 0))
+
+
+def _block_gradients(upstream, raw, positive, hardest, pairs, excess, block, candidates,
+                     block_size, n):
+  """`upstream` times the gradient of one block's hinge sum: (∂/∂block, ∂/∂candidates)."""
+  # Each pair on the hinge (tf.maximum passes the gradient at 0 too) weighs d(a,p) with +1
+  # and d(a,n*) with −1, where the clamp of d at 0 passes it (raw >= 0).
+  on_hinge = pairs & (excess >= 0)
+  sign = lambda index, s: s * tf.cast(
+      on_hinge & (tf.gather(raw, index, batch_dims=1) >= 0), tf.float32)
+  row = tf.range(block_size)[:, None] * n
+  weight = upstream * tf.reshape(tf.math.unsorted_segment_sum(
+      tf.reshape(tf.stack([sign(positive, 1.0), sign(hardest, -1.0)]), [-1]),
+      tf.reshape(tf.stack([row + positive, row + hardest]), [-1]), block_size * n),
+                                 [block_size, n])
+  # d = |a|² + |c|² − 2 a·c, so ∂/∂a = 2 Σ_c w (a − c) and ∂/∂c = 2 Σ_a w (c − a).
+  return (2.0 * (tf.reduce_sum(weight, 1)[:, None] * block - tf.matmul(weight, candidates)),
+          2.0 * (tf.reduce_sum(weight, 0)[:, None] * candidates
+                 - tf.matmul(weight, block, transpose_a=True)))
+
+
 def _blockwise_terms(anchors, candidates, anchor_labels, anchor_valid, positions,
                      candidate_labels, candidate_valid, margin, block_size):
   """`(sum, count, active)` accumulated over blocks of anchors, with a blockwise gradient of sum.
@@ -149,11 +175,7 @@ def _blockwise_terms(anchors, candidates, anchor_labels, anchor_valid, positions
   a, dim = tf.shape(anchors)[0], anchors.shape[1]
   num_blocks = (a + block_size - 1) // block_size
 
-  def blocks(x, padding):
-    x = tf.pad(x, [[0, num_blocks * block_size - a]] + [[0, 0]] * (x.shape.rank - 1),
-               constant_values=padding)
-    return tf.reshape(x, tf.concat([[num_blocks, block_size], tf.shape(x)[1:]], 0))
-
+  blocks = lambda x, padding: _to_blocks(x, padding, num_blocks, block_size)
   anchor_labels, anchor_valid, positions = (blocks(anchor_labels, 0), blocks(anchor_valid, False),
                                             blocks(positions, -1))
 
@@ -181,24 +203,9 @@ def _blockwise_terms(anchors, candidates, anchor_labels, anchor_valid, positions
       n = tf.shape(candidates)[0]
 
       def body(i, anchor_grads, candidate_grad):
-        raw, positive, hardest, pairs, excess = select(i)
-        # Each pair on the hinge (tf.maximum passes the gradient at 0 too) weighs d(a,p) with +1
-        # and d(a,n*) with −1, where the clamp of d at 0 passes it (raw >= 0).
-        on_hinge = pairs & (excess >= 0)
-        sign = lambda index, s: s * tf.cast(
-            on_hinge & (tf.gather(raw, index, batch_dims=1) >= 0), tf.float32)
-        row = tf.range(block_size)[:, None] * n
-        weight = upstream * tf.reshape(tf.math.unsorted_segment_sum(
-            tf.reshape(tf.stack([sign(positive, 1.0), sign(hardest, -1.0)]), [-1]),
-            tf.reshape(tf.stack([row + positive, row + hardest]), [-1]), block_size * n),
-                                       [block_size, n])
-        block = anchor_blocks[i]
-        # d = |a|² + |c|² − 2 a·c, so ∂/∂a = 2 Σ_c w (a − c) and ∂/∂c = 2 Σ_a w (c − a).
-        anchor_grads = anchor_grads.write(i, 2.0 * (
-            tf.reduce_sum(weight, 1)[:, None] * block - tf.matmul(weight, candidates)))
-        candidate_grad += 2.0 * (tf.reduce_sum(weight, 0)[:, None] * candidates
-                                 - tf.matmul(weight, block, transpose_a=True))
-        return i + 1, anchor_grads, candidate_grad
+        anchor_grad, block_candidate_grad = _block_gradients(
+            upstream, *select(i), anchor_blocks[i], candidates, block_size, n)
+        return i + 1, anchor_grads.write(i, anchor_grad), candidate_grad + block_candidate_grad
 
       _, anchor_grads, candidate_grad = tf.while_loop(
           lambda i, *_: i < num_blocks, body,

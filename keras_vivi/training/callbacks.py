@@ -7,7 +7,7 @@ from absl import logging
 import tensorflow as tf
 import tf_keras
 
-from keras_vivi import evaluation
+from keras_vivi.evaluation import object_diagnostic
 from keras_vivi import files
 
 
@@ -90,7 +90,7 @@ class ObjectNeighbourCallback(tf_keras.callbacks.Callback):
 
   def compute(self) -> dict[str, float]:
     config, protocol = self.data_config, self.diagnostic_config
-    figures = evaluation.diagnose_records(
+    figures = object_diagnostic.diagnose_records(
         lambda images: self.model.backbone(images, training=False)["5"], config.path,
         config.image_size, config.min_score, config.max_objects,
         videos_per_batch=protocol.videos_per_batch, num_batches=protocol.num_batches,

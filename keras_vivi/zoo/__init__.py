@@ -1,7 +1,8 @@
 """The keras_vivi model zoo: named feature extractors and how to load them.
 
-`presets` (the registry) is light; `load_feature_extractor` and the cache helpers import
-TensorFlow and tensorflow_hub on first use.
+`presets` (the registry) is light; `load_feature_extractor` (a `hub.KerasLayer`), `resolve`
+(the local SavedModel directory of a preset, e.g. for Keras 3's `keras.layers.TFSMLayer`) and the
+cache helpers import TensorFlow and tensorflow_hub on first use.
 """
 
 from keras_vivi.zoo.presets import BACKBONE_PRESETS
@@ -13,21 +14,13 @@ from keras_vivi.zoo.presets import PRESETS_ENV
 from keras_vivi.zoo.presets import register_preset
 from keras_vivi.zoo.presets import UnknownPresetError
 
-_LOADER_NAMES = ("load_feature_extractor", "resolve_handle", "cache_archive", "cache_dir",
-                 "cached_module_dir", "ModuleNotCachedError",
-                 "ChecksumMismatchError", "CorruptArchiveError", "PresetNotAvailableError",
-                 "OFFLINE_ENV")
+from keras_vivi import lazy
+
+_LOADER_NAMES = ("load_feature_extractor", "resolve", "resolve_handle", "cache_archive", "cache_dir",
+                 "cached_module_dir", "ModuleNotCachedError", "ChecksumMismatchError",
+                 "CorruptArchiveError", "PresetNotAvailableError", "OFFLINE_ENV")
 
 __all__ = ["BACKBONE_PRESETS", "get_preset", "list_presets", "load_presets_file", "Preset",
            "PRESETS_ENV", "register_preset", "UnknownPresetError"] + list(_LOADER_NAMES)
-
-
-def __getattr__(name):
-  if name in _LOADER_NAMES:
-    from keras_vivi.zoo import loader  # pylint: disable=g-import-not-at-top
-    return getattr(loader, name)
-  raise AttributeError(f"module 'keras_vivi.zoo' has no attribute {name!r}")
-
-
-def __dir__():
-  return sorted(list(globals()) + list(_LOADER_NAMES))
+__getattr__, __dir__ = lazy.attributes(
+    __name__, {name: "keras_vivi.zoo.loader" for name in _LOADER_NAMES})

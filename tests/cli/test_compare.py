@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from keras_vivi.evaluation import comparison
-from keras_vivi.evaluation import vtab
+from keras_vivi.evaluation.vtab import run as vtab
 from tests.helpers.cli import run_module
 
 GROUPS = {"caltech101": "natural", "cifar100": "natural", "eurosat": "specialized",

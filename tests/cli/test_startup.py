@@ -137,7 +137,7 @@ def test_package_names_load_on_first_use():
 
 def test_robustness_description_names_every_dataset():
   # --datasets' help refers to the description for the names.
-  from keras_vivi.evaluation import robustness_data
+  from keras_vivi.evaluation.robustness import data as robustness_data
   with open(importlib.util.find_spec("keras_vivi.cli.robustness").origin, encoding="utf-8") as f:
     description = " ".join(ast.get_docstring(ast.parse(f.read())).split())
   assert all(f" {name}," in description or f" {name}." in description

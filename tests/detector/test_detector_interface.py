@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_vivi.detector import (DETECTION_KEYS, NUM_DETECTIONS, PAD_LABEL, Detector, DetectorLoadError,
-                                 load_detector, pack_detections)
+from keras_vivi.detector import DETECTION_KEYS, Detector, DetectorLoadError, load_detector
+from keras_vivi.detector.detector import NUM_DETECTIONS, PAD_LABEL, pack_detections
 from keras_vivi.detector.detector import as_image_batch
 
 

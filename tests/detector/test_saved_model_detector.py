@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from keras_vivi.detector import (DETECTION_KEYS, NUM_DETECTIONS, PAD_LABEL, DetectorLoadError,
-                                 SavedModelDetector, load_detector, pack_detections)
+from keras_vivi.detector import DETECTION_KEYS, DetectorLoadError, SavedModelDetector, load_detector
+from keras_vivi.detector.detector import NUM_DETECTIONS, PAD_LABEL, pack_detections
 
 MEANS = (1.0, 0.2, 0.1, 0.04)
 

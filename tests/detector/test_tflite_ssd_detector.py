@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_vivi.detector import (DETECTION_KEYS, NUM_DETECTIONS, PAD_LABEL, load_detector,
-                                 mediapipe_oidv4_detector)
+from keras_vivi.detector import DETECTION_KEYS, load_detector, mediapipe_oidv4_detector
+from keras_vivi.detector.detector import NUM_DETECTIONS, PAD_LABEL
 from keras_vivi.detector import ssd
 from tests.helpers.references import greedy_loop
 

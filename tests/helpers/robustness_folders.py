@@ -10,8 +10,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from keras_vivi.evaluation import robustness_classifier
-from keras_vivi.evaluation import robustness_data as data_lib
+from keras_vivi.evaluation.robustness import classifier as robustness_classifier
+from keras_vivi.evaluation.robustness import data as data_lib
 
 
 SIZE = 8

@@ -1,26 +1,8 @@
-"""Shared fixtures: one stand-in training run and one export of it for the whole session."""
-
-import types
+"""Shared fixture: one export of the stand-in training run (`trained_run`) for the whole session."""
 
 import pytest
-import tf_keras
 
-from keras_vivi import configs
-from keras_vivi import models
 from tests.helpers.cli import run_module
-from tests.helpers.training import write_run
-
-
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory):
-  """A stand-in `vivi_objects` run after one training step, and its backbone in memory."""
-  config = configs.get_experiment("vivi_objects")
-  model_dir = tmp_path_factory.mktemp("run")
-  tf_keras.utils.set_random_seed(1)
-  backbone = models.build_backbone(config.model)
-  latest = write_run(model_dir, config, backbone)
-  return types.SimpleNamespace(model_dir=str(model_dir), checkpoint=latest, config=config,
-                               backbone=backbone)
 
 
 @pytest.fixture(scope="session")

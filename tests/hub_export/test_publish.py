@@ -316,7 +316,7 @@ def test_means_without_tasks_give_group_means_only():
 
 
 def test_the_19_vtab_tasks():
-  from keras_vivi.evaluation import vtab_tasks
+  from keras_vivi.evaluation.vtab import tasks as vtab_tasks
   assert vtab_tasks.list_tasks() == VTAB_19
 
 

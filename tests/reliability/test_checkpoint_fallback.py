@@ -9,8 +9,8 @@ import os
 import pytest
 import tensorflow as tf
 
-from hub_export import checkpoint as checkpoint_lib
 from keras_vivi.training import callbacks
+from keras_vivi.training import runs as checkpoint_lib
 from keras_vivi.training import trainer
 from tests.helpers.training import small_config
 from tests.reliability.test_training_restarts import batches, committed

@@ -6,7 +6,7 @@ import pytest
 
 from keras_vivi import configs
 from keras_vivi.data import prepare
-from keras_vivi.evaluation import vtab
+from keras_vivi.evaluation.vtab import run as vtab
 from keras_vivi.training import trainer
 
 

@@ -8,10 +8,10 @@
   evaluate_shifts(classifier, {"ImageNet-A": "imagenet_a", "noisy": "/data/noisy"}, 64,
                   output_dir="shifts/")                    # accuracy on shifted test sets
 
-The classifier comes from `keras_vivi.evaluation.finetune` (`build_classifier` + `finetune` on
+The classifier comes from `keras_vivi.evaluation.vtab.finetune` (`build_classifier` + `finetune` on
 the source task, e.g. ImageNet): a tf_keras model of images `[B, S, S, 3]` in [0, 1] → logits.
 The paper's whole study (every dataset with its protocol, the ImageNet classifier, result
-files, Table 5) is `robustness_suite` and `vivi-robustness`, built on these metrics.
+files, Table 5) is `robustness.suite` and `vivi-robustness`, built on these metrics.
 """
 
 import dataclasses
@@ -22,7 +22,7 @@ import numpy as np
 from keras_vivi import files
 from keras_vivi.evaluation import outputs
 
-# Shifted sets that tfds does not serve: `robustness_suite` (vivi-robustness) reads their
+# Shifted sets that tfds does not serve: `suite` (vivi-robustness) reads their
 # releases with their own protocols.
 NOT_IN_TFDS = {
     "objectnet": "ObjectNet (objectnet.dev) is not in tfds: `vivi-robustness "
@@ -185,21 +185,10 @@ def video_robustness(predictions, labels, k=10, anchors=None):
   k = int(k)
   anchor_correct, pmk_correct = [], []
   for v, (frames, label) in enumerate(zip(predictions, labels)):
-    frames = _predicted_labels(frames, v)
-    accepted = np.atleast_1d(np.asarray(list(label) if isinstance(label, (set, frozenset))
-                                        else label))
-    correct = np.isin(frames, accepted)
-    # errors_before[i] = misclassified frames among the first i, so any window's error count is
-    # a difference of two entries.
-    errors_before = np.concatenate([[0], np.cumsum(~correct)])
-    given = (frames.size - 1) // 2 if anchors is None else anchors[v]
-    ids = np.atleast_1d(np.asarray(given))
-    if ids.size == 0 or ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= frames.size:
-      raise ValueError(f"Video {v}: anchors must be frame indices in [0, {frames.size}), got "
-                       f"{given!r}.")
-    lo, hi = np.maximum(ids - k, 0), np.minimum(ids + k + 1, frames.size)
-    anchor_correct.append(correct[ids])
-    pmk_correct.append(errors_before[hi] - errors_before[lo] == 0)
+    at_anchor, in_window = _video_windows(_predicted_labels(frames, v), label, k,
+                                          None if anchors is None else anchors[v], v)
+    anchor_correct.append(at_anchor)
+    pmk_correct.append(in_window)
   anchor_correct = np.concatenate(anchor_correct)
   pmk_correct = np.concatenate(pmk_correct)
   anchor_accuracy, pmk_accuracy = float(anchor_correct.mean()), float(pmk_correct.mean())
@@ -207,6 +196,23 @@ def video_robustness(predictions, labels, k=10, anchors=None):
                          delta=anchor_accuracy - pmk_accuracy, k=k,
                          num_anchors=int(anchor_correct.size), anchor_correct=anchor_correct,
                          pmk_correct=pmk_correct)
+
+
+def _video_windows(frames, label, k, given, v):
+  """Per anchor of video `v`: is the anchor correct, is its whole ±k window correct."""
+  accepted = np.atleast_1d(np.asarray(list(label) if isinstance(label, (set, frozenset))
+                                      else label))
+  correct = np.isin(frames, accepted)
+  # errors_before[i] = misclassified frames among the first i, so any window's error count is
+  # a difference of two entries.
+  errors_before = np.concatenate([[0], np.cumsum(~correct)])
+  given = (frames.size - 1) // 2 if given is None else given
+  ids = np.atleast_1d(np.asarray(given))
+  if ids.size == 0 or ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= frames.size:
+    raise ValueError(f"Video {v}: anchors must be frame indices in [0, {frames.size}), got "
+                     f"{given!r}.")
+  lo, hi = np.maximum(ids - k, 0), np.minimum(ids + k + 1, frames.size)
+  return correct[ids], errors_before[hi] - errors_before[lo] == 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,7 +271,7 @@ def shape_bias(predicted, shape_labels, texture_labels):
 
 def _folder_dataset(path):
   """A class-folder directory as `(dataset of (image, label), count)`, or raises ValueError."""
-  from keras_vivi.evaluation import vtab_tasks  # pylint: disable=g-import-not-at-top
+  from keras_vivi.evaluation.vtab import tasks as vtab_tasks  # pylint: disable=g-import-not-at-top
 
   fs = files.filesystem()
   classes = sorted(d.rstrip("/") for d in fs.listdir(path) if fs.isdir(files.join(path, d.rstrip("/"))))
@@ -339,6 +345,26 @@ def _write_shifts(results, output_dir):
   return files.save_figure(fig, os.path.join(output_dir, "shifts.png"))
 
 
+def _open_set(source, data_dir):
+  """`(dataset, count, split)` of a folder or tfds source; ValueError when it is missing."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if tf.io.gfile.isdir(source):
+    return (*_folder_dataset(source), None)
+  return _tfds_dataset(source, data_dir)
+
+
+def _count_correct(classifier, name, dataset, total, preprocess, batch_size, progress):
+  """`(correct, seen)` of `classifier` over `dataset`, with a tqdm bar."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tqdm  # pylint: disable=g-import-not-at-top
+  from keras_vivi.evaluation.vtab import finetune  # pylint: disable=g-import-not-at-top
+
+  batches = (dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+             .prefetch(tf.data.AUTOTUNE))
+  with tqdm.tqdm(total=total, desc=name, unit="img", disable=not progress) as bar:
+    return finetune.count_correct(classifier, batches, on_batch=bar.update)
+
+
 def evaluate_shifts(classifier, test_sets, batch_size=64, image_size=None, data_dir=None,
                     output_dir=None, progress=True):
   """Top-1 accuracy of a classifier on each shifted test set that is available.
@@ -364,10 +390,7 @@ def evaluate_shifts(classifier, test_sets, batch_size=64, image_size=None, data_
     `{'sets': {name: {source, split, examples, correct, accuracy}},
       'missing': {name: {source, reason}}}`.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tqdm  # pylint: disable=g-import-not-at-top
-  from keras_vivi.evaluation import finetune  # pylint: disable=g-import-not-at-top
-  from keras_vivi.evaluation import vtab  # pylint: disable=g-import-not-at-top
+  from keras_vivi.evaluation.vtab import run as vtab  # pylint: disable=g-import-not-at-top
 
   if not isinstance(test_sets, dict):
     test_sets = {str(source): str(source) for source in test_sets}
@@ -382,19 +405,13 @@ def evaluate_shifts(classifier, test_sets, batch_size=64, image_size=None, data_
 
   results = {"sets": {}, "missing": {}}
   for name, source in test_sets.items():
-    split = None
     try:
-      if tf.io.gfile.isdir(source):
-        dataset, total = _folder_dataset(source)
-      else:
-        dataset, total, split = _tfds_dataset(source, data_dir)
+      dataset, total, split = _open_set(source, data_dir)
     except ValueError as e:
       results["missing"][name] = {"source": source, "reason": str(e)}
       continue
-    batches = (dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
-               .prefetch(tf.data.AUTOTUNE))
-    with tqdm.tqdm(total=total, desc=name, unit="img", disable=not progress) as bar:
-      correct, seen = finetune.count_correct(classifier, batches, on_batch=bar.update)
+    correct, seen = _count_correct(classifier, name, dataset, total, preprocess, batch_size,
+                                   progress)
     if not seen:
       results["missing"][name] = {"source": source, "reason": "the set holds no examples"}
       continue

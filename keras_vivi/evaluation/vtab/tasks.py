@@ -27,9 +27,6 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
-# The file listing behind tf_keras.utils.image_dataset_from_directory, which itself would resize
-# and batch: VTAB's preprocessing resizes once, from the decoded image.
-from tf_keras.src.utils import dataset_utils
 
 GROUPS = ("natural", "specialized", "structured")
 # The means of a results file: one per VTAB group and the local tasks, VTAB-1k's score
@@ -394,12 +391,12 @@ def class_folder_dataset(roots, classes, labels=None):
   for root in roots:
     if not tf.io.gfile.isdir(root):
       continue
-    files, indices, names = dataset_utils.index_directory(root, "inferred", IMAGE_EXTENSIONS,
-                                                          shuffle=False)
-    for path, index in zip(files, indices):
-      if names[index] in label_of:  # folders that are not classes are left out
-        paths.append(path)
-        targets.append(label_of[names[index]])
+    for name in sorted(c.rstrip("/") for c in tf.io.gfile.listdir(root)):
+      # Folders that are not classes are left out.
+      if name in label_of and tf.io.gfile.isdir(os.path.join(root, name)):
+        images = _image_files(os.path.join(root, name))
+        paths += images
+        targets += [label_of[name]] * len(images)
 
   def decode(path, label):
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
@@ -408,6 +405,17 @@ def class_folder_dataset(roots, classes, labels=None):
   data = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string),
                                              np.asarray(targets, np.int64)))
   return data.map(decode, num_parallel_calls=tf.data.AUTOTUNE), len(paths)
+
+
+def _image_files(directory):
+  """Paths of the `IMAGE_EXTENSIONS` files (any case) under `directory`, sub-folders included,
+  sorted by folder then name: the order of tf_keras's `image_dataset_from_directory`, whose
+  listing is not public API (and which would resize and batch; VTAB resizes once, itself)."""
+  found = []
+  for folder, _, names in sorted(tf.io.gfile.walk(directory), key=lambda entry: entry[0]):
+    found += [os.path.join(folder, n) for n in sorted(names)
+              if n.lower().endswith(IMAGE_EXTENSIONS)]
+  return found
 
 
 def _folder_split(task, split):

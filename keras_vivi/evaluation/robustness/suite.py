@@ -3,7 +3,7 @@
   results = run_robustness("classifiers/ours", ["imagenet_a", "objectnet"], "robustness/ours",
                            data_root="data/robustness")
 
-Datasets, their sources and protocols: `robustness_data`. Images are preprocessed as ImageNet
+Datasets, their sources and protocols: `robustness.data`. Images are preprocessed as ImageNet
 evaluations usually are (Djolonga et al.): shorter side resized to S / 0.875 (bilinear), central
 S × S crop, [0, 1]; ObjectNet's frame is cut off first. OUTPUT receives, rewritten after every
 finished dataset (and every ImageNet-C corruption × severity), so a re-run with the same OUTPUT
@@ -28,8 +28,8 @@ from tqdm import auto as tqdm
 
 from keras_vivi import files
 from keras_vivi.evaluation import outputs
-from keras_vivi.evaluation import robustness_classifier
-from keras_vivi.evaluation import robustness_data as data_lib
+from keras_vivi.evaluation.robustness import classifier as robustness_classifier
+from keras_vivi.evaluation.robustness import data as data_lib
 
 RESULTS_JSON = "results.json"
 KIND = "robustness"
@@ -172,11 +172,11 @@ def run_robustness(classifier, dataset_names, output_dir, config=RobustnessConfi
     classifier: a directory written by `robustness_classifier` (a local one recorded by its
       absolute path), or a `robustness_classifier.Classifier` (recorded by its info's
       'source').
-    dataset_names: names of `robustness_data.DATASETS` ('all': `resolve_datasets`).
+    dataset_names: names of `data.DATASETS` ('all': `resolve_datasets`).
     output_dir: where the result files go; what is finished there is skipped.
     config: `RobustnessConfig`.
     data_dir: tfds data directory.
-    data_root: directory holding the releases' folders (`robustness_data.DATASETS[i].folder`),
+    data_root: directory holding the releases' folders (`data.DATASETS[i].folder`),
       read instead of tfds when present.
     folders: `{dataset name: folder}` overriding `data_root`.
     progress: tqdm bars.

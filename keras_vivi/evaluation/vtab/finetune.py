@@ -13,7 +13,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
-import keras_vivi
+from keras_vivi.zoo import loader
 
 
 def schedule_boundaries(steps, learning_rate, decay_every, decay_factor=0.1):
@@ -71,7 +71,7 @@ def build_classifier(handle, num_classes, trainable=True, image_size=224):
 
   Args:
     handle: a zoo preset name or a hub handle (SavedModel directory, local or remote `.tar.gz`,
-      TF-Hub URL), loaded through the zoo's cache (`keras_vivi.load_feature_extractor`: sha256
+      TF-Hub URL), loaded through the zoo's cache (`keras_vivi.zoo.loader.load_feature_extractor`: sha256
       checks, `$KERAS_VIVI_OFFLINE`), or a callable module object; `obj(images, training)`
       maps float32 `[B, H, W, 3]` in [0, 1] to `[B, D]` (or `[B, 1, 1, D]`) pre-logits.
     num_classes: number of logits.
@@ -86,7 +86,7 @@ def build_classifier(handle, num_classes, trainable=True, image_size=224):
     raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
   images = tf_keras.Input([image_size, image_size, 3], dtype=tf.float32, name="images")
   if isinstance(handle, str):
-    module = keras_vivi.load_feature_extractor(handle, trainable=trainable, name="module")
+    module = loader.load_feature_extractor(handle, trainable=trainable, name="module")
   else:
     module = hub.KerasLayer(handle, trainable=trainable, name="module")
   features = module(images)

@@ -7,7 +7,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
-from keras_vivi.evaluation import finetune
+from keras_vivi.evaluation.vtab import finetune
 from keras_vivi.zoo import loader
 from keras_vivi.zoo import presets as presets_lib
 

@@ -9,8 +9,8 @@ import tensorflow_datasets as tfds
 from PIL import Image
 from tensorflow_datasets.testing import mocking
 
-from keras_vivi.evaluation import vtab_tasks
-from keras_vivi.evaluation.vtab_tasks import Slicing
+from keras_vivi.evaluation.vtab import tasks as vtab_tasks
+from keras_vivi.evaluation.vtab.tasks import Slicing
 
 # Hand-computed from task_adaptation's definitions and the tfds train split sizes
 # (val200 starts at ⌊p·n/100⌋; eurosat/resisc45 test after ⌊0.6n⌋ + ⌊0.2n⌋, dsprites

@@ -13,9 +13,9 @@ import tf_keras
 
 from keras_vivi import configs
 from keras_vivi import models
-from keras_vivi.evaluation import robustness_classifier as classifier_lib
-from keras_vivi.evaluation import robustness_data as data_lib
-from keras_vivi.evaluation import robustness_suite
+from keras_vivi.evaluation.robustness import classifier as classifier_lib
+from keras_vivi.evaluation.robustness import data as data_lib
+from keras_vivi.evaluation.robustness import suite as robustness_suite
 from tests.helpers import robustness_folders as folders
 
 

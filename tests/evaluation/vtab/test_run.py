@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from keras_vivi.evaluation import statistics
-from keras_vivi.evaluation import vtab
-from keras_vivi.evaluation import vtab_tasks
+from keras_vivi.evaluation.vtab import run as vtab
+from keras_vivi.evaluation.vtab import tasks as vtab_tasks
 from tests.helpers.cli import run_module
 
 SP = vtab.SweepPoint

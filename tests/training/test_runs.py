@@ -11,9 +11,9 @@ import tensorflow as tf
 import tf_keras
 from tensorflow.python.checkpoint import checkpoint as checkpoint_internal
 
-from hub_export import checkpoint as checkpoint_lib
 from keras_vivi import configs
 from keras_vivi import models
+from keras_vivi.training import runs as checkpoint_lib
 from tests.helpers.training import write_run
 
 

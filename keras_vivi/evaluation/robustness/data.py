@@ -44,8 +44,8 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 
-from keras_vivi.evaluation import robustness
-from keras_vivi.evaluation import vtab_tasks
+from keras_vivi.evaluation.robustness import metrics as robustness
+from keras_vivi.evaluation.vtab import tasks as vtab_tasks
 
 NUM_CLASSES = 1000
 

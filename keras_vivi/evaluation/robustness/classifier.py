@@ -10,7 +10,7 @@ on ImageNet; the paper gives no recipe, so ours is `ImageNetRecipe` (documented 
 Both are saved the same way: a SavedModel whose `logits(images)` function and
 `serving_default` signature map float32 `[B, S, S, 3]` in [0, 1] to `[B, 1000]` logits, and a
 `classifier.json` marker (source, recipe, image size) written last, so a directory without it is
-not a finished classifier. Evaluation preprocessing (`robustness_suite.preprocess`): shorter
+not a finished classifier. Evaluation preprocessing (`suite.preprocess`): shorter
 side resized to S / 0.875, central S × S crop.
 """
 
@@ -22,8 +22,8 @@ import tensorflow as tf
 import tf_keras
 
 from keras_vivi.data import augment
-from keras_vivi.evaluation import finetune
-from keras_vivi.evaluation.robustness_config import ImageNetRecipe
+from keras_vivi.evaluation.vtab import finetune
+from keras_vivi.evaluation.robustness.config import ImageNetRecipe
 
 MARKER = "classifier.json"
 NUM_CLASSES = 1000
@@ -128,7 +128,7 @@ def train_imagenet_classifier(hub, output_dir, recipe=ImageNetRecipe(), data_dir
   Returns:
     `output_dir`.
   """
-  from keras_vivi.evaluation import vtab  # pylint: disable=g-import-not-at-top
+  from keras_vivi.evaluation.vtab import run as vtab  # pylint: disable=g-import-not-at-top
 
   info = {"source": vtab.normalize_hub(hub), "kind": recipe.mode,
           "recipe": dataclasses.asdict(recipe), "image_size": recipe.image_size}
@@ -156,7 +156,7 @@ def cotrain_classifier(run, output_dir, image_size=224):
   Returns:
     `output_dir`.
   """
-  from hub_export import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  from keras_vivi.training import runs as checkpoint_lib  # pylint: disable=g-import-not-at-top
   from keras_vivi import models  # pylint: disable=g-import-not-at-top
 
   path, config = checkpoint_lib.resolve_run(run)

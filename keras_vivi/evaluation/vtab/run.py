@@ -38,10 +38,10 @@ import tf_keras
 from tqdm import auto as tqdm
 
 from keras_vivi import files
-from keras_vivi.evaluation import finetune
+from keras_vivi.evaluation.vtab import finetune
 from keras_vivi.evaluation import statistics
-from keras_vivi.evaluation import vtab_tasks
-from keras_vivi.evaluation.vtab_config import SweepPoint, VtabConfig
+from keras_vivi.evaluation.vtab import tasks as vtab_tasks
+from keras_vivi.evaluation.vtab.config import SweepPoint, VtabConfig
 from keras_vivi.zoo import presets as presets_lib
 
 RESULTS_JSON = "results.json"

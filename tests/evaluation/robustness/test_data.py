@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from keras_vivi.evaluation import robustness
-from keras_vivi.evaluation import robustness_data as data_lib
-from keras_vivi.evaluation import robustness_suite
+from keras_vivi.evaluation.robustness import metrics as robustness
+from keras_vivi.evaluation.robustness import data as data_lib
+from keras_vivi.evaluation.robustness import suite as robustness_suite
 from tests.helpers.robustness_folders import SIZE, ColourClassifier, save_image
 from tests.helpers.robustness_folders import write_imagenet_a, write_imagenet_c, write_imagenet_v2
 from tests.helpers.robustness_folders import write_objectnet, write_video_set

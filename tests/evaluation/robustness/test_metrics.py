@@ -10,8 +10,8 @@ from PIL import Image
 from scipy import ndimage
 from sklearn import datasets as sk_datasets
 
-from keras_vivi.evaluation import finetune
-from keras_vivi.evaluation import robustness
+from keras_vivi.evaluation.vtab import finetune
+from keras_vivi.evaluation.robustness import metrics as robustness
 
 
 def brute_force(predictions, labels, anchors, k):
