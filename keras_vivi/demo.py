@@ -250,7 +250,7 @@ def _write_figures(demo, runs, vtab_results):
       files.write_atomically(os.path.join(out, png), f.read())
   plot_training(runs, demo.steps_per_epoch, os.path.join(out, "training.png"))
   task = demo.vtab_tasks[0]
-  from keras_vivi.evaluation import vtab
+  from keras_vivi.evaluation.vtab import run as vtab
   entries = {n: r["tasks"][task] for n, r in vtab_results.items() if task in r["tasks"]}
   plot_bars({n: e["test_accuracy"] for n, e in entries.items()},
             f"Fine-tuned test accuracy on {task}", "accuracy", os.path.join(out, "vtab.png"),
