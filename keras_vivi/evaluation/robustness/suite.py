@@ -297,9 +297,10 @@ def _plot(results, path):
   names = list(cells)
   colours = ["#7f7f7f" if n.startswith("Δ") else "#2ca02c" if n == "Shape fraction"
              else "#1f77b4" for n in names]
-  ax.bar(np.arange(len(names)), [100 * cells[n] for n in names], color=colours)
-  for i, n in enumerate(names):
-    ax.text(i, 100 * cells[n], f"{100 * cells[n]:.1f}", ha="center", va="bottom", fontsize=7)
+  bars = ax.bar(np.arange(len(names)), [100 * cells[n] for n in names], color=colours)
+  plotting.label_bars(ax, bars, [f"{100 * cells[n]:.1f}" for n in names])
+  plotting.mark_single_run(bars)
+  plotting.legend(ax, [plotting.single_run_handle()], loc="upper right", fontsize=7)
   ax.set_xticks(np.arange(len(names)))
   ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
   ax.set_ylabel("% (Δ: points, lower is better)")
