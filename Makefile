@@ -3,6 +3,8 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
+# Test processes (pytest-xdist); a test file stays in one process, in order.
+TEST_WORKERS ?= 2
 STAMP := $(VENV)/.installed
 
 .PHONY: test test-slow bench demo docs clean
@@ -18,7 +20,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 test: $(STAMP) docs
 	$(PY) -m ruff check
 	$(PY) -m mypy
-	$(PY) -m pytest -q || { status=$$?; [ $$status -ne 5 ] || echo "make test: no test was collected" >&2; exit $$status; }
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=30 || { status=$$?; [ $$status -ne 5 ] || echo "make test: no test was collected" >&2; exit $$status; }
 
 # The documentation site (mkdocs.yml, docs/) into site/; --strict fails on any warning (a broken
 # link, a page left out of the navigation, a missing include).
