@@ -22,6 +22,20 @@ FLAGS = ("single_shot", "no_detections", "truncated")
 CONTACT_SHEET_VIDEOS = 6  # rows of the contact sheet
 
 
+def manifest_path(records):
+  """The `manifest.json` of prepared records: their directory, or a glob of their shards."""
+  folder = records if files.filesystem().isdir(records) else os.path.dirname(records)
+  return os.path.join(folder, MANIFEST_FILE)
+
+
+def read_manifest(records):
+  """The `manifest.json` of prepared records (see `manifest_path`) as a dict; None if absent."""
+  path = manifest_path(records)
+  if not files.filesystem().exists(path):
+    return None
+  return files.read_json(path, "prepare the records again (vivi-prepare) or restore the file.")
+
+
 def video_stats(video_id, source, num_shots, num_frames, class_names, scores, truncated=False,
                 problem=None):
   """JSON-ready summary of one prepared video; `class_names`, `scores` `[n]` over its objects."""

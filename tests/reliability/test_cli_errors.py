@@ -117,7 +117,7 @@ def test_export_on_a_full_or_read_only_disk_is_one_line(tmp_path, code, expected
   export_dir = tmp_path / "export"
   proc = subprocess.run(
       [sys.executable, "-c", FULL_DISK, code, "--experiment=vivi", "--init=random",
-       "--override=model.depth=14", f"--export_dir={export_dir}"], cwd=REPO,
+       "--params_override=model.depth=14", f"--export_dir={export_dir}"], cwd=REPO,
       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True,
       timeout=600)
   line = refused(proc, expected)

@@ -246,12 +246,12 @@ def test_trains_on_real_prepared_records(prepared_records, tmp_path):
     np.testing.assert_allclose(term["weighted"], weights[name] * logs[name][0], rtol=1e-6)
   saved = json.load(open(tmp_path / "config.json"))
   assert saved["name"] == "vivi_objects"
-  # Which label space the boxes came from, in the run's config and in the records' manifest.
-  from keras_vivi.detector import loader
+  # Which label space the boxes came from: an id in the records' manifest and in the run's
+  # run_info.json, not a setting of its config.
   manifest = json.load(open(os.path.join(prepared_records, "manifest.json")))
-  assert manifest["detector"]["label_space"] == loader.MEDIAPIPE_LABEL_SPACE
-  assert saved["data"]["label_space"] == loader.MEDIAPIPE_LABEL_SPACE
-  assert saved["data"]["paper_detector"] == configs.PAPER_DETECTOR
+  assert manifest["detector"]["label_space"] == "oidv4-mediapipe-23"
+  assert json.load(open(tmp_path / "run_info.json"))["label_space"] == "oidv4-mediapipe-23"
+  assert "label_space" not in saved["data"] and "paper_detector" not in saved["data"]
   assert glob.glob(str(tmp_path / "logs" / "train" / "events.*"))
 
 
