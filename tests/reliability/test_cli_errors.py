@@ -42,6 +42,8 @@ slow = pytest.mark.slow  # more cases of the same kind: each is a process import
     (["--config_file={tmp}"], ["--config_file={tmp} is not a file"]),
     pytest.param(["--data={tmp}/missing"], ["{tmp}/missing", "vivi-prepare"], marks=slow),
     (["--data={video}"], ["'{video}' is a file, not prepared records", "vivi-prepare"]),
+    (["--params_override=data.path={tmp}/other"], ["--data={tmp} and data.path={tmp}/other",
+                                                   "disagree"]),
 ])
 def test_train_refuses_bad_flags_before_touching_the_run(tmp_path, video, flags, expected):
   run = tmp_path / "run"
