@@ -23,9 +23,11 @@ CONTACT_SHEET_VIDEOS = 6  # rows of the contact sheet
 
 
 def manifest_path(records):
-  """The `manifest.json` of prepared records: their directory, or a glob of their shards."""
-  folder = records if files.filesystem().isdir(records) else os.path.dirname(records)
-  return os.path.join(folder, MANIFEST_FILE)
+  """The `manifest.json` of prepared records: their directory, a glob of their shards or a
+  shard."""
+  is_folder = not any(c in records for c in "*?[") and (
+      files.filesystem().isdir(records) or not files.filesystem().exists(records))
+  return files.join(records if is_folder else files.parent(records), MANIFEST_FILE)
 
 
 def read_manifest(records):

@@ -303,3 +303,21 @@ def test_diagnostic_frequency_is_configurable_and_can_be_off(prepared_records, t
   assert trainer.summary_batch(off)["frames"].shape[0] == 1
   with pytest.raises(ValueError, match=r"DiagnosticConfig.every_epochs must be >= 0, got -1\."):
     small_config("vivi", "diagnostic.every_epochs=-1")
+
+
+def test_run_info_records_the_label_space_id_of_an_old_manifest(tmp_path):
+  records = tmp_path / "records"
+  records.mkdir()
+  # A manifest of an earlier version: the label space in words.
+  (records / "manifest.json").write_text(json.dumps({"detector": {
+      "spec": "https://example.org/det", "label_space": "Open Images V4, 600 classes (TF-Hub "
+      "openimages_v4/ssd/mobilenet_v2, the paper's detector)"}}))
+  config = small_config("vivi_objects", f"data.path={records}")
+  info = trainer.write_run_info(config, str(tmp_path))
+  assert json.load(open(tmp_path / "run_info.json")) == info
+  assert info["label_space"] == "oidv4-600"
+  assert "the paper's detector" in info["label_space_description"]
+  no_manifest = small_config("vivi_objects", f"data.path={tmp_path / 'none'}")
+  assert trainer.detections_label_space(no_manifest.data) == "unknown"
+  inline = small_config("vivi_objects", "data.inline_detection=true", "data.path=x")
+  assert trainer.detections_label_space(inline.data) == "oidv4-mediapipe-23"
