@@ -154,9 +154,9 @@ def detections_label_space(data) -> str:
   return loader.label_space_of(manifest.get("detector", {}))
 
 
-def write_run_info(config, model_dir) -> dict:
-  """Records in `model_dir/run_info.json` what the run trained on (the label space of its
-  boxes), said plainly when boxes are trained on and they are not the paper's detector's."""
+def run_info(config) -> dict:
+  """What a run trains on, for `model_dir/run_info.json`: the label space of its boxes, said
+  plainly when boxes are trained on and they are not the paper's detector's."""
   from keras_vivi.detector import loader
   space = detections_label_space(config.data)
   info = {"label_space": space, "label_space_description": loader.label_space_description(space)}
@@ -168,7 +168,6 @@ def write_run_info(config, model_dir) -> dict:
                       loader.LABEL_SPACES[loader.PAPER_LABEL_SPACE])
     else:
       logging.info("Object labels come from %s.", info["label_space_description"])
-  files.write_json(os.path.join(model_dir, RUN_INFO_FILE), info)
   return info
 
 
@@ -277,6 +276,7 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
   chief = strategy.extended.should_checkpoint
   config = with_data_seed(config, model_dir)
   check_restart(config, model_dir)
+  info = run_info(config)
   # Non-chief workers of a multi-worker run write to scratch space.
   write_dir = model_dir if chief else tempfile.mkdtemp(prefix="vivi_worker_")
 
@@ -324,7 +324,7 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
     # Only once everything is set up: a failed or refused start leaves model_dir as it was.
     tf.io.gfile.makedirs(model_dir)
     configs.save_run_config(config, model_dir)
-    write_run_info(config, model_dir)
+    files.write_json(os.path.join(model_dir, RUN_INFO_FILE), info)
   history = model.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                       initial_epoch=initial_epoch, callbacks=all_callbacks, verbose=verbose)
   return model, history
