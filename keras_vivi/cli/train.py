@@ -8,7 +8,8 @@ As in Model Garden, the config is the experiment, then each `--config_file` (YAM
 `section.field=value`, or a YAML mapping inline or in a file); `--data` is `data.path`. A killed
 run restarted with the same flags resumes from its last checkpoint; a larger train.steps extends
 it. A restart that changes anything else of the run's config.json (architecture, losses, data
-shapes; see `trainer.RESTART_CHANGEABLE`) is refused.
+shapes; only train.steps, train.keep_checkpoints, data.path and diagnostic.* may change) is
+refused.
 """
 
 from absl import app
