@@ -514,7 +514,8 @@ def build_config(experiment, data=None, config_files=(), params_override=""):
       raise ValueError(f"--data={data} and data.path={clash[-1]} (from --config_file or "
                        "--params_override) disagree: give the records once.")
     pairs.append(("data.path", data))
-  return _apply(config, pairs, "--config_file/--params_override" if pairs else "the experiment")
+  return _apply(config, pairs, "--config_file/--params_override")
+
 
 def _variant(base, name, description, **sections):
   """Registers `base` with some sections' fields replaced: `_variant(b, n, d, loss={...})`."""
