@@ -3,7 +3,7 @@
   vivi-export --model_dir=RUN_DIR --export_dir=DIR             # latest checkpoint of a run
   vivi-export --checkpoint=RUN_DIR/ckpt-1000 --export_dir=DIR   # one checkpoint
   vivi-export --experiment=NAME --init=random --export_dir=DIR  # from-scratch baseline
-              [--override=model.depth=14]
+              [--params_override=model.depth=14]
 
 With --publish=ZOO_DIR the export also becomes ZOO_DIR/NAME/VERSION/ (SavedModel, model card,
 NAME-VERSION.tar.gz and its sha256, preset.json), ready to upload to Kaggle Models / TF-Hub, and
@@ -18,6 +18,7 @@ import os
 from absl import app
 from absl import flags
 from absl import logging
+import yaml
 
 from keras_vivi.cli import errors
 import hub_export
@@ -33,9 +34,10 @@ _EXPERIMENT = flags.DEFINE_string(
 _INIT = flags.DEFINE_enum("init", "checkpoint", ["checkpoint", "random"],
                           "'random' exports a freshly initialised backbone of --experiment.")
 _SEED = flags.DEFINE_integer("seed", 0, "Initialisation seed for --init=random.")
-_OVERRIDE = flags.DEFINE_multi_string(
-    "override", [], "With --init=random: section.field=value changes to --experiment, e.g. "
-    "model.depth=14 (as vivi-train --override).")
+_PARAMS_OVERRIDE = flags.DEFINE_string(
+    "params_override", "", "With --init=random: changes to --experiment, as vivi-train's "
+    "--params_override (comma-separated section.field=value, e.g. model.depth=14, or a YAML "
+    "mapping inline or in a file).")
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Output directory of the SavedModel "
                                   "(optional with --publish).")
 _OVERWRITE = flags.DEFINE_bool(
@@ -50,7 +52,7 @@ _RESULTS = flags.DEFINE_string("results", None, "VTAB results.json for the model
 
 
 def export(model_dir=None, checkpoint=None, experiment=None, init="checkpoint", seed=0,
-           export_dir=None, overwrite=False, overrides=()) -> dict:
+           export_dir=None, overwrite=False, params_override="") -> dict:
   """Validates the flag combination and exports; returns the metadata of the export."""
   from hub_export import exporter
   try:
@@ -63,14 +65,14 @@ def export(model_dir=None, checkpoint=None, experiment=None, init="checkpoint", 
     if not experiment:
       raise app.UsageError("--init=random needs --experiment=NAME for the architecture.")
     try:
-      config = configs.apply_overrides(configs.get_experiment(experiment), overrides)
-    except (KeyError, ValueError) as e:
+      config = configs.build_config(experiment, params_override=params_override)
+    except (KeyError, ValueError, yaml.YAMLError) as e:
       raise app.UsageError(str(e)) from None
     exporter.export_random_init(config, export_dir, seed=seed, overwrite=overwrite)
   else:
-    if overrides:
-      raise app.UsageError(f"--override applies to --init=random only (a checkpoint's "
-                           f"architecture is its run's), got {list(overrides)}.")
+    if params_override:
+      raise app.UsageError(f"--params_override applies to --init=random only (a checkpoint's "
+                           f"architecture is its run's), got {params_override!r}.")
     if bool(model_dir) == bool(checkpoint):
       raise app.UsageError("Give exactly one of --model_dir or --checkpoint (or --experiment "
                            f"with --init=random); got model_dir={model_dir!r}, "
@@ -145,7 +147,7 @@ def _export_and_publish(publish_dir) -> None:
     export_dir = publish_lib.export_temporary(publish_dir)
   try:
     info = export(_MODEL_DIR.value, _CHECKPOINT.value, _EXPERIMENT.value, _INIT.value,
-                  _SEED.value, export_dir, _OVERWRITE.value, _OVERRIDE.value)
+                  _SEED.value, export_dir, _OVERWRITE.value, _PARAMS_OVERRIDE.value)
     source = info["source"]
     if _EXPORT_DIR.value:
       origin = source.get("checkpoint") or f"random init (seed {source.get('seed')})"

@@ -113,20 +113,11 @@ def read_results(path) -> dict:
   return results
 
 
-def _manifest_path(data_path):
-  if not data_path:
-    return None
-  directory = data_path if not any(c in data_path for c in "*?[") else files.parent(data_path)
-  return files.join(directory, manifest_lib.MANIFEST_FILE)
-
-
-def read_manifest(data_path) -> tuple[str, dict | None]:
+def read_manifest(data_path) -> tuple[str | None, dict | None]:
   """`(manifest_path, manifest or None)` of the prepared data a run trained on."""
-  path = _manifest_path(data_path)
-  if path is None or not tf.io.gfile.exists(path):
-    return path, None
-  with tf.io.gfile.GFile(path) as f:
-    return path, json.load(f)
+  if not data_path:
+    return None, None
+  return manifest_lib.manifest_path(data_path), manifest_lib.read_manifest(data_path)
 
 
 def _percent(value):

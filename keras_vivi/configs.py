@@ -1,7 +1,10 @@
 """Frozen configuration dataclasses and the registry of named experiments.
 
 Every experiment of the paper is a named `ExperimentConfig`; `get_experiment(name)` returns it
-and `apply_overrides(config, ["train.steps=100"])` derives a variant.
+and `apply_overrides(config, ["train.steps=100"])` derives a variant. `build_config` is the one
+path of `vivi-train`: the experiment, then YAML `--config_file`s, then `--params_override`; every
+value, from a `section.field=value` string or from YAML, is parsed by its field's type
+(`_parse_value`) and the merged result is validated once by the dataclasses.
 """
 
 import dataclasses
@@ -16,9 +19,6 @@ import yaml
 from keras_vivi import files
 
 RUN_CONFIG_FILE = "config.json"  # beside a training run's checkpoints
-# The detector of the paper's experiments: TF-Hub's SSD-MobileNetV2 on all 600 Open Images V4
-# classes. The MediaPipe detector (23 of those classes) is the offline default of demos and tests.
-PAPER_DETECTOR = "https://tfhub.dev/google/openimages_v4/ssd/mobilenet_v2/1"
 # The `tf.distribute` strategies training and fine-tuning run on (`trainer.build_strategy`).
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -144,10 +144,6 @@ class DataConfig:
   num_classes: int = 602         # random labels are drawn from 1..num_classes-1 (OIDv4 ids 1..601)
   inline_detection: bool = False  # ignore stored boxes; train_step runs the detector
   detector: str = ""             # detector spec for inline detection ("" = MediaPipe OIDv4)
-  paper_detector: str = PAPER_DETECTOR  # what the paper's experiments used (declared, not loaded)
-  # The label space the boxes came from: set by the trainer from the records' manifest.json (or
-  # the inline detector) and saved in the run's config.json.
-  label_space: str = ""
   raw_image_size: int = 300      # un-augmented frames handed to an inline detector
   shuffle_buffer: int = 256      # videos
   seed: typing.Optional[int] = None  # deterministic order and augmentation when set
@@ -299,6 +295,9 @@ _BEFORE_FIELD_EXISTED = {("loss", "shot_normalization"): "per_query",
                          ("data", "color_policy"): "simclr",
                          ("loss", "cross_entropy_normalization"): "none",
                          ("train", "keep_checkpoints"): 3}
+# Values once stored as fields that were never choices (the label space of the boxes is in the
+# run's run_info.json; the paper's detector is `detector.loader.PAPER_DETECTOR`).
+_NO_LONGER_SETTINGS = (("data", "label_space"), ("data", "paper_detector"))
 
 
 def load_run_config(model_dir):
@@ -313,6 +312,9 @@ def load_run_config(model_dir):
     for (section, field), value in _BEFORE_FIELD_EXISTED.items():
       if isinstance(values.get(section), dict):
         values[section].setdefault(field, value)
+    for section, field in _NO_LONGER_SETTINGS:
+      if isinstance(values.get(section), dict):
+        values[section].pop(field, None)
     return from_dict(values)
   except (ValueError, TypeError, AttributeError) as e:
     raise ValueError(
@@ -375,7 +377,7 @@ def list_experiments():
 def _parse_value(text, kind, where):
   """`text` as a value of the field type `kind` (bool, int, float, str, tuple, Optional[...])."""
   if typing.get_origin(kind) is typing.Union:  # Optional[X]
-    if text.lower() == "none":
+    if text.lower() in ("none", "null", "~"):
       return None
     kind = next(k for k in typing.get_args(kind) if k is not type(None))
   if typing.get_origin(kind) is typing.Literal:
@@ -409,66 +411,111 @@ def _parse_number(text, kind, where):
   return kind(value)
 
 
+def _as_text(value, where):
+  """A YAML value as the text `section.field=value` would give, so both forms parse alike."""
+  if isinstance(value, bool):
+    return "true" if value else "false"
+  if value is None:
+    return "None"
+  if isinstance(value, (list, tuple)) and not any(isinstance(v, (list, tuple, dict))
+                                                  for v in value):
+    return ",".join(_as_text(v, where) for v in value)
+  if isinstance(value, (str, int, float)):
+    return str(value)
+  raise ValueError(f"{where} expects a single value or a list of numbers, got {value!r}.")
+
+
+def _split_items(items, source):
+  """`section.field=value` strings → `(section.field, text)` pairs."""
+  pairs = []
+  for item in items:
+    key, sep, text = item.partition("=")
+    if not sep:
+      raise ValueError(f"{source}: {item!r} must look like section.field=value.")
+    pairs.append((key.strip(), text.strip()))
+  return pairs
+
+
+def _flatten(values, source):
+  """A YAML `{section: {field: value}}` mapping → `(section.field, text)` pairs."""
+  if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+    raise ValueError(f"{source} must be a mapping of {{section: {{field: value}}}}, got "
+                     f"{values!r}.")
+  return [(f"{section}.{field}", _as_text(value, f"{section}.{field}"))
+          for section, fields in values.items() for field, value in fields.items()]
+
+
+def _sections(config):
+  return [f.name for f in dataclasses.fields(config) if dataclasses.is_dataclass(f.default)]
+
+
+def _apply(config, pairs, source):
+  """`config` with the `(section.field, text)` pairs applied in order, validated once."""
+  merged = to_dict(config)
+  for key, text in pairs:
+    section, _, field = key.partition(".")
+    sub = getattr(config, section, None) if section in _sections(config) else None
+    kinds = {f.name: f.type for f in dataclasses.fields(sub)} if sub is not None else {}
+    if field not in kinds:
+      raise ValueError(f"{source}: {key!r} is not a setting; give section.field=value with a "
+                       f"section of {_sections(config)} and one of its fields"
+                       + (f" ({sorted(kinds)})." if kinds else "."))
+    merged[section][field] = _parse_value(text, kinds[field], key)
+  try:
+    return from_dict(merged)
+  except ValueError as e:
+    raise ValueError(f"{e} (from {source})") from None
+
+
 def apply_overrides(config, overrides):
   """Returns `config` with `section.field=value` strings applied (e.g. `train.steps=100`).
 
   All overrides are applied before the result is validated, so their order does not matter.
   """
-  changes = {}
-  for item in overrides:
-    key, sep, text = item.partition("=")
-    section, _, field = key.strip().partition(".")
-    sub = getattr(config, section, None) if sep else None
-    if not dataclasses.is_dataclass(sub) or field not in {f.name for f in
-                                                          dataclasses.fields(sub)}:
-      raise ValueError(f"Override {item!r} must look like section.field=value with a field of "
-                       f"{[f.name for f in dataclasses.fields(config) if f.name not in ('name', 'description')]}.")
-    kind = {f.name: f.type for f in dataclasses.fields(sub)}[field]
-    changes.setdefault(section, {})[field] = _parse_value(text.strip(), kind, key)
-  try:
-    return dataclasses.replace(config, **{
-        section: dataclasses.replace(getattr(config, section), **fields)
-        for section, fields in changes.items()})
-  except ValueError as e:
-    raise ValueError(f"{e} (overrides: {', '.join(overrides)})") from None
+  overrides = list(overrides)
+  return _apply(config, _split_items(overrides, "overrides"), f"overrides {', '.join(overrides)}")
 
 
 # A comma that starts the next `section.field=`: values may hold commas (tuples).
 _NEXT_OVERRIDE = re.compile(r",(?=\s*[A-Za-z_]\w*\.[A-Za-z_]\w*\s*=)")
 
 
-def _merged(config, values, source):
-  """`config` with the `{section: {field: value}}` mapping `values` applied."""
-  if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
-    raise ValueError(f"{source} must be a mapping of {{section: {{field: value}}}}, got "
-                     f"{values!r}.")
-  merged = to_dict(config)
-  for section, fields in values.items():
-    merged.setdefault(section, {}).update(fields)
-  return from_dict(merged)
+def _read_yaml(path, source):
+  with files.filesystem().GFile(path) as f:
+    return _flatten(yaml.safe_load(f), f"{source} {path!r}")
 
 
-def build_config(experiment, data=None, config_files=(), overrides=(), params_override=""):
-  """The named experiment with, in this order, `data.path`, the YAML `config_files`
-  (`{section: {field: value}}`), the `section.field=value` `overrides` and `params_override`
-  (such strings, comma-separated, or a YAML mapping inline or in a file), as Model Garden's
-  `--config_file` / `--params_override` do."""
-  config = get_experiment(experiment)
-  if data:
-    config = apply_overrides(config, [f"data.path={data}"])
-  for path in config_files:
-    with files.filesystem().GFile(path) as f:
-      config = _merged(config, yaml.safe_load(f), f"--config_file {path!r}")
-  config = apply_overrides(config, overrides)
-  text = params_override.strip()
+def params_override_pairs(text):
+  """`--params_override` → `(section.field, text)` pairs: comma-separated `section.field=value`,
+  or a YAML mapping inline or in a file (Model Garden's forms)."""
+  text = text.strip()
   if not text:
-    return config
+    return []
+  if re.match(r"[A-Za-z_][\w.]*\s*=", text):
+    return _split_items(_NEXT_OVERRIDE.split(text), "--params_override")
   if files.filesystem().exists(text):
-    with files.filesystem().GFile(text) as f:
-      return _merged(config, yaml.safe_load(f), f"--params_override file {text!r}")
-  if re.match(r"[A-Za-z_]\w*\.[A-Za-z_]\w*\s*=", text):
-    return apply_overrides(config, _NEXT_OVERRIDE.split(text))
-  return _merged(config, yaml.safe_load(text), "--params_override")
+    return _read_yaml(text, "--params_override file")
+  return _flatten(yaml.safe_load(text), "--params_override")
+
+
+def build_config(experiment, data=None, config_files=(), params_override=""):
+  """The named experiment with the YAML `config_files` (`{section: {field: value}}`, in order)
+  and then `params_override` applied, as Model Garden's `--config_file` / `--params_override`.
+
+  `data` is the `--data` shortcut for `data.path`; a file or override setting `data.path` to
+  something else is an error.
+  """
+  config = get_experiment(experiment)
+  pairs = [p for path in config_files for p in _read_yaml(path, "--config_file")]
+  pairs += params_override_pairs(params_override)
+  if data:
+    clash = [text for key, text in pairs if key == "data.path" and text != data]
+    if clash:
+      raise ValueError(f"--data={data} and data.path={clash[-1]} (from --config_file or "
+                       "--params_override) disagree: give the records once.")
+    pairs.append(("data.path", data))
+  return _apply(config, pairs, "--config_file/--params_override")
+
 
 def _variant(base, name, description, **sections):
   """Registers `base` with some sections' fields replaced: `_variant(b, n, d, loss={...})`."""

@@ -74,11 +74,10 @@ def prepare_stage(demo, records):
   from keras_vivi.data import manifest as manifest_lib
   from keras_vivi.data import prepare
   from keras_vivi.data import sample_videos
-  done = os.path.join(records, manifest_lib.MANIFEST_FILE)
-  if files.filesystem().exists(done):
+  done = manifest_lib.read_manifest(records)
+  if done is not None:
     print(f"Reusing the records in {records}.")
-    with files.filesystem().GFile(done) as f:
-      return json.load(f)
+    return done
   videos = demo.videos or str(sample_videos.sample_video_dir())
   return prepare.prepare(videos, records, prepare.PrepareConfig(
       fps=demo.fps, frame_short_side=demo.frame_short_side))

@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import pytest
 
@@ -73,9 +74,8 @@ def test_optional_fields_parse_to_their_type():
 def test_paper_defaults_of_the_named_experiments():
   for name in configs.list_experiments():
     cfg = configs.get_experiment(name)
-    # The paper's detector is declared; eq. 1 as written; coupled L2 weight decay; Table 2's
-    # diagnostic protocol of 50 batches of 8 videos.
-    assert cfg.data.paper_detector == "https://tfhub.dev/google/openimages_v4/ssd/mobilenet_v2/1"
+    # Eq. 1 as written; coupled L2 weight decay; Table 2's diagnostic protocol of 50 batches
+    # of 8 videos.
     assert cfg.loss.shot_normalization == "per_video"
     assert (cfg.train.weight_decay_type, cfg.train.weight_decay) == ("l2", 1e-4)
     assert (cfg.diagnostic.num_batches, cfg.diagnostic.videos_per_batch) == (50, 8)
@@ -122,3 +122,54 @@ def test_direct_construction_and_json_are_validated():
   values["model"]["width"] = 0
   with pytest.raises(ValueError, match="ModelConfig.width must be >= 1, got 0"):
     configs.from_dict(values)
+
+
+def test_old_run_configs_with_derived_fields_still_load(tmp_path):
+  values = configs.to_dict(configs.get_experiment("vivi_objects"))
+  values["data"]["label_space"] = "MediaPipe OIDv4 subset: 23 of the 600 Open Images V4 classes"
+  values["data"]["paper_detector"] = "https://tfhub.dev/google/openimages_v4/ssd/mobilenet_v2/1"
+  (tmp_path / "config.json").write_text(json.dumps(values))
+  assert configs.load_run_config(str(tmp_path)) == configs.get_experiment("vivi_objects")
+
+
+def test_derived_values_are_not_settings():
+  fields = {f.name for f in dataclasses.fields(configs.DataConfig)}
+  assert not {"label_space", "paper_detector"} & fields
+  with pytest.raises(ValueError, match="'data.label_space' is not a setting"):
+    configs.apply_overrides(configs.get_experiment("vivi"), ["data.label_space=x"])
+
+
+def test_yaml_and_strings_give_the_same_config():
+  strings = ["model.depth=26", "train.decay_steps=5,9", "train.mixed_precision=None",
+             "loss.object=true", "loss.omega=0.5", "data.seed=3", "data.crop_area=0.2,1"]
+  mapping = ("{model: {depth: 26}, train: {decay_steps: [5, 9], mixed_precision: null}, "
+             "loss: {object: true, omega: 0.5}, data: {seed: 3, crop_area: [0.2, 1]}}")
+  expected = configs.apply_overrides(configs.get_experiment("vivi"), strings)
+  assert configs.build_config("vivi", params_override=mapping) == expected
+  assert configs.build_config("vivi", params_override=",".join(strings)) == expected
+  assert expected.model.depth == 26 and expected.train.decay_steps == (5, 9)
+  assert expected.data.crop_area == (0.2, 1.0) and expected.train.mixed_precision is None
+
+
+@pytest.mark.parametrize("string,mapping,message", [
+    ("train.steps=1.5", "{train: {steps: 1.5}}", "train.steps expects a int, got '1.5'"),
+    ("train.steps=0", "{train: {steps: 0}}", "TrainConfig.steps must be >= 1, got 0"),
+    ("model.depth=7", "{model: {depth: 7}}", "model.depth expects one of 14, 26, 50, 101, 152, "
+     "got '7'"),
+    ("loss.object=maybe", "{loss: {object: maybe}}", "loss.object expects true/false, got "
+     "'maybe'"),
+    ("train.stepz=3", "{train: {stepz: 3}}", "'train.stepz' is not a setting"),
+])
+def test_yaml_and_strings_give_the_same_error(string, mapping, message, tmp_path):
+  errors = []
+  for override in (string, mapping):
+    with pytest.raises(ValueError) as raised:
+      configs.build_config("vivi", params_override=override)
+    errors.append(str(raised.value))
+  path = tmp_path / "bad.yaml"
+  path.write_text(mapping)
+  with pytest.raises(ValueError) as raised:
+    configs.build_config("vivi", config_files=[str(path)])
+  errors.append(str(raised.value))
+  assert errors[0] == errors[1] == errors[2]
+  assert message in errors[0]

@@ -90,10 +90,11 @@ def summary(manifest, output_dir):
   """The closing lines a person reads after a run."""
   from keras_vivi.detector import loader
   counts = manifest["counts"]
+  space = loader.label_space_of(manifest.get("detector", {}))
   lines = [f"Prepared {counts['videos']} videos into {output_dir}: {counts['shots']} shots, "
            f"{counts['frames']} frames, {counts['objects']} objects in "
            f"{len(manifest['shards'])} shards.",
-           f"Labels: {loader.label_space_of(manifest.get('detector', {}))}."]
+           f"Labels: {space}, {loader.label_space_description(space)}."]
   top = list(manifest["class_histogram"].items())[:5]
   if top:
     lines.append("Most detected: " + ", ".join(f"{k} ({v})" for k, v in top) + ".")

@@ -1,14 +1,15 @@
 """`vivi-train`: train a named experiment with `model.fit` on a `tf.distribute` strategy.
 
   vivi-train --experiment=vivi_objects --data=DIR --model_dir=DIR [--strategy=mirrored]
-             [--override=train.steps=300 --override=data.image_size=96 ...]
              [--config_file=small.yaml] [--params_override=train.steps=300,data.image_size=96]
 
-As in Model Garden, `--config_file` (YAML `{section: {field: value}}`, repeatable) applies over
-the experiment and `--params_override` over everything; `--override` comes in between. A killed
+As in Model Garden, the config is the experiment, then each `--config_file` (YAML
+`{section: {field: value}}`, repeatable, in order), then `--params_override` (comma-separated
+`section.field=value`, or a YAML mapping inline or in a file); `--data` is `data.path`. A killed
 run restarted with the same flags resumes from its last checkpoint; a larger train.steps extends
 it. A restart that changes anything else of the run's config.json (architecture, losses, data
-shapes; only train.steps and data.path may change) is refused.
+shapes; only train.steps, train.keep_checkpoints, data.path and diagnostic.* may change) is
+refused.
 """
 
 from absl import app
@@ -22,28 +23,20 @@ from keras_vivi import files
 _EXPERIMENT = flags.DEFINE_enum("experiment", None, configs.list_experiments(),
                                 "Named experiment (a row of the paper's tables).", required=True)
 _DATA = flags.DEFINE_string("data", None, "Directory of prepared records (vivi-prepare --output).")
-_MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints, config.json and TensorBoard logs.",
-                                 required=True)
+_MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints, config.json, run_info.json and "
+                                 "TensorBoard logs.", required=True)
 _STRATEGY = flags.DEFINE_enum("strategy", "default", configs.STRATEGIES,
                               "tf.distribute strategy; multi_worker reads TF_CONFIG.")
 _TPU = flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
-_OVERRIDE = flags.DEFINE_multi_string("override", [], "section.field=value, e.g. train.steps=300.")
 _CONFIG_FILE = flags.DEFINE_multi_string(
     "config_file", [], "YAML file(s) of {section: {field: value}} applied over the experiment, "
     "in order (Model Garden's --config_file).")
 _PARAMS_OVERRIDE = flags.DEFINE_string(
     "params_override", "", "Applied last: comma-separated section.field=value "
-    "(train.steps=300,train.decay_steps=200,250), or a YAML mapping, inline or a file "
-    "(Model Garden's --params_override).")
+    "(train.steps=300,train.decay_steps=200,250,diagnostic.every_epochs=0), or a YAML mapping, "
+    "inline or a file (Model Garden's --params_override).")
 _EVERY = flags.DEFINE_integer("steps_per_epoch", 1000,
                               "Steps between checkpoints (one Keras epoch).", lower_bound=1)
-_DIAGNOSTIC_EVERY = flags.DEFINE_integer(
-    "diagnostic_every", None, "Run the object diagnostic (Table 2) every N epochs; 0 turns it "
-    "off (default: the experiment's diagnostic.every_epochs, 1).", lower_bound=0)
-_STEPS_PER_EXECUTION = flags.DEFINE_integer(
-    "steps_per_execution", None, "Train steps per call of the compiled step function, as TPUs "
-    "run them in one host call (default: the experiment's train.steps_per_execution, 1).",
-    lower_bound=1)
 
 
 def main(argv):
@@ -52,20 +45,15 @@ def main(argv):
   import tensorflow as tf
   from keras_vivi.data import pipeline
   from keras_vivi.training import trainer
-  overrides = list(_OVERRIDE.value)
-  if _DIAGNOSTIC_EVERY.value is not None:
-    overrides.append(f"diagnostic.every_epochs={_DIAGNOSTIC_EVERY.value}")
-  if _STEPS_PER_EXECUTION.value is not None:
-    overrides.append(f"train.steps_per_execution={_STEPS_PER_EXECUTION.value}")
   for path in _CONFIG_FILE.value:
     if not files.filesystem().exists(path) or files.filesystem().isdir(path):
       raise app.UsageError(f"--config_file={path} is not a file: give a YAML file of "
                            "{section: {field: value}}.")
   try:
-    config = configs.build_config(_EXPERIMENT.value, _DATA.value, _CONFIG_FILE.value, overrides,
-                          _PARAMS_OVERRIDE.value)
+    config = configs.build_config(_EXPERIMENT.value, _DATA.value, _CONFIG_FILE.value,
+                                  _PARAMS_OVERRIDE.value)
     if not config.data.path:
-      raise app.UsageError("Give --data=DIR (or --override=data.path=DIR).")
+      raise app.UsageError("Give --data=DIR (the records of vivi-prepare --output).")
     if not config.data.inline_detection:
       pipeline.shard_files(config.data.path)
     trainer.check_restart(config, _MODEL_DIR.value)

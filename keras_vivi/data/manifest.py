@@ -22,6 +22,22 @@ FLAGS = ("single_shot", "no_detections", "truncated")
 CONTACT_SHEET_VIDEOS = 6  # rows of the contact sheet
 
 
+def manifest_path(records):
+  """The `manifest.json` of prepared records: their directory, a glob of their shards or a
+  shard."""
+  is_folder = not any(c in records for c in "*?[") and (
+      files.filesystem().isdir(records) or not files.filesystem().exists(records))
+  return files.join(records if is_folder else files.parent(records), MANIFEST_FILE)
+
+
+def read_manifest(records):
+  """The `manifest.json` of prepared records (see `manifest_path`) as a dict; None if absent."""
+  path = manifest_path(records)
+  if not files.filesystem().exists(path):
+    return None
+  return files.read_json(path, "prepare the records again (vivi-prepare) or restore the file.")
+
+
 def video_stats(video_id, source, num_shots, num_frames, class_names, scores, truncated=False,
                 problem=None):
   """JSON-ready summary of one prepared video; `class_names`, `scores` `[n]` over its objects."""

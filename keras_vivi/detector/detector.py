@@ -117,7 +117,7 @@ class Detector:
 
   spec: str = ""
   name: str = ""
-  label_space: str = "unknown"   # in words, for manifests and training logs
+  label_space: str = "unknown"   # an id of `loader.LABEL_SPACES` (or "detector:SPEC"), for manifests
   # Whether `tf_call` is TensorFlow ops (compiles into a step: XLA, TPUs) rather than a host call.
   runs_in_graph: bool = False
 

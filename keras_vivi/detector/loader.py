@@ -1,6 +1,7 @@
 """`load_detector`: one entry point for every detector spec."""
 
 import os
+import re
 from typing import Optional, Union
 
 from keras_vivi import files
@@ -12,23 +13,52 @@ from keras_vivi.detector.tflite_ssd_detector import TFLiteSSDDetector
 
 MEDIAPIPE_OIDV4 = "mediapipe_oidv4"
 DEFAULT_SPEC = MEDIAPIPE_OIDV4
-MEDIAPIPE_LABEL_SPACE = ("MediaPipe OIDv4 subset: 23 of the 600 Open Images V4 classes (not the "
-                         "paper's detector)")
-PAPER_LABEL_SPACE = ("Open Images V4, 600 classes (TF-Hub openimages_v4/ssd/mobilenet_v2, the "
-                     "paper's detector)")
+# The detector of the paper's experiments: TF-Hub's SSD-MobileNetV2 on all 600 Open Images V4
+# classes. The MediaPipe detector (23 of those classes) is the offline default of demos and tests.
+PAPER_DETECTOR = "https://tfhub.dev/google/openimages_v4/ssd/mobilenet_v2/1"
+
+# Label spaces are ids (compared as such); `label_space_description` says them in words.
+MEDIAPIPE_LABEL_SPACE = "oidv4-mediapipe-23"
+PAPER_LABEL_SPACE = "oidv4-600"
+UNKNOWN_LABEL_SPACE = "unknown"
+_CUSTOM = "detector:"  # + the spec of any other detector: its own classes
+LABEL_SPACES = {
+    MEDIAPIPE_LABEL_SPACE: ("MediaPipe OIDv4 subset: 23 of the 600 Open Images V4 classes (not "
+                            "the paper's detector)"),
+    PAPER_LABEL_SPACE: ("Open Images V4, 600 classes (TF-Hub openimages_v4/ssd/mobilenet_v2, the "
+                        "paper's detector)"),
+    UNKNOWN_LABEL_SPACE: "unknown (no detector recorded)"}
+# Manifests of earlier versions hold the sentence, or for another detector this phrase.
+_SENTENCES = {sentence: space for space, sentence in LABEL_SPACES.items()}
+_OLD_CUSTOM = re.compile(r"the classes of the detector '(.*)'$")
 
 
-def label_space_of(description):
-  """The label space, in words, of a detector from its `describe()` dict (older manifests lack
-  the `label_space` key: it is then told from the spec)."""
-  if description.get("label_space", "unknown") != "unknown":
-    return description["label_space"]
+def label_space_description(space: str) -> str:
+  """A label space id in words, for logs and docs."""
+  if space.startswith(_CUSTOM):
+    return f"the classes of the detector {space[len(_CUSTOM):]!r}"
+  return LABEL_SPACES.get(space, space)
+
+
+def label_space_of(description) -> str:
+  """The label space id of a detector from its `describe()` dict (a manifest's `detector`).
+
+  Older manifests hold the label space in words, or no `label_space` key: it is then told
+  from the spec.
+  """
+  recorded = str(description.get("label_space", UNKNOWN_LABEL_SPACE))
+  old_custom = _OLD_CUSTOM.match(recorded)
+  if old_custom:
+    return _CUSTOM + old_custom.group(1)
+  recorded = _SENTENCES.get(recorded, recorded)
+  if recorded != UNKNOWN_LABEL_SPACE:
+    return recorded
   spec = str(description.get("spec", ""))
   if spec in ("", MEDIAPIPE_OIDV4):
     return MEDIAPIPE_LABEL_SPACE
   if "openimages_v4/ssd/mobilenet_v2" in spec:
     return PAPER_LABEL_SPACE
-  return f"the classes of the detector {spec!r}"
+  return _CUSTOM + spec
 
 
 def mediapipe_oidv4_detector(*, score_threshold: float = 0.05, max_detections: int = 5,

@@ -4,7 +4,6 @@ import contextlib
 import csv
 import dataclasses
 import io
-import json
 import math
 import os
 import tempfile
@@ -27,6 +26,7 @@ STRATEGIES = configs.STRATEGIES
 HISTORY_FILE = "history.csv"    # one row of metrics per epoch, in model_dir
 DIAGNOSTIC_FILE = "object_diagnostic.jsonl"  # the object diagnostic from step 0 on
 INITIAL_LOSSES_FILE = "initial_losses.json"  # each loss term at the first step, and its weight
+RUN_INFO_FILE = "run_info.json"  # what the run trained on, beside config.json
 
 
 # Our names → Model Garden's `distribute_utils` names.
@@ -48,8 +48,8 @@ def build_strategy(name="default", tpu="") -> tf.distribute.Strategy:
 
 
 # What a restarted run may change: a larger train.steps extends it; prepared data may move.
-RESTART_CHANGEABLE = ("train.steps", "train.keep_checkpoints", "data.path", "data.label_space",
-                      "description", "diagnostic.every_epochs", "diagnostic.num_batches",
+RESTART_CHANGEABLE = ("train.steps", "train.keep_checkpoints", "data.path", "description",
+                      "diagnostic.every_epochs", "diagnostic.num_batches",
                       "diagnostic.videos_per_batch", "diagnostic.frames")
 
 
@@ -142,35 +142,33 @@ def with_data_seed(config, model_dir) -> configs.ExperimentConfig:
 
 
 def detections_label_space(data) -> str:
-  """The label space of the boxes a run trains on, in words: the inline detector's, or the one
-  recorded in the `manifest.json` of the prepared records."""
+  """The label space id of the boxes a run trains on: the inline detector's, or the one recorded
+  in the `manifest.json` of the prepared records (`detector.loader.label_space_of`)."""
   from keras_vivi.data import manifest as manifest_lib
   from keras_vivi.detector import loader
   if data.inline_detection:
     return loader.label_space_of({"spec": data.detector})
-  folder = data.path if tf.io.gfile.isdir(data.path) else os.path.dirname(data.path)
-  path = os.path.join(folder, manifest_lib.MANIFEST_FILE)
-  if not tf.io.gfile.exists(path):
-    return f"unknown (no {path})"
-  with tf.io.gfile.GFile(path) as f:
-    return loader.label_space_of(json.load(f).get("detector", {}))
+  manifest = manifest_lib.read_manifest(data.path) if data.path else None
+  if manifest is None:
+    return loader.UNKNOWN_LABEL_SPACE
+  return loader.label_space_of(manifest.get("detector", {}))
 
 
-def with_label_space(config) -> configs.ExperimentConfig:
-  """`config` with `data.label_space` filled in, said plainly when boxes are trained on and they
-  are not the paper's detector's."""
-  if not config.data.path:
-    return config
+def run_info(config) -> dict:
+  """What a run trains on, for `model_dir/run_info.json`: the label space of its boxes, said
+  plainly when boxes are trained on and they are not the paper's detector's."""
+  from keras_vivi.detector import loader
   space = detections_label_space(config.data)
+  info = {"label_space": space, "label_space_description": loader.label_space_description(space)}
   l = config.loss
   if l.object or l.box_classifier or l.detector_crops:
-    from keras_vivi.detector import loader
     if space != loader.PAPER_LABEL_SPACE:
       logging.warning("Object labels come from %s; the paper's experiments used %s (see "
-                      "docs/reproducing.md).", space, config.data.paper_detector)
+                      "docs/reproducing.md).", info["label_space_description"],
+                      loader.LABEL_SPACES[loader.PAPER_LABEL_SPACE])
     else:
-      logging.info("Object labels come from %s.", space)
-  return dataclasses.replace(config, data=dataclasses.replace(config.data, label_space=space))
+      logging.info("Object labels come from %s.", info["label_space_description"])
+  return info
 
 
 def summary_batch(config) -> dict[str, tf.Tensor]:
@@ -276,8 +274,9 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
            callbacks, verbose):
   # The task that writes checkpoints and summaries (the chief, or worker 0 without one).
   chief = strategy.extended.should_checkpoint
-  config = with_data_seed(with_label_space(config), model_dir)
+  config = with_data_seed(config, model_dir)
   check_restart(config, model_dir)
+  info = run_info(config)
   # Non-chief workers of a multi-worker run write to scratch space.
   write_dir = model_dir if chief else tempfile.mkdtemp(prefix="vivi_worker_")
 
@@ -325,6 +324,7 @@ def _train(config, model_dir, strategy, steps_per_epoch, dataset_fn, detector, t
     # Only once everything is set up: a failed or refused start leaves model_dir as it was.
     tf.io.gfile.makedirs(model_dir)
     configs.save_run_config(config, model_dir)
+    files.write_json(os.path.join(model_dir, RUN_INFO_FILE), info)
   history = model.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                       initial_epoch=initial_epoch, callbacks=all_callbacks, verbose=verbose)
   return model, history

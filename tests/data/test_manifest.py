@@ -3,6 +3,7 @@
 import itertools
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from keras_vivi.data import manifest
@@ -64,3 +65,18 @@ def test_contact_sheet_shows_every_shot_of_each_video(tmp_path):
     return (pixels[top + 5:top + 40, left + 5:left + 40] != 255).any()
   assert [drawn(0, c) for c in range(10)] == [True] * 6 + [False] * 4
   assert [drawn(2, c) for c in range(10)] == [True] * 3 + [False] * 7
+
+
+def test_the_manifest_of_records_given_as_a_directory_a_glob_or_a_shard(tmp_path):
+  records = tmp_path / "records"
+  records.mkdir()
+  (records / "train-00000.tfrecord").write_bytes(b"")
+  assert manifest.read_manifest(str(records)) is None
+  (records / "manifest.json").write_text('{"detector": {"spec": "mediapipe_oidv4"}}')
+  expected = str(records / "manifest.json")
+  for given in (records, records / "*.tfrecord", records / "train-00000.tfrecord"):
+    assert manifest.manifest_path(str(given)) == expected
+    assert manifest.read_manifest(str(given)) == {"detector": {"spec": "mediapipe_oidv4"}}
+  (records / "manifest.json").write_text("[1]")
+  with pytest.raises(ValueError, match="manifest.json is damaged.*vivi-prepare"):
+    manifest.read_manifest(str(records))

@@ -16,7 +16,6 @@ import tensorflow as tf
 
 from keras_vivi.data import manifest as manifest_lib
 from keras_vivi.data import prepare, records, sample_videos, sampling, schema
-from keras_vivi.detector import loader
 from tests.helpers.videos import first_half, remux
 
 SMALL = dict(videos_per_shard=1, frame_short_side=96)
@@ -164,7 +163,8 @@ def test_killed_run_resumes_without_loss_or_duplicates(prepared, video_dir, tmp_
   assert done.returncode == 0, done.stderr[-2000:]
   assert "Prepared 5 videos" in done.stdout and "Skipped 3 file(s)" in done.stdout
   # Which label space the boxes are in, said plainly (the default is not the paper's detector).
-  assert f"Labels: {loader.MEDIAPIPE_LABEL_SPACE}." in done.stdout
+  assert ("Labels: oidv4-mediapipe-23, MediaPipe OIDv4 subset: 23 of the 600 Open Images V4 "
+          "classes (not the paper's detector).") in done.stdout
   resumed = shard_bytes(out)
   # Shards finished before the kill are kept as they were, and the result equals a clean run.
   assert all(resumed[name] == data for name, data in partial.items())

@@ -80,12 +80,32 @@ def test_output_keys_contract():
                             "detection_class_entities", "detection_class_names")
 
 
-def test_label_space_is_told_from_the_detector_description():
+def test_label_space_is_an_id_told_from_the_detector_description():
   from keras_vivi.detector import loader
-  assert loader.label_space_of({"spec": "mediapipe_oidv4"}) == loader.MEDIAPIPE_LABEL_SPACE
+  assert loader.label_space_of({"spec": "mediapipe_oidv4", "label_space": "oidv4-mediapipe-23"}) \
+      == loader.MEDIAPIPE_LABEL_SPACE == "oidv4-mediapipe-23"
   # Manifests written before the key existed are told from the spec.
-  assert loader.label_space_of({"spec": "", "name": "x"}) == loader.MEDIAPIPE_LABEL_SPACE
-  from keras_vivi import configs
-  assert loader.label_space_of({"spec": configs.PAPER_DETECTOR}) == loader.PAPER_LABEL_SPACE
-  assert "/models/det" in loader.label_space_of({"spec": "/models/det"})
-  assert loader.label_space_of({"spec": "x", "label_space": "mine"}) == "mine"
+  assert loader.label_space_of({"spec": "", "name": "x"}) == "oidv4-mediapipe-23"
+  assert loader.label_space_of({"spec": "mediapipe_oidv4"}) == "oidv4-mediapipe-23"
+  assert loader.label_space_of({"spec": loader.PAPER_DETECTOR}) == "oidv4-600"
+  assert loader.label_space_of({"spec": "/models/det"}) == "detector:/models/det"
+  assert loader.label_space_of({"spec": "x", "label_space": "coco-80"}) == "coco-80"
+
+
+@pytest.mark.parametrize("sentence,space", [
+    ("MediaPipe OIDv4 subset: 23 of the 600 Open Images V4 classes (not the paper's detector)",
+     "oidv4-mediapipe-23"),
+    ("Open Images V4, 600 classes (TF-Hub openimages_v4/ssd/mobilenet_v2, the paper's detector)",
+     "oidv4-600"),
+    ("the classes of the detector '/models/det'", "detector:/models/det"),
+    ("unknown", "oidv4-mediapipe-23")])  # no spec either: the default detector
+def test_manifests_with_the_label_space_in_words_map_to_its_id(sentence, space):
+  from keras_vivi.detector import loader
+  assert loader.label_space_of({"spec": "", "label_space": sentence}) == space
+
+
+def test_label_space_ids_are_said_in_words():
+  from keras_vivi.detector import loader
+  assert "23 of the 600" in loader.label_space_description("oidv4-mediapipe-23")
+  assert "the paper's detector" in loader.label_space_description("oidv4-600")
+  assert loader.label_space_description("detector:/m") == "the classes of the detector '/m'"

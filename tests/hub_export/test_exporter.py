@@ -118,7 +118,7 @@ def test_cli_random_init_export(tmp_path):
   """The from-scratch baseline: same seed, same weights as a backbone built with that seed."""
   path = str(tmp_path / "random")
   info = cli.export(experiment="vivi", init="random", seed=3, export_dir=path,
-                    overrides=["model.depth=14"])
+                    params_override="model.depth=14")
   assert info["source"] == {"experiment": "vivi", "init": "random", "seed": 3}
   assert info["experiment_config"]["model"]["depth"] == 14
   tf_keras.utils.set_random_seed(3)
@@ -134,8 +134,8 @@ def test_cli_random_init_export(tmp_path):
     (dict(), "exactly one of --model_dir or --checkpoint"),
     (dict(init="random"), "--init=random needs --experiment"),
     (dict(init="random", experiment="vivi", model_dir="a"), "takes no --model_dir"),
-    (dict(init="random", experiment="vivi", overrides=["model.depht=14"]), "depht"),
-    (dict(model_dir="a", overrides=["model.depth=14"]), "applies to --init=random only"),
+    (dict(init="random", experiment="vivi", params_override="model.depht=14"), "depht"),
+    (dict(model_dir="a", params_override="model.depth=14"), "applies to --init=random only"),
 ])
 def test_cli_flag_combinations(kwargs, message, tmp_path):
   with pytest.raises(app.UsageError, match=message):

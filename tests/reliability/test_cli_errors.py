@@ -42,6 +42,8 @@ slow = pytest.mark.slow  # more cases of the same kind: each is a process import
     (["--config_file={tmp}"], ["--config_file={tmp} is not a file"]),
     pytest.param(["--data={tmp}/missing"], ["{tmp}/missing", "vivi-prepare"], marks=slow),
     (["--data={video}"], ["'{video}' is a file, not prepared records", "vivi-prepare"]),
+    (["--params_override=data.path={tmp}/other"], ["--data={tmp} and data.path={tmp}/other",
+                                                   "disagree"]),
 ])
 def test_train_refuses_bad_flags_before_touching_the_run(tmp_path, video, flags, expected):
   run = tmp_path / "run"
@@ -117,7 +119,7 @@ def test_export_on_a_full_or_read_only_disk_is_one_line(tmp_path, code, expected
   export_dir = tmp_path / "export"
   proc = subprocess.run(
       [sys.executable, "-c", FULL_DISK, code, "--experiment=vivi", "--init=random",
-       "--override=model.depth=14", f"--export_dir={export_dir}"], cwd=REPO,
+       "--params_override=model.depth=14", f"--export_dir={export_dir}"], cwd=REPO,
       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True,
       timeout=600)
   line = refused(proc, expected)

@@ -67,7 +67,7 @@ def test_leftovers_of_killed_publications_are_swept_by_the_next_one(tmp_path):
     (path / "variables").mkdir(parents=True)
     (path / "variables" / "variables.data-00000-of-00001").write_bytes(b"x" * 1000)
   proc = run_module("hub_export.cli", "--experiment=vivi", "--init=random",
-                    "--override=model.depth=14", f"--publish={zoo}", "--name=tiny")
+                    "--params_override=model.depth=14", f"--publish={zoo}", "--name=tiny")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert [p for p in leftovers if p.exists()] == [] and all(p.is_dir() for p in kept)
   assert publish_lib.is_published(str(zoo / "tiny" / "1"))

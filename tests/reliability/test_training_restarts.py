@@ -73,8 +73,8 @@ def test_cli_refuses_a_bad_value_before_touching_the_run(tmp_path):
   configs.save_run_config(config, str(run))
   before = (run / "config.json").read_bytes()
   proc = run_module("keras_vivi.cli.train", "--experiment=vivi", f"--model_dir={run}",
-                    f"--data={tmp_path}", "--override=train.steps=0",
-                    "--override=loss.shot_negatives=same_positon")
+                    f"--data={tmp_path}",
+                    "--params_override=train.steps=0,loss.shot_negatives=same_positon")
   assert proc.returncode != 0
   assert "shot_negatives expects one of batch, same_position, got 'same_positon'" in proc.stderr
   assert (run / "config.json").read_bytes() == before

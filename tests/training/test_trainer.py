@@ -246,12 +246,12 @@ def test_trains_on_real_prepared_records(prepared_records, tmp_path):
     np.testing.assert_allclose(term["weighted"], weights[name] * logs[name][0], rtol=1e-6)
   saved = json.load(open(tmp_path / "config.json"))
   assert saved["name"] == "vivi_objects"
-  # Which label space the boxes came from, in the run's config and in the records' manifest.
-  from keras_vivi.detector import loader
+  # Which label space the boxes came from: an id in the records' manifest and in the run's
+  # run_info.json, not a setting of its config.
   manifest = json.load(open(os.path.join(prepared_records, "manifest.json")))
-  assert manifest["detector"]["label_space"] == loader.MEDIAPIPE_LABEL_SPACE
-  assert saved["data"]["label_space"] == loader.MEDIAPIPE_LABEL_SPACE
-  assert saved["data"]["paper_detector"] == configs.PAPER_DETECTOR
+  assert manifest["detector"]["label_space"] == "oidv4-mediapipe-23"
+  assert json.load(open(tmp_path / "run_info.json"))["label_space"] == "oidv4-mediapipe-23"
+  assert "label_space" not in saved["data"] and "paper_detector" not in saved["data"]
   assert glob.glob(str(tmp_path / "logs" / "train" / "events.*"))
 
 
@@ -303,3 +303,20 @@ def test_diagnostic_frequency_is_configurable_and_can_be_off(prepared_records, t
   assert trainer.summary_batch(off)["frames"].shape[0] == 1
   with pytest.raises(ValueError, match=r"DiagnosticConfig.every_epochs must be >= 0, got -1\."):
     small_config("vivi", "diagnostic.every_epochs=-1")
+
+
+def test_run_info_holds_the_label_space_id_of_an_old_manifest(tmp_path):
+  records = tmp_path / "records"
+  records.mkdir()
+  # A manifest of an earlier version: the label space in words.
+  (records / "manifest.json").write_text(json.dumps({"detector": {
+      "spec": "https://example.org/det", "label_space": "Open Images V4, 600 classes (TF-Hub "
+      "openimages_v4/ssd/mobilenet_v2, the paper's detector)"}}))
+  config = small_config("vivi_objects", f"data.path={records}")
+  info = trainer.run_info(config)
+  assert info["label_space"] == "oidv4-600"
+  assert "the paper's detector" in info["label_space_description"]
+  no_manifest = small_config("vivi_objects", f"data.path={tmp_path / 'none'}")
+  assert trainer.detections_label_space(no_manifest.data) == "unknown"
+  inline = small_config("vivi_objects", "data.inline_detection=true", "data.path=x")
+  assert trainer.detections_label_space(inline.data) == "oidv4-mediapipe-23"
