@@ -32,8 +32,8 @@ def frame_loss(frame_embeddings, frame_mask, margin=0.2, block_size=DEFAULT_BLOC
   # Global video indices keep the (video, shot) labels unique across replicas.
   video = replica_offset(b) + tf.range(b)
   labels = tf.repeat(tf.reshape(video[:, None] * k + tf.range(k)[None, :], [-1]), f)
-  return _triplet_term(tf.reshape(frame_embeddings, [-1, shape[-1]]), labels,
-                       tf.reshape(frame_mask, [-1]), margin, block_size, "frame_active_triplets")
+  return _triplet_term(_flatten(frame_embeddings), labels, tf.reshape(frame_mask, [-1]), margin,
+                       block_size, "frame_active_triplets")
 
 
 def object_loss(object_embeddings, class_ids, box_mask, margin=0.2,
@@ -51,9 +51,14 @@ def object_loss(object_embeddings, class_ids, box_mask, margin=0.2,
   Returns:
     `LossTerm` with stats `object_active_triplets`.
   """
-  dim = tf.shape(object_embeddings)[-1]
-  return _triplet_term(tf.reshape(object_embeddings, [-1, dim]), tf.reshape(class_ids, [-1]),
+  return _triplet_term(_flatten(object_embeddings), tf.reshape(class_ids, [-1]),
                        tf.reshape(box_mask, [-1]), margin, block_size, "object_active_triplets")
+
+
+def _flatten(embeddings):
+  """`[..., D] -> [N, D]`, D static when known (the blockwise loop's blocks need it under XLA)."""
+  dim = embeddings.shape[-1]
+  return tf.reshape(embeddings, [-1, tf.shape(embeddings)[-1] if dim is None else dim])
 
 
 def _triplet_term(embeddings, labels, mask, margin, block_size, active_name):

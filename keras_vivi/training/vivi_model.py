@@ -178,10 +178,10 @@ class VIVIModel(tf_keras.Model):
 
   def _frame_level(self, inputs):
     """Frame triplets: frames of one (video, shot) are positives, across replicas too."""
-    frames_shape = tf.shape(inputs["videos"]["frames"])
     embeddings = self.frame_head(inputs["features"]["pre_logits"])
-    return losses.frame_loss(tf.reshape(embeddings, tf.concat([frames_shape[:3], [-1]], 0)),
-                             inputs["videos"]["frame_mask"], self.config.loss.margin)
+    shape = tf.concat([tf.shape(inputs["videos"]["frames"])[:3], [embeddings.shape[-1]]], 0)
+    return losses.frame_loss(tf.reshape(embeddings, shape), inputs["videos"]["frame_mask"],
+                             self.config.loss.margin)
 
   def _shot_level(self, inputs):
     """Eq. 1: each shot predicts the next ones against every shot of the global batch."""
