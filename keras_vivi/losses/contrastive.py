@@ -2,6 +2,9 @@
 
 import tensorflow as tf
 
+from keras_vivi.losses.cross_replica import (LossTerm, gather_across_replicas, global_mean,
+                                             replica_offset)
+
 
 def info_nce(scores, positive_index, candidate_mask=None, query_mask=None) -> tf.Tensor:
   """Mean over queries of `−s_pos + logsumexp(s) − log K` (eq. 1).
@@ -135,12 +138,28 @@ def shot_loss_denominator(shot_mask, num_queries, normalization="per_video") -> 
   return tf.reduce_sum(tf.cast(tf.reduce_any(tf.cast(shot_mask, tf.bool), axis=1), tf.float32))
 
 
-def shot_loss(predictions, shot_mask, candidates, candidate_mask, batch_offset=0,
-              same_position=False, normalization="per_video") -> tf.Tensor:
-  """Shot-level InfoNCE loss (eq. 1), scalar float32.
+def shot_loss(predictions, shots, shot_mask, same_position=False, normalization="per_video"
+              ) -> LossTerm:
+  """Shot-level InfoNCE loss (eq. 1) over the global batch.
 
-  Arguments as in `shot_prediction_scores`; `normalization` as in `shot_loss_denominator`.
+  Per replica: called in the replica context of any `tf.distribute` strategy (or outside one),
+  this replica's predictions are the queries and the shots of every replica the candidates.
+
+  Args:
+    predictions: `[B, K, S, D]` from `ShotPredictor` for this replica's videos.
+    shots: `[B, K, D]` this replica's shot representations, the candidates.
+    shot_mask: `[B, K]` bool, true for real shots (a valid prefix per video).
+    same_position: use the strict same-position negatives (see `shot_prediction_scores`).
+    normalization: as in `shot_loss_denominator`.
+
+  Returns:
+    `LossTerm` with stats `shot_accuracy`: the fraction of valid queries whose best-scoring
+    candidate is the true next shot.
   """
-  total, queries = info_nce_terms(*shot_prediction_scores(
-      predictions, shot_mask, candidates, candidate_mask, batch_offset, same_position))
-  return total / tf.maximum(shot_loss_denominator(shot_mask, queries, normalization), 1.0)
+  (candidates, candidate_mask), _ = gather_across_replicas(tf.cast(shots, tf.float32), shot_mask)
+  scores = shot_prediction_scores(predictions, shot_mask, candidates, candidate_mask,
+                                  replica_offset(tf.shape(shot_mask)[0]), same_position)
+  total, queries = info_nce_terms(*scores)
+  share, value = global_mean(total, shot_loss_denominator(shot_mask, queries, normalization))
+  accuracy = info_nce_accuracy(*scores)
+  return LossTerm(share, value, {"shot_accuracy": global_mean(accuracy * queries, queries)[1]})

@@ -1,5 +1,7 @@
 """Sharing candidates and counts across replicas, so losses see the global batch."""
 
+from typing import NamedTuple
+
 import tensorflow as tf
 
 
@@ -46,3 +48,33 @@ def sum_across_replicas(value) -> tf.Tensor:
   if context is None or context.num_replicas_in_sync == 1:
     return value
   return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+class LossTerm(NamedTuple):
+  """One loss of the global batch as one replica sees it; every field is float32.
+
+  Fields:
+    share: scalar, this replica's part of the global-batch loss. The shares of all replicas add
+      up to `value`; gradients are summed over replicas, so training on the share trains on the
+      global loss. Outside a strategy it equals `value`.
+    value: scalar, the global-batch loss, the same on every replica (no gradient).
+    stats: `{metric name: scalar}` global statistics of the term (no gradient).
+  """
+  share: tf.Tensor
+  value: tf.Tensor
+  stats: dict[str, tf.Tensor]
+
+
+def global_mean(local_sum, local_count) -> tuple[tf.Tensor, tf.Tensor]:
+  """`(share, value)` of a mean over the global batch: `value = Σ sums / Σ counts` (0 when every
+  count is 0) and this replica's share `local_sum / Σ counts` of it."""
+  count = sum_across_replicas(tf.cast(local_count, tf.float32))
+  share = tf.cast(local_sum, tf.float32) / tf.maximum(count, 1.0)
+  return share, sum_across_replicas(tf.stop_gradient(share))
+
+
+def mean_term(local_mean, mask) -> LossTerm:
+  """A loss that is a mean over the true entries of `mask` (this replica's `[...]` bool), given
+  its local mean, as a term of the global batch: its share and global value, no statistics."""
+  count = tf.reduce_sum(tf.cast(mask, tf.float32))
+  return LossTerm(*global_mean(local_mean * count, count), {})

@@ -4,45 +4,72 @@ import math
 
 import tensorflow as tf
 
-from keras_vivi import configs
-from keras_vivi.losses.triplet import semi_hard_triplet_loss_and_pairs
+from keras_vivi.losses.cross_replica import (LossTerm, gather_across_replicas, global_mean,
+                                             replica_offset)
+from keras_vivi.losses.triplet import DEFAULT_BLOCK_SIZE, semi_hard_triplet_terms
 
 
-def frame_loss(frame_embeddings, frame_mask, margin=0.2) -> tuple[tf.Tensor, tf.Tensor]:
-  """Semi-hard triplet loss over all frames; frames of the same (video, shot) are positives.
+def frame_loss(frame_embeddings, frame_mask, margin=0.2, block_size=DEFAULT_BLOCK_SIZE
+               ) -> LossTerm:
+  """Semi-hard triplet loss over the frames of the global batch; frames of one (video, shot) are
+  positives.
+
+  Per replica: called in the replica context of any `tf.distribute` strategy (or outside one),
+  this replica's frames are the anchors and every replica's frames the candidates.
 
   Args:
-    frame_embeddings: `[B, K, F, D]` L2-normalised frame embeddings.
+    frame_embeddings: `[B, K, F, D]` L2-normalised frame embeddings of this replica's videos.
     frame_mask: `[B, K, F]` bool, true for real frames.
     margin: triplet margin α.
+    block_size: anchors per block (`semi_hard_triplet_terms`); the loss does not depend on it.
 
   Returns:
-    `(loss, num_pairs)`, scalars float32.
+    `LossTerm` with stats `frame_active_triplets`: the fraction of anchor–positive pairs with a
+    non-zero loss.
   """
   shape = tf.shape(frame_embeddings)
-  shot_ids = tf.range(shape[0] * shape[1])
-  labels = tf.repeat(shot_ids, shape[2])
-  return semi_hard_triplet_loss_and_pairs(
-      tf.reshape(frame_embeddings, [-1, shape[-1]]), labels, margin,
-      tf.reshape(frame_mask, [-1]))
+  b, k, f = shape[0], shape[1], shape[2]
+  # Global video indices keep the (video, shot) labels unique across replicas.
+  video = replica_offset(b) + tf.range(b)
+  labels = tf.repeat(tf.reshape(video[:, None] * k + tf.range(k)[None, :], [-1]), f)
+  return _triplet_term(_flatten(frame_embeddings), labels, tf.reshape(frame_mask, [-1]), margin,
+                       block_size, "frame_active_triplets")
 
 
-def object_loss(object_embeddings, class_ids, box_mask, margin=0.2) -> tuple[tf.Tensor, tf.Tensor]:
-  """Semi-hard triplet loss over all valid boxes; boxes of the same detector class are positives.
+def object_loss(object_embeddings, class_ids, box_mask, margin=0.2,
+                block_size=DEFAULT_BLOCK_SIZE) -> LossTerm:
+  """Semi-hard triplet loss over the valid boxes of the global batch; boxes of the same detector
+  class are positives. Per replica, as `frame_loss`.
 
   Args:
     object_embeddings: `[..., M, D]` L2-normalised box embeddings (any leading dims).
     class_ids: `[..., M]` int detector class of each box.
     box_mask: `[..., M]` bool, true for real boxes.
     margin: triplet margin α.
+    block_size: anchors per block.
 
   Returns:
-    `(loss, num_pairs)`, scalars float32.
+    `LossTerm` with stats `object_active_triplets`.
   """
-  dim = tf.shape(object_embeddings)[-1]
-  return semi_hard_triplet_loss_and_pairs(
-      tf.reshape(object_embeddings, [-1, dim]), tf.reshape(class_ids, [-1]), margin,
-      tf.reshape(box_mask, [-1]))
+  return _triplet_term(_flatten(object_embeddings), tf.reshape(class_ids, [-1]),
+                       tf.reshape(box_mask, [-1]), margin, block_size, "object_active_triplets")
+
+
+def _flatten(embeddings):
+  """`[..., D] -> [N, D]`, D static when known (the blockwise loop's blocks need it under XLA)."""
+  dim = embeddings.shape[-1]
+  return tf.reshape(embeddings, [-1, tf.shape(embeddings)[-1] if dim is None else dim])
+
+
+def _triplet_term(embeddings, labels, mask, margin, block_size, active_name):
+  """This replica's anchors `[A, D]` against the candidates of all replicas."""
+  (all_embeddings, all_labels, all_mask), offset = gather_across_replicas(
+      embeddings, labels, mask)
+  terms = semi_hard_triplet_terms(
+      embeddings, labels, all_embeddings, all_labels, margin, mask, all_mask,
+      anchor_positions=offset + tf.range(tf.shape(labels)[0]), block_size=block_size)
+  share, value = global_mean(terms.sum, terms.count)
+  return LossTerm(share, value, {active_name: global_mean(terms.active, terms.count)[1]})
 
 
 def _masked_mean(values, mask):
@@ -124,27 +151,36 @@ def distillation_loss(student_logits, teacher_probs, mask=None, normalization="c
 
 def loss_weights(loss_config) -> dict[str, float]:
   """The weight of every loss term, by metric name: `ω·L_object + L_frame + β·L_shot`, plus
-  `γ·L_supervised` and the weights of the ablations' terms (`keras_vivi.configs.LossConfig`)."""
+  `γ·L_supervised` and the weights of the ablations' terms.
+
+  Args:
+    loss_config: anything with the attributes `omega`, `beta`, `gamma`, `box_classifier_weight`
+      and `distillation_weight`, such as `keras_vivi.configs.LossConfig`.
+  """
   l = loss_config
   return {"object_loss": l.omega, "frame_loss": 1.0, "shot_loss": l.beta,
           "supervised_loss": l.gamma, "box_classifier_loss": l.box_classifier_weight,
           "distillation_loss": l.distillation_weight, "crop_loss": 1.0}
 
 
-def total_loss(losses, omega=5.0, beta=0.04, gamma=1.0) -> tf.Tensor:
-  """`ω·L_object + L_frame + β·L_shot + γ·L_supervised` over the terms present in `losses`.
+def total_loss(terms, weights) -> LossTerm:
+  """The weighted sum of loss terms, e.g. `L = ω·L_object + L_frame + β·L_shot` (eq. 3).
 
   Args:
-    losses: dict with any of the scalar keys `object`, `frame`, `shot`, `supervised`.
-    omega, beta, gamma: weights (paper: ω = 5, β = 0.04).
+    terms: `{name: LossTerm}`, e.g. `{"frame_loss": frame_loss(...), ...}`.
+    weights: `{name: float}` with a weight for every name of `terms` (`loss_weights`).
 
   Returns:
-    Scalar float32.
+    `LossTerm` of the weighted shares and values, with the stats of all terms.
   """
-  unknown = set(losses) - {"object", "frame", "shot", "supervised"}
-  if unknown:
-    raise ValueError(f"Unknown loss terms {sorted(unknown)}; expected object, frame, shot, "
-                     "supervised.")
-  weights = loss_weights(configs.LossConfig(omega=omega, beta=beta, gamma=gamma))
-  return tf.add_n([weights[f"{k}_loss"] * tf.cast(v, tf.float32) for k, v in losses.items()]
-                  or [tf.constant(0.0)])
+  if not terms:
+    raise ValueError("total_loss needs at least one loss term, got none.")
+  missing = sorted(set(terms) - set(weights))
+  if missing:
+    raise ValueError(f"No weight for the loss terms {missing}; weights are given for "
+                     f"{sorted(weights)}.")
+  stats = {}
+  for term in terms.values():
+    stats.update(term.stats)
+  return LossTerm(tf.add_n([weights[n] * t.share for n, t in terms.items()]),
+                  tf.add_n([weights[n] * t.value for n, t in terms.items()]), stats)

@@ -14,17 +14,6 @@ LOSS_NAMES = ("total_loss", "frame_loss", "shot_loss", "object_loss", "box_class
 STAT_NAMES = ("shot_accuracy", "frame_active_triplets", "object_active_triplets")
 
 
-def _global_mean(local_sum, local_count):
-  """This replica's share of a mean over the global batch, and the global mean itself.
-
-  The shares of all replicas add up to `Σ sums / Σ counts`; since gradients are summed over
-  replicas, training on the shares trains on the global mean.
-  """
-  count = losses.sum_across_replicas(tf.cast(local_count, tf.float32))
-  share = tf.cast(local_sum, tf.float32) / tf.maximum(count, 1.0)
-  return share, losses.sum_across_replicas(tf.stop_gradient(share))
-
-
 def _check_detector_compiles(detector, config):
   """Refuses a host-side detector (TFLite) where the step is compiled: XLA or a TPU."""
   on_tpu = isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy)
@@ -131,19 +120,15 @@ class VIVIModel(tf_keras.Model):
                      training=False) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """Returns `(total share for the gradient, {metric name: global value})`.
 
-    Each enabled level adds its term (this replica's share and the global value, see
-    `_global_mean`) and its statistics; the total weighs them by `losses.loss_weights`.
+    Each enabled level gives its `losses.LossTerm` (this replica's share, the global value and
+    statistics); `losses.total_loss` weighs them by `losses.loss_weights`.
     """
     inputs = self._level_inputs(videos, labelled, training)
-    shares, values = {}, {}
-    for name, level in self._levels():
-      share, value, stats = level(inputs)
-      shares[name], values[name] = share, value
-      values.update(stats)
-    weights = losses.loss_weights(self.config.loss)
-    total = tf.add_n([weights[n] * s for n, s in shares.items()])
-    values["total_loss"] = tf.add_n([weights[n] * values[n] for n in shares])
-    return total, values
+    terms = {name: level(inputs) for name, level in self._levels()}
+    total = losses.total_loss(terms, losses.loss_weights(self.config.loss))
+    values = {name: term.value for name, term in terms.items()}
+    values.update(total.stats, total_loss=total.value)
+    return total.share, values
 
   def _levels(self):
     """`(loss name, method)` of every level the config trains."""
@@ -163,7 +148,7 @@ class VIVIModel(tf_keras.Model):
     shape = tf.shape(videos["frames"])
     inputs = {"videos": videos, "labelled": labelled, "training": training,
               # Static: the frame size is fixed by the pipeline, and crops are sized from it.
-              "num_videos": shape[0], "size": tuple(videos["frames"].shape[3:5]),
+              "size": tuple(videos["frames"].shape[3:5]),
               "images": tf.reshape(videos["frames"], tf.concat([[-1], shape[3:]], 0)),
               "frame_mask": tf.reshape(videos["frame_mask"], [-1])}
     if l.frame or l.shot or l.object or l.box_classifier or l.distillation:
@@ -191,22 +176,12 @@ class VIVIModel(tf_keras.Model):
       inputs["box_features"] = tf.reshape(r, [-1, tf.shape(r)[-1]])   # [N·M, C]
     return inputs
 
-  @staticmethod
-  def _mean_term(local_mean, mask, stats=None):
-    """A loss that is a mean over `mask`: its global-batch share and value."""
-    count = tf.reduce_sum(tf.cast(mask, tf.float32))
-    return (*_global_mean(local_mean * count, count), stats or {})
-
   def _frame_level(self, inputs):
     """Frame triplets: frames of one (video, shot) are positives, across replicas too."""
-    b = inputs["num_videos"]
-    k, f = tf.shape(inputs["videos"]["frames"])[1], tf.shape(inputs["videos"]["frames"])[2]
-    # Replica offsets keep (video, shot) labels unique across replicas.
-    video = tf.repeat(losses.replica_offset(b) + tf.range(b), k * f)
-    shot = tf.tile(tf.repeat(tf.range(k), f), [b])
-    share, value, active = self._triplet(self.frame_head(inputs["features"]["pre_logits"]),
-                                         video * k + shot, inputs["frame_mask"])
-    return share, value, {"frame_active_triplets": active}
+    embeddings = self.frame_head(inputs["features"]["pre_logits"])
+    shape = tf.concat([tf.shape(inputs["videos"]["frames"])[:3], [embeddings.shape[-1]]], 0)
+    return losses.frame_loss(tf.reshape(embeddings, shape), inputs["videos"]["frame_mask"],
+                             self.config.loss.margin)
 
   def _shot_level(self, inputs):
     """Eq. 1: each shot predicts the next ones against every shot of the global batch."""
@@ -216,26 +191,18 @@ class VIVIModel(tf_keras.Model):
                       tf.stack([frames_shape[0], frames_shape[1], frames_shape[2], -1]))
     shots = tf.cast(self.shot_projection(models.aggregate_shots(reps, videos["frame_mask"])),
                     tf.float32)                                       # [B, K, D]
-    (all_shots, all_mask), _ = losses.gather_across_replicas(shots, videos["shot_mask"])
-    scores = losses.shot_prediction_scores(
-        self.shot_predictor(shots), videos["shot_mask"], all_shots, all_mask,
-        losses.replica_offset(inputs["num_videos"]),
-        same_position=l.shot_negatives == "same_position")
-    total, queries = losses.info_nce_terms(*scores)
-    share, value = _global_mean(total, losses.shot_loss_denominator(
-        videos["shot_mask"], queries, l.shot_normalization))
-    accuracy = losses.info_nce_accuracy(*scores)
-    return share, value, {"shot_accuracy": _global_mean(accuracy * queries, queries)[1]}
+    return losses.shot_loss(self.shot_predictor(shots), shots, videos["shot_mask"],
+                            same_position=l.shot_negatives == "same_position",
+                            normalization=l.shot_normalization)
 
   def _object_level(self, inputs):
     """Object triplets on the block-4 feature at each box centre; positives share a class."""
-    share, value, active = self._triplet(self.object_head(inputs["box_features"]),
-                                         inputs["class_ids"], inputs["box_mask"])
-    return share, value, {"object_active_triplets": active}
+    return losses.object_loss(self.object_head(inputs["box_features"]), inputs["class_ids"],
+                              inputs["box_mask"], self.config.loss.margin)
 
   def _box_classifier(self, inputs):
     """The sigmoid box classifier on the same box features ("also predict cross entropy")."""
-    return self._mean_term(losses.box_classifier_loss(
+    return losses.mean_term(losses.box_classifier_loss(
         self.box_classifier(inputs["box_features"]), inputs["class_ids"], inputs["box_mask"],
         self.config.loss.cross_entropy_normalization), inputs["box_mask"])
 
@@ -243,7 +210,7 @@ class VIVIModel(tf_keras.Model):
     """Detector distillation: the backbone classifies the object crops of the raw frames."""
     videos = inputs["videos"]
     raw = videos["raw_frames"]
-    return self._mean_term(*self._crop_loss(
+    return losses.mean_term(*self._crop_loss(
         tf.reshape(raw, [-1, *raw.shape[3:]]), inputs["size"], *inputs["raw_detections"],
         tf.reshape(videos["raw_box_flip"], [-1]), tf.reshape(videos["raw_box_color"], [-1, 4]),
         inputs["training"]))
@@ -252,7 +219,7 @@ class VIVIModel(tf_keras.Model):
     """Soft frame labels from the teacher classifier."""
     teacher_probs = tf.nn.softmax(tf.cast(tf.stop_gradient(self.teacher(inputs["images"])),
                                           tf.float32))
-    return self._mean_term(losses.distillation_loss(
+    return losses.mean_term(losses.distillation_loss(
         self.distill_head(inputs["features"]["pre_logits"]), teacher_probs,
         inputs["frame_mask"], self.config.loss.cross_entropy_normalization),
         inputs["frame_mask"])
@@ -265,7 +232,7 @@ class VIVIModel(tf_keras.Model):
                        "pairs.")
     logits = self.supervised_head(
         self.backbone(labelled["image"], training=inputs["training"])["pre_logits"])
-    return self._mean_term(losses.supervised_loss(
+    return losses.mean_term(losses.supervised_loss(
         logits, labelled["label"], normalization=self.config.loss.cross_entropy_normalization),
         tf.ones(tf.shape(logits)[:1], tf.bool))
 
@@ -314,17 +281,6 @@ class VIVIModel(tf_keras.Model):
                                     self.config.loss.cross_entropy_normalization)
 
     return tf.cond(real > 0, classify, lambda: tf.constant(0.0)), counted
-
-  def _triplet(self, embeddings, labels, mask):
-    """This replica's triplet share, the global loss and the fraction of active pairs."""
-    (all_emb, all_labels, all_mask), offset = losses.gather_across_replicas(
-        embeddings, labels, mask)
-    terms = losses.semi_hard_triplet_terms(
-        embeddings, labels, all_emb, all_labels, self.config.loss.margin, mask, all_mask,
-        anchor_positions=offset + tf.range(tf.shape(labels)[0]))
-    share, value = _global_mean(terms.sum, terms.count)
-    active = _global_mean(terms.active, terms.count)[1]
-    return share, value, active
 
   # -- steps ----------------------------------------------------------------------------------
 

@@ -464,9 +464,9 @@ def test_feeds_the_backbone_and_losses_for_a_few_steps(real_dir):
       frames = tf.reshape(frame_head(out["pre_logits"]), [b, k, f, -1])
       boxes = tf.reshape(batch["boxes"], [-1, m, 4])
       objects = object_head(gather_box_features(out["4"], boxes, (64, 64)))
-      frame_loss, _ = hierarchy.frame_loss(frames, batch["frame_mask"])
-      object_loss, _ = hierarchy.object_loss(objects, tf.reshape(batch["class_ids"], [-1, m]),
-                                             tf.reshape(batch["box_mask"], [-1, m]))
+      frame_loss = hierarchy.frame_loss(frames, batch["frame_mask"]).share
+      object_loss = hierarchy.object_loss(objects, tf.reshape(batch["class_ids"], [-1, m]),
+                                          tf.reshape(batch["box_mask"], [-1, m])).share
       loss = frame_loss + 5.0 * object_loss
     variables = (backbone.trainable_variables + frame_head.trainable_variables +
                  object_head.trainable_variables)

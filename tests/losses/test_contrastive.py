@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_vivi.losses import (gather_across_replicas, info_nce, info_nce_accuracy, shot_loss,
+from keras_vivi.losses import (gather_across_replicas, info_nce, info_nce_accuracy,
+                               info_nce_terms, shot_loss, shot_loss_denominator,
                                shot_prediction_scores)
 from tests.helpers.references import np_shot_loss
 
@@ -69,11 +70,19 @@ def test_shot_loss_matches_numpy(same_position, steps, normalization):
   cand_mask[4, 1:] = False   # a video with one shot
   offset = 1
   shots_mask = cand_mask[offset:offset + b]
-  pred = rng.normal(size=(b, k, steps, d)).astype(np.float32)
-  got = shot_loss(pred, shots_mask, cands, cand_mask, offset, same_position,
-                  normalization).numpy()
-  want = np_shot_loss(pred, shots_mask, cands, cand_mask, offset, same_position, normalization)
-  np.testing.assert_allclose(got, want, rtol=1e-5)
+  pred = rng.normal(size=(g, k, steps, d)).astype(np.float32)
+  local = pred[offset:offset + b]
+  # The building blocks: local queries of videos 1..2 against the candidates of all five.
+  total, queries = info_nce_terms(*shot_prediction_scores(local, shots_mask, cands, cand_mask,
+                                                          offset, same_position))
+  got = total / max(shot_loss_denominator(shots_mask, queries, normalization), 1.0)
+  want = np_shot_loss(local, shots_mask, cands, cand_mask, offset, same_position, normalization)
+  np.testing.assert_allclose(got.numpy(), want, rtol=1e-5)
+  # The loss of the whole batch: every video's queries against every video's shots.
+  got = shot_loss(pred, cands, cand_mask, same_position, normalization)
+  want = np_shot_loss(pred, cand_mask, cands, cand_mask, 0, same_position, normalization)
+  np.testing.assert_allclose(got.value.numpy(), want, rtol=1e-5)
+  assert got.share.numpy() == got.value.numpy()
 
 
 def test_per_video_weighs_k_minus_1_queries_per_video():
@@ -82,11 +91,11 @@ def test_per_video_weighs_k_minus_1_queries_per_video():
   pred = rng.normal(size=(2, 4, 1, 5)).astype(np.float32)
   cands = rng.normal(size=(2, 4, 5)).astype(np.float32)
   mask = np.ones((2, 4), bool)
-  per_video = shot_loss(pred, mask, cands, mask).numpy()
-  per_query = shot_loss(pred, mask, cands, mask, normalization="per_query").numpy()
+  per_video = shot_loss(pred, cands, mask).value.numpy()
+  per_query = shot_loss(pred, cands, mask, normalization="per_query").value.numpy()
   np.testing.assert_allclose(per_video, 3 * per_query, rtol=1e-5)
   with pytest.raises(ValueError, match="per_video"):
-    shot_loss(pred, mask, cands, mask, normalization="per_shot")
+    shot_loss(pred, cands, mask, normalization="per_shot")
 
 
 def test_shot_scores_shapes_and_positive_is_the_target_shot():
@@ -107,8 +116,9 @@ def test_video_with_single_shot_gives_zero_finite_loss():
   pred = tf.Variable(np.ones((1, 4, 1, 3), np.float32))
   mask = np.array([[True, False, False, False]])
   with tf.GradientTape() as tape:
-    loss = shot_loss(pred, mask, np.ones((1, 4, 3), np.float32), mask)
-  assert loss.numpy() == 0.0
+    term = shot_loss(pred, np.ones((1, 4, 3), np.float32), mask)
+    loss = term.share
+  assert loss.numpy() == 0.0 and term.stats["shot_accuracy"].numpy() == 0.0
   np.testing.assert_array_equal(tape.gradient(loss, pred).numpy(), 0.0)
 
 
@@ -119,26 +129,32 @@ def test_cross_replica_negatives_equal_the_global_batch(mirrored_strategy):
   shots = rng.normal(size=(2 * b, k, d)).astype(np.float32)
   pred = rng.normal(size=(2 * b, k, 1, d)).astype(np.float32)
   mask = np.ones((2 * b, k), bool)
+  mask[3, 2] = False  # replica 1's last video has two shots
   scale = tf.Variable(tf.ones([d]))
   with tf.GradientTape() as tape:
-    want = shot_loss(pred, mask, shots * scale, mask)
-  want_grad = tape.gradient(want, scale)
+    want = shot_loss(pred, shots * scale, mask)
+  want_grad = tape.gradient(want.share, scale)
+  np.testing.assert_allclose(want.value.numpy(),
+                             np_shot_loss(pred, mask, shots, mask, 0, False), rtol=1e-5)
   with strategy.scope():
     mirrored_scale = tf.Variable(tf.ones([d]))
 
   def replica_fn(s, p, m):
     with tf.GradientTape() as tape:
-      (cands, cmask), offset = gather_across_replicas(s * mirrored_scale, m)
-      loss = shot_loss(p, m, cands, cmask, offset)
-      scaled = loss / strategy.num_replicas_in_sync
-    return loss, tape.gradient(scaled, mirrored_scale)
+      term = shot_loss(p, s * mirrored_scale, m)
+    return term, tape.gradient(term.share, mirrored_scale)
 
   ds = tf.data.Dataset.from_tensor_slices((shots, pred, mask)).batch(2 * b)
   batch = next(iter(strategy.experimental_distribute_dataset(ds)))
-  loss, grad = strategy.run(tf.function(replica_fn), args=batch)
-  np.testing.assert_allclose(strategy.reduce("MEAN", loss, axis=None).numpy(), want.numpy(),
+  term, grad = strategy.run(tf.function(replica_fn), args=batch)
+  local = strategy.experimental_local_results
+  for value, accuracy in zip(local(term.value), local(term.stats["shot_accuracy"])):
+    np.testing.assert_allclose(value.numpy(), want.value.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(accuracy.numpy(), want.stats["shot_accuracy"].numpy(), rtol=1e-6)
+  # The shares add up to the global loss; gradients flow back through the gather to every
+  # replica's shots.
+  np.testing.assert_allclose(sum(s.numpy() for s in local(term.share)), want.value.numpy(),
                              rtol=1e-5)
-  # Gradients flow back through the gather to every replica's shots.
   np.testing.assert_allclose(strategy.reduce("SUM", grad, axis=None).numpy(),
                              want_grad.numpy(), rtol=1e-4)
 

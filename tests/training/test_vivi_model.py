@@ -36,17 +36,17 @@ def test_losses_equal_the_pure_functions_on_the_model_outputs():
   b, k, f, m = d.batch_size, d.shots_per_video, d.frames_per_shot, d.max_objects
   out = model.backbone(batch["frames"].reshape(-1, 32, 32, 3), training=False)
   frame_emb = model.frame_head(out["pre_logits"]).numpy().reshape(b, k, f, -1)
-  want_frame, _ = losses.frame_loss(frame_emb, batch["frame_mask"], config.loss.margin)
+  want_frame = losses.frame_loss(frame_emb, batch["frame_mask"], config.loss.margin).value
   r = models.gather_box_features(out["5"], batch["boxes"].reshape(-1, m, 4), (32, 32))
   r = tf.reshape(r, [-1, r.shape[-1]])
-  want_object, _ = losses.object_loss(model.object_head(r), batch["class_ids"].reshape(-1),
-                                      batch["box_mask"].reshape(-1), config.loss.margin)
+  want_object = losses.object_loss(model.object_head(r), batch["class_ids"].reshape(-1),
+                                   batch["box_mask"].reshape(-1), config.loss.margin).value
   want_box = losses.box_classifier_loss(model.box_classifier(r), batch["class_ids"].reshape(-1),
                                         batch["box_mask"].reshape(-1))
   shots = model.shot_projection(models.aggregate_shots(
       out["pre_logits"].numpy().reshape(b, k, f, -1), batch["frame_mask"]))
-  want_shot = losses.shot_loss(model.shot_predictor(shots), batch["shot_mask"], shots,
-                               batch["shot_mask"], normalization="per_video")
+  want_shot = losses.shot_loss(model.shot_predictor(shots), shots, batch["shot_mask"],
+                               normalization="per_video").value
   for key, want in (("frame_loss", want_frame), ("object_loss", want_object),
                     ("box_classifier_loss", want_box), ("shot_loss", want_shot)):
     np.testing.assert_allclose(values[key].numpy(), want.numpy(), rtol=1e-4, err_msg=key)
