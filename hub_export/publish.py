@@ -117,7 +117,8 @@ def read_manifest(data_path) -> tuple[str | None, dict | None]:
   """`(manifest_path, manifest or None)` of the prepared data a run trained on."""
   if not data_path:
     return None, None
-  return manifest_lib.manifest_path(data_path), manifest_lib.read_manifest(data_path)
+  path = manifest_lib.manifest_path(data_path)
+  return path, manifest_lib.read_manifest_file(path)
 
 
 def _percent(value):

@@ -32,7 +32,11 @@ def manifest_path(records):
 
 def read_manifest(records):
   """The `manifest.json` of prepared records (see `manifest_path`) as a dict; None if absent."""
-  path = manifest_path(records)
+  return read_manifest_file(manifest_path(records))
+
+
+def read_manifest_file(path):
+  """The manifest at `path` as a dict; None if absent."""
   if not files.filesystem().exists(path):
     return None
   return files.read_json(path, "prepare the records again (vivi-prepare) or restore the file.")
